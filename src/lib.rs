@@ -1,1 +1,8 @@
+//! scimload: bulk-import HR exports into SCIM 2.0 service providers and load-test them
+//! with correct latency measurement. The binary is a thin shell over this library.
+
+pub mod cli;
+pub mod config;
 pub mod scim;
+pub mod server;
+pub mod units;

@@ -1,1 +1,62 @@
-fn main(){}
+//! The `scimload` binary: parse the command line, build the runtime, call the library,
+//! and turn the result into an exit code (0 done, 1 some rows rejected or an SLO missed,
+//! 2 fatal).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use scimload::cli::{Cli, Command};
+use scimload::{config, server};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // A closed pipe (`scimload … | head`) is not an error worth reporting.
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("scimload: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(t) = threads {
+        b.worker_threads(t.max(1));
+    }
+    b.enable_all().build().context("cannot start the async runtime")
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            let cfg = config::serve_config(&args)?;
+            let rt = runtime(args.threads)?;
+            rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind(args.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}; is the port in use?", args.listen))?;
+                let addr = listener.local_addr()?;
+                eprintln!(
+                    "scimload serve: SCIM 2.0 at http://{addr} (profile {}, {}); Ctrl-C stops",
+                    cfg.profile,
+                    if cfg.token.is_some() { "bearer token required" } else { "no token" }
+                );
+                let state = server::App::new(cfg);
+                server::serve(listener, state, server::shutdown_signal()).await;
+                eprintln!("scimload serve: stopped");
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -90,12 +90,9 @@ fn apply_one(
                 "an operation without 'path' needs an object 'value' of attributes",
             ));
         };
-        for (k, v) in m {
-            if ["schemas", "id", "meta"].iter().any(|x| k.eq_ignore_ascii_case(x)) {
-                // Okta repeats `id` in its path-less group replace; server-set attributes in a
-                // path-less value are ignored, as in a PUT.
-                continue;
-            }
+        // Okta repeats `id` in its path-less group replace; server-set attributes in a
+        // path-less value are ignored, as in a PUT.
+        for (k, v) in m.into_iter().filter(|(k, _)| !server_set(k)) {
             apply_keyed(rt, attrs, kind, &k, v, reborrow(&mut members))?;
         }
         return Ok(());
@@ -107,7 +104,7 @@ fn apply_one(
                 Ok(())
             }
             (_, Some(Value::Object(m))) => {
-                for (k, v) in m {
+                for (k, v) in m.into_iter().filter(|(k, _)| !server_set(k)) {
                     let r = rt.resolve(Some(ext.id), &k, None)?;
                     apply_target(rt, attrs, kind, r, None, None, Some(v), None)?;
                 }
@@ -119,6 +116,11 @@ fn apply_one(
     let pp = parse_patch_path(path)?;
     let r = rt.resolve(pp.attr.urn.as_deref(), &pp.attr.name, pp.attr.sub.as_deref())?;
     apply_target(rt, attrs, kind, r, pp.filter.as_ref(), pp.filter_sub.as_deref(), value, members)
+}
+
+/// Keys a client may echo back that the server sets itself.
+fn server_set(k: &str) -> bool {
+    ["schemas", "id", "meta"].iter().any(|x| k.eq_ignore_ascii_case(x))
 }
 
 /// A key of a path-less value: an attribute name, or an attribute path as Entra ID's
@@ -135,7 +137,7 @@ fn apply_keyed(
         let Value::Object(m) = v else {
             return Err(ScimError::invalid_value(format!("'{key}' must be an object")));
         };
-        for (k, x) in m {
+        for (k, x) in m.into_iter().filter(|(k, _)| !server_set(k)) {
             let r = rt.resolve(Some(ext.id), &k, None)?;
             apply_target(rt, attrs, kind, r, None, None, Some(x), None)?;
         }

@@ -171,13 +171,13 @@ impl Compiler<'_> {
             }
             Filter::Present(p) => {
                 self.refuse("pr")?;
-                Node::Present(self.getter(p, parent)?.0)
+                Node::Present(self.getter(p, parent, true)?.0)
             }
             Filter::Compare(p, op, v) => {
                 if *op != CompareOp::Eq {
                     self.refuse(op.as_str())?;
                 }
-                let (get, leaf) = self.getter(p, parent)?;
+                let (get, leaf) = self.getter(p, parent, true)?;
                 if get.members && get.sub.is_some_and(|s| s == "value") && *op == CompareOp::Eq {
                     if let CompValue::Str(s) = v {
                         return Ok(Node::MemberEq(s.clone()));
@@ -196,7 +196,7 @@ impl Compiler<'_> {
                 if parent.is_some() {
                     return Err(ScimError::invalid_filter(format!("value filters cannot be nested ('{p}[...]')")));
                 }
-                let (get, def) = self.getter(p, None)?;
+                let (get, def) = self.getter(p, None, false)?;
                 if !def.is_complex() {
                     return Err(ScimError::invalid_filter(format!("'{p}' is not complex; a value filter needs sub-attributes")));
                 }
@@ -226,7 +226,12 @@ impl Compiler<'_> {
         Ok(())
     }
 
-    fn getter(&self, p: &AttrPath, parent: Option<&'static AttrDef>) -> Result<(Getter, &'static AttrDef), ScimError> {
+    fn getter(
+        &self,
+        p: &AttrPath,
+        parent: Option<&'static AttrDef>,
+        implicit_value: bool,
+    ) -> Result<(Getter, &'static AttrDef), ScimError> {
         let to_filter_err = |e: ScimError| ScimError::invalid_filter(e.detail);
         if let Some(parent) = parent {
             let def = parent.sub_attr(&p.name).ok_or_else(|| {
@@ -248,7 +253,7 @@ impl Compiler<'_> {
         // `value` (e.g. `emails co "@example.com"`).
         let sub = match r.sub {
             Some(s) => Some(s),
-            None if r.def.is_complex() && r.def.multi => r.def.sub_attr("value"),
+            None if implicit_value && r.def.is_complex() && r.def.multi => r.def.sub_attr("value"),
             None => None,
         };
         let leaf = sub.unwrap_or(r.def);

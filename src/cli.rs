@@ -1,0 +1,93 @@
+//! What the user typed: the clap definitions of every subcommand. Validation and
+//! defaults that depend on other flags live in [`crate::config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::server::faults::{Latency, Stall};
+use crate::units::{parse_count, parse_duration, parse_fraction, parse_rate};
+
+#[derive(Debug, Parser)]
+#[command(name = "scimload", version, about = "Bulk-import HR exports into SCIM 2.0 servers and load-test them")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the embedded SCIM 2.0 service provider.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Bearer token clients must send. Prefer SCIM_TOKEN or --token-file: a flag value
+    /// lands in shell history. Required when listening beyond loopback.
+    #[arg(long, env = "SCIM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Read the bearer token from this file (first line).
+    #[arg(long, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// Limits of a real provider to emulate: rfc (everything RFC 7644 offers), aws (AWS IAM
+    /// Identity Center), entra-api (Entra ID SCIM API).
+    #[arg(long, default_value = "rfc", value_parser = ["rfc", "aws", "entra-api"])]
+    pub profile: String,
+    /// Public base URL used in meta.location (default: from the Host header).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Create resources asynchronously: POST answers 202 and the resource becomes visible
+    /// after this delay (e.g. 2s), as invitation-style providers do.
+    #[arg(long, value_parser = parse_duration)]
+    pub async_create: Option<Duration>,
+    /// Largest request body accepted (413 beyond it).
+    #[arg(long, default_value = "10M", value_parser = parse_count)]
+    pub max_body: u64,
+    /// Bulk maxOperations advertised and enforced.
+    #[arg(long, default_value = "1000", value_parser = parse_count)]
+    pub bulk_max_operations: u64,
+    /// Bulk maxPayloadSize in bytes, advertised and enforced.
+    #[arg(long, default_value = "1M", value_parser = parse_count)]
+    pub bulk_max_payload: u64,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+/// Fault injection, reproducible for a given seed.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Fault injection")]
+pub struct FaultArgs {
+    /// Seed of every fault decision.
+    #[arg(long, default_value_t = 1)]
+    pub fault_seed: u64,
+    /// Added latency per request: 5ms, 2ms..10ms (uniform) or exp:5ms (exponential mean).
+    #[arg(long, value_parser = Latency::parse)]
+    pub latency: Option<Latency>,
+    /// Fraction of requests answered 503 Service Unavailable (0.05 or 5%).
+    #[arg(long, default_value = "0", value_parser = parse_fraction)]
+    pub fail_503: f64,
+    /// Fraction of requests answered 429 Too Many Requests with Retry-After.
+    #[arg(long, default_value = "0", value_parser = parse_fraction)]
+    pub fail_429: f64,
+    /// Retry-After sent with 429 and 503 answers.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub retry_after: Duration,
+    /// Answer 429 above this many requests per second (e.g. 500 or 500/s).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate_cap: Option<f64>,
+    /// Fraction of requests whose connection is closed without an answer.
+    #[arg(long, default_value = "0", value_parser = parse_fraction)]
+    pub drop: f64,
+    /// Stop answering AT after start for DURATION, e.g. 5s+3s (repeatable).
+    #[arg(long = "stall", value_parser = Stall::parse)]
+    pub stalls: Vec<Stall>,
+}

@@ -1,0 +1,74 @@
+//! What we will do: the validated plan built once from the command line. Checks that
+//! involve several flags, files or the environment happen here, with errors that say
+//! what to change.
+
+use std::path::Path;
+
+use crate::cli::{FaultArgs, ServeArgs};
+use crate::server::faults::FaultConfig;
+use crate::server::profile::Profile;
+use crate::server::ServerConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("refusing to listen on {0} without a token: anyone on the network could write to it; set SCIM_TOKEN, --token-file or --token, or listen on 127.0.0.1")]
+    OpenToNetwork(std::net::SocketAddr),
+    #[error("cannot read the token file {path}: {source}; check the path and permissions")]
+    TokenFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the token file {0} is empty; put the token on its first line")]
+    EmptyToken(String),
+    #[error("unknown profile '{0}'; use rfc, aws or entra-api")]
+    Profile(String),
+}
+
+pub fn read_token_file(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::TokenFile {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.is_empty() {
+        return Err(ConfigError::EmptyToken(path.display().to_string()));
+    }
+    Ok(token)
+}
+
+impl From<&FaultArgs> for FaultConfig {
+    fn from(f: &FaultArgs) -> Self {
+        FaultConfig {
+            seed: f.fault_seed,
+            latency: f.latency,
+            error_503: f.fail_503,
+            error_429: f.fail_429,
+            retry_after: f.retry_after,
+            rate_cap: f.rate_cap,
+            drop: f.drop,
+            stalls: f.stalls.clone(),
+        }
+    }
+}
+
+pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
+    let token = match (&a.token, &a.token_file) {
+        (Some(t), _) if !t.is_empty() => Some(t.clone()),
+        (_, Some(p)) => Some(read_token_file(p)?),
+        _ => None,
+    };
+    if token.is_none() && !a.listen.ip().is_loopback() {
+        return Err(ConfigError::OpenToNetwork(a.listen));
+    }
+    let profile = Profile::by_name(&a.profile).ok_or_else(|| ConfigError::Profile(a.profile.clone()))?;
+    Ok(ServerConfig {
+        profile,
+        token,
+        async_create: a.async_create,
+        max_body: a.max_body as usize,
+        bulk_max_operations: a.bulk_max_operations as usize,
+        bulk_max_payload: (a.bulk_max_payload as usize).min(a.max_body as usize),
+        faults: FaultConfig::from(&a.faults),
+        base_url: a.base_url.clone(),
+    })
+}

@@ -1,0 +1,259 @@
+//! `scimload serve`: the embedded SCIM 2.0 service provider.
+//!
+//! It is the default target of imports and benchmarks, a fault-injecting target for
+//! testing clients, and a reference for how fast a SCIM server can be. [`app`] builds the
+//! router (tests call it without a socket); [`spawn`] runs it on a listener with the
+//! fault layer in front, which sits below axum so that it can drop connections outright.
+
+pub mod auth;
+pub mod bulk;
+pub mod discovery;
+pub mod faults;
+pub mod handlers;
+pub mod members;
+pub mod order;
+pub mod profile;
+pub mod render;
+pub mod service;
+pub mod store;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::scim::error::ScimError;
+use faults::{Action, FaultConfig, Faults};
+use profile::Profile;
+use store::{Kind, Store};
+
+/// Everything `serve` was told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub profile: &'static Profile,
+    /// Bearer token; `None` accepts anyone (allowed on loopback only).
+    pub token: Option<String>,
+    /// Invitation-style creation: POST answers 202 and the user appears after this delay.
+    pub async_create: Option<Duration>,
+    pub max_body: usize,
+    pub bulk_max_operations: usize,
+    pub bulk_max_payload: usize,
+    pub faults: FaultConfig,
+    /// Public base URL for `meta.location`; default: from the Host header.
+    pub base_url: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            profile: &profile::RFC,
+            token: None,
+            async_create: None,
+            max_body: 10 << 20,
+            bulk_max_operations: 1000,
+            bulk_max_payload: 1 << 20,
+            faults: FaultConfig::default(),
+            base_url: None,
+        }
+    }
+}
+
+/// Shared server state.
+pub struct App {
+    pub cfg: ServerConfig,
+    pub store: Store,
+}
+
+impl App {
+    pub fn new(cfg: ServerConfig) -> Arc<Self> {
+        Arc::new(App { cfg, store: Store::new() })
+    }
+}
+
+macro_rules! resource_routes {
+    ($router:expr, $path:literal, $kind:expr) => {
+        $router
+            .route(
+                $path,
+                get(|s: State<Arc<App>>, r: Request| handlers::list($kind, s, r))
+                    .post(|s: State<Arc<App>>, r: Request| handlers::create($kind, s, r)),
+            )
+            .route(
+                concat!($path, "/.search"),
+                post(|s: State<Arc<App>>, r: Request| handlers::search($kind, s, r)),
+            )
+            .route(
+                concat!($path, "/{id}"),
+                get(|Path(id): Path<String>, s: State<Arc<App>>, r: Request| handlers::get_one($kind, id, s, r))
+                    .put(|Path(id): Path<String>, s: State<Arc<App>>, r: Request| handlers::replace($kind, id, s, r))
+                    .patch(|Path(id): Path<String>, s: State<Arc<App>>, r: Request| handlers::patch($kind, id, s, r))
+                    .delete(|Path(id): Path<String>, s: State<Arc<App>>, r: Request| handlers::delete($kind, id, s, r)),
+            )
+    };
+}
+
+/// The SCIM router with its state, authentication included, faults not.
+pub fn app(state: Arc<App>) -> Router {
+    let r = Router::new();
+    let r = resource_routes!(r, "/Users", Kind::User);
+    let r = resource_routes!(r, "/Groups", Kind::Group);
+    r.route("/.search", post(handlers::root_search))
+        .route("/Bulk", post(handlers::bulk))
+        .route("/ServiceProviderConfig", get(discovery::spc))
+        .route("/Schemas", get(discovery::schemas))
+        .route("/Schemas/{id}", get(discovery::schema))
+        .route("/ResourceTypes", get(discovery::resource_types))
+        .route("/ResourceTypes/{id}", get(discovery::resource_type))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(|| async {
+            ScimError::new(405, None, "method not allowed on this endpoint (RFC 7644 §3.2)").into_response()
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .with_state(state)
+}
+
+fn is_discovery(path: &str) -> bool {
+    ["/ServiceProviderConfig", "/Schemas", "/ResourceTypes"]
+        .iter()
+        .any(|p| path.starts_with(p))
+}
+
+fn rejection(status: u16, retry_after: Duration, profile: &Profile) -> Response {
+    let detail = if status == 429 {
+        format!("{}; retry after {} s", profile.throttle_detail, retry_after.as_secs().max(1))
+    } else {
+        "service temporarily unavailable; retry later".to_string()
+    };
+    let mut r = ScimError::new(status, None, detail).into_response();
+    if let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// The error returned to hyper to make it close a connection without answering.
+#[derive(Debug)]
+struct DroppedByFault;
+impl std::fmt::Display for DroppedByFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+impl std::error::Error for DroppedByFault {}
+
+/// A running server.
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    pub state: Arc<App>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (at most 5 s), and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `addr` and serves until [`ServerHandle::shutdown`].
+pub async fn spawn(cfg: ServerConfig, addr: SocketAddr) -> std::io::Result<ServerHandle> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let state = App::new(cfg);
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(serve(listener, state.clone(), async move {
+        let mut rx = rx;
+        let _ = rx.wait_for(|s| *s).await;
+    }));
+    Ok(ServerHandle {
+        addr,
+        state,
+        shutdown: tx,
+        task,
+    })
+}
+
+/// Accepts connections until `shutdown` completes, then drains them.
+pub async fn serve(listener: TcpListener, state: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) {
+    let router = app(state.clone());
+    let faults = state.cfg.faults.is_active().then(|| Arc::new(Faults::new(state.cfg.faults.clone())));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(_) => { tokio::time::sleep(Duration::from_millis(10)).await; continue; }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let faults = faults.clone();
+        let profile = state.cfg.profile;
+        let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let router = router.clone();
+            let faults = faults.clone();
+            async move {
+                if let Some(f) = faults.as_ref().filter(|_| !is_discovery(req.uri().path())) {
+                    match f.apply().await {
+                        Action::Proceed => {}
+                        Action::Drop => return Err(DroppedByFault),
+                        Action::Reject(status) => return Ok(rejection(status, f.cfg.retry_after, profile)),
+                    }
+                }
+                let resp: Result<Response, Infallible> = router.oneshot(req.map(Body::new)).await;
+                Ok(resp.unwrap_or_else(|e| match e {}))
+            }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+

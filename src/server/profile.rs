@@ -1,0 +1,114 @@
+//! Target profiles: the limits of real service providers, as data.
+//!
+//! `scimload serve --profile aws` behaves like AWS IAM Identity Center as its developer
+//! guide documents it, `entra-api` like the Entra ID SCIM API; `rfc` is everything RFC 7644
+//! offers. Client code can test itself against those limits without an account anywhere.
+//! One table; handlers read fields, never the profile's name.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: &'static str,
+    /// Filters limited to `eq` joined by `and` (AWS, Entra SCIM API).
+    pub eq_and_only: bool,
+    pub index_paging: bool,
+    pub cursor_paging: bool,
+    pub default_page_size: usize,
+    pub max_page_size: usize,
+    /// Whether GET on a group returns its members (AWS: never).
+    pub members_in_reads: bool,
+    /// Most member additions plus removals in one PATCH request.
+    pub max_member_changes_per_patch: Option<usize>,
+    /// Most members added by one PATCH operation (Entra SCIM API: 20).
+    pub max_member_adds_per_op: Option<usize>,
+    /// Most members removed by one PATCH request (Entra SCIM API: 1).
+    pub max_member_removes_per_patch: Option<usize>,
+    /// Whether `remove path:members` (all) and `replace path:members` are accepted.
+    pub replace_all_members: bool,
+    /// Most members in a POST /Groups (AWS: 100).
+    pub max_members_on_create: Option<usize>,
+    pub bulk: bool,
+    pub sort: bool,
+    pub etag: bool,
+    /// `attributes` / `excludedAttributes` honoured on list requests.
+    pub list_projection: bool,
+    /// What a 429 says, to look like the provider's throttling error.
+    pub throttle_detail: &'static str,
+}
+
+pub static RFC: Profile = Profile {
+    name: "rfc",
+    eq_and_only: false,
+    index_paging: true,
+    cursor_paging: true,
+    default_page_size: 100,
+    max_page_size: 1000,
+    members_in_reads: true,
+    max_member_changes_per_patch: None,
+    max_member_adds_per_op: None,
+    max_member_removes_per_patch: None,
+    replace_all_members: true,
+    max_members_on_create: None,
+    bulk: true,
+    sort: true,
+    etag: true,
+    list_projection: true,
+    throttle_detail: "too many requests",
+};
+
+/// AWS IAM Identity Center (developer guide: ListUsers, PatchGroup, CreateGroup, limitations).
+pub static AWS: Profile = Profile {
+    name: "aws",
+    eq_and_only: true,
+    index_paging: false,
+    cursor_paging: true,
+    default_page_size: 100,
+    max_page_size: 100,
+    members_in_reads: false,
+    max_member_changes_per_patch: Some(100),
+    max_member_adds_per_op: None,
+    max_member_removes_per_patch: None,
+    replace_all_members: false,
+    max_members_on_create: Some(100),
+    bulk: false,
+    sort: false,
+    etag: false,
+    list_projection: false,
+    throttle_detail: "ThrottlingException: rate exceeded",
+};
+
+/// Entra ID SCIM API (entra-id-scim-api-reference): cursor paging, 20 adds, 1 remove.
+pub static ENTRA_API: Profile = Profile {
+    name: "entra-api",
+    eq_and_only: true,
+    index_paging: false,
+    cursor_paging: true,
+    default_page_size: 100,
+    max_page_size: 1000,
+    members_in_reads: true,
+    max_member_changes_per_patch: None,
+    max_member_adds_per_op: Some(20),
+    max_member_removes_per_patch: Some(1),
+    replace_all_members: false,
+    max_members_on_create: None,
+    bulk: false,
+    sort: false,
+    etag: false,
+    list_projection: true,
+    throttle_detail: "TooManyRequests: the request was throttled",
+};
+
+pub static ALL: [&Profile; 3] = [&RFC, &AWS, &ENTRA_API];
+
+impl Profile {
+    pub fn by_name(name: &str) -> Option<&'static Profile> {
+        ALL.iter().copied().find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
