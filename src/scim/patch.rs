@@ -181,8 +181,9 @@ fn apply_target(
     if def.mutability == Mutability::ReadOnly || r.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly) {
         return Err(ScimError::mutability(format!("'{}' is read-only", r.leaf().name)));
     }
-    if kind != OpKind::Remove && value.is_none() {
-        return Err(ScimError::invalid_syntax(format!("'{:?}' needs a 'value'", kind).to_lowercase()));
+    // `"value": null` arrives as no value; for replace it means unassign (RFC 7644 §3.5.1).
+    if kind == OpKind::Add && value.is_none() {
+        return Err(ScimError::invalid_syntax("'add' needs a 'value'"));
     }
     let container = container_mut(attrs, r.container);
     if def.mutability == Mutability::Immutable && kind != OpKind::Add || def.mutability == Mutability::Immutable && container.contains_key(def.name) {

@@ -96,6 +96,10 @@ pub fn normalize_single(def: &'static AttrDef, v: Value, ro: ReadOnly) -> Result
             let mut out = Map::new();
             for (k, x) in m {
                 let Some(sd) = def.sub_attr(&k) else { continue };
+                if x.is_null() {
+                    // Entra ID sends `"$ref": null` with every member it adds.
+                    continue;
+                }
                 if sd.mutability == Mutability::ReadOnly {
                     // Dropped even in a PATCH: clients echo server-set sub-attributes such
                     // as manager.displayName back in their updates.

@@ -1,0 +1,10 @@
+//! One integration-test binary (faster to link than one per file), with a module per
+//! area. Fixtures live in tests/fixtures.
+
+mod core_filter;
+mod core_models;
+mod core_patch;
+mod harness;
+mod server_api;
+mod server_faults;
+mod server_profiles;
