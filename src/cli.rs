@@ -11,7 +11,11 @@ use crate::server::faults::{Latency, Stall};
 use crate::units::{parse_count, parse_duration, parse_fraction, parse_rate};
 
 #[derive(Debug, Parser)]
-#[command(name = "scimload", version, about = "Bulk-import HR exports into SCIM 2.0 servers and load-test them")]
+#[command(
+    name = "scimload",
+    version,
+    about = "Bulk-import HR exports into SCIM 2.0 servers and load-test them"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

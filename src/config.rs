@@ -60,7 +60,8 @@ pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
     if token.is_none() && !a.listen.ip().is_loopback() {
         return Err(ConfigError::OpenToNetwork(a.listen));
     }
-    let profile = Profile::by_name(&a.profile).ok_or_else(|| ConfigError::Profile(a.profile.clone()))?;
+    let profile =
+        Profile::by_name(&a.profile).ok_or_else(|| ConfigError::Profile(a.profile.clone()))?;
     Ok(ServerConfig {
         profile,
         token,

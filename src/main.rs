@@ -33,7 +33,9 @@ fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
     if let Some(t) = threads {
         b.worker_threads(t.max(1));
     }
-    b.enable_all().build().context("cannot start the async runtime")
+    b.enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -44,12 +46,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(async {
                 let listener = tokio::net::TcpListener::bind(args.listen)
                     .await
-                    .with_context(|| format!("cannot listen on {}; is the port in use?", args.listen))?;
+                    .with_context(|| {
+                        format!("cannot listen on {}; is the port in use?", args.listen)
+                    })?;
                 let addr = listener.local_addr()?;
                 eprintln!(
                     "scimload serve: SCIM 2.0 at http://{addr} (profile {}, {}); Ctrl-C stops",
                     cfg.profile,
-                    if cfg.token.is_some() { "bearer token required" } else { "no token" }
+                    if cfg.token.is_some() {
+                        "bearer token required"
+                    } else {
+                        "no token"
+                    }
                 );
                 let state = server::App::new(cfg);
                 server::serve(listener, state, server::shutdown_signal()).await;

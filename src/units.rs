@@ -7,7 +7,9 @@ use std::time::Duration;
 /// `250ms`, `1.5s`, `2m`, `1h`, `300us`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
@@ -19,7 +21,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ns" => n / 1e9,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        u => return Err(format!("unknown unit '{u}' in '{s}'; use ns, us, ms, s, m or h")),
+        u => {
+            return Err(format!(
+                "unknown unit '{u}' in '{s}'; use ns, us, ms, s, m or h"
+            ))
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("'{s}' is not a valid duration"));
@@ -36,7 +42,9 @@ pub fn parse_count(s: &str) -> Result<u64, String> {
         Some('g' | 'G') => (&t[..t.len() - 1], 1e9),
         _ => (t, 1.0),
     };
-    let n: f64 = num.parse().map_err(|_| format!("'{s}' is not a count; use e.g. 5000, 20k, 1M"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a count; use e.g. 5000, 20k, 1M"))?;
     if n < 0.0 || !n.is_finite() {
         return Err(format!("'{s}' must be a positive count"));
     }
@@ -53,7 +61,8 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
         Some(_) => return Err(format!("'{s}': the rate unit must be /s, /m or /h")),
         None => (t, 1.0),
     };
-    let n = parse_count(num).map_err(|_| format!("'{s}' is not a rate; use e.g. 500, 10k or 500/s"))?;
+    let n =
+        parse_count(num).map_err(|_| format!("'{s}' is not a rate; use e.g. 500, 10k or 500/s"))?;
     Ok(n as f64 / per)
 }
 
@@ -81,7 +90,9 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("5 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert_eq!(parse_count("20k").unwrap(), 20_000);
         assert_eq!(parse_count("1.5M").unwrap(), 1_500_000);
         assert_eq!(parse_rate("500/s").unwrap(), 500.0);

@@ -61,11 +61,21 @@ pub fn apply(
     mut members: Option<&mut dyn MemberStage>,
 ) -> Result<(), ScimError> {
     if ops.is_empty() {
-        return Err(ScimError::invalid_syntax("'Operations' is empty; send at least one operation"));
+        return Err(ScimError::invalid_syntax(
+            "'Operations' is empty; send at least one operation",
+        ));
     }
     for (i, op) in ops.iter().enumerate() {
         let kind = OpKind::parse(&op.op)?;
-        apply_one(rt, attrs, kind, op.path.as_deref(), op.value.clone(), reborrow(&mut members)).map_err(|mut e| {
+        apply_one(
+            rt,
+            attrs,
+            kind,
+            op.path.as_deref(),
+            op.value.clone(),
+            reborrow(&mut members),
+        )
+        .map_err(|mut e| {
             e.detail = format!("operation {} ({}): {}", i + 1, op.op, e.detail);
             e
         })?;
@@ -83,7 +93,9 @@ fn apply_one(
 ) -> Result<(), ScimError> {
     let Some(path) = path.map(str::trim).filter(|p| !p.is_empty()) else {
         if kind == OpKind::Remove {
-            return Err(ScimError::no_target("'remove' needs a 'path' (RFC 7644 §3.5.2.2)"));
+            return Err(ScimError::no_target(
+                "'remove' needs a 'path' (RFC 7644 §3.5.2.2)",
+            ));
         }
         let Some(Value::Object(m)) = value else {
             return Err(ScimError::invalid_syntax(
@@ -110,17 +122,34 @@ fn apply_one(
                 }
                 Ok(())
             }
-            _ => Err(ScimError::invalid_value(format!("the value for '{path}' must be an object"))),
+            _ => Err(ScimError::invalid_value(format!(
+                "the value for '{path}' must be an object"
+            ))),
         };
     }
     let pp = parse_patch_path(path)?;
-    let r = rt.resolve(pp.attr.urn.as_deref(), &pp.attr.name, pp.attr.sub.as_deref())?;
-    apply_target(rt, attrs, kind, r, pp.filter.as_ref(), pp.filter_sub.as_deref(), value, members)
+    let r = rt.resolve(
+        pp.attr.urn.as_deref(),
+        &pp.attr.name,
+        pp.attr.sub.as_deref(),
+    )?;
+    apply_target(
+        rt,
+        attrs,
+        kind,
+        r,
+        pp.filter.as_ref(),
+        pp.filter_sub.as_deref(),
+        value,
+        members,
+    )
 }
 
 /// Keys a client may echo back that the server sets itself.
 fn server_set(k: &str) -> bool {
-    ["schemas", "id", "meta"].iter().any(|x| k.eq_ignore_ascii_case(x))
+    ["schemas", "id", "meta"]
+        .iter()
+        .any(|x| k.eq_ignore_ascii_case(x))
 }
 
 /// A key of a path-less value: an attribute name, or an attribute path as Entra ID's
@@ -135,7 +164,9 @@ fn apply_keyed(
 ) -> Result<(), ScimError> {
     if let Some(ext) = rt.extension(key) {
         let Value::Object(m) = v else {
-            return Err(ScimError::invalid_value(format!("'{key}' must be an object")));
+            return Err(ScimError::invalid_value(format!(
+                "'{key}' must be an object"
+            )));
         };
         for (k, x) in m.into_iter().filter(|(k, _)| !server_set(k)) {
             let r = rt.resolve(Some(ext.id), &k, None)?;
@@ -178,16 +209,26 @@ fn apply_target(
         }
     }
     let def = r.def;
-    if def.mutability == Mutability::ReadOnly || r.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly) {
-        return Err(ScimError::mutability(format!("'{}' is read-only", r.leaf().name)));
+    if def.mutability == Mutability::ReadOnly
+        || r.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly)
+    {
+        return Err(ScimError::mutability(format!(
+            "'{}' is read-only",
+            r.leaf().name
+        )));
     }
     // `"value": null` arrives as no value; for replace it means unassign (RFC 7644 §3.5.1).
     if kind == OpKind::Add && value.is_none() {
         return Err(ScimError::invalid_syntax("'add' needs a 'value'"));
     }
     let container = container_mut(attrs, r.container);
-    if def.mutability == Mutability::Immutable && kind != OpKind::Add || def.mutability == Mutability::Immutable && container.contains_key(def.name) {
-        return Err(ScimError::mutability(format!("'{}' is immutable once set", def.name)));
+    if def.mutability == Mutability::Immutable
+        && (kind != OpKind::Add || container.contains_key(def.name))
+    {
+        return Err(ScimError::mutability(format!(
+            "'{}' is immutable once set",
+            def.name
+        )));
     }
     if let Some(f) = filter {
         if !(def.is_complex() && def.multi) {
@@ -211,11 +252,16 @@ fn apply_target(
     }
 }
 
-fn container_mut<'a>(attrs: &'a mut Map<String, Value>, container: Option<&'static str>) -> &'a mut Map<String, Value> {
+fn container_mut<'a>(
+    attrs: &'a mut Map<String, Value>,
+    container: Option<&'static str>,
+) -> &'a mut Map<String, Value> {
     match container {
         None => attrs,
         Some(urn) => {
-            let e = attrs.entry(urn.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            let e = attrs
+                .entry(urn.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
             if !e.is_object() {
                 *e = Value::Object(Map::new());
             }
@@ -245,13 +291,19 @@ fn demote_primaries(items: &mut [Value], keep: usize) {
     }
 }
 
-fn whole_op(c: &mut Map<String, Value>, def: &'static AttrDef, kind: OpKind, value: Option<Value>) -> Result<(), ScimError> {
+fn whole_op(
+    c: &mut Map<String, Value>,
+    def: &'static AttrDef,
+    kind: OpKind,
+    value: Option<Value>,
+) -> Result<(), ScimError> {
     if kind == OpKind::Remove {
         match (value, def.multi) {
             // A value list on remove selects what to remove: Entra ID's legacy form, and
             // harmless for any other multi-valued attribute.
             (Some(v), true) if !v.is_null() => {
-                let gone = normalize_value(def, v, ReadOnly::Ignore)?.unwrap_or(Value::Array(vec![]));
+                let gone =
+                    normalize_value(def, v, ReadOnly::Ignore)?.unwrap_or(Value::Array(vec![]));
                 if let Some(Value::Array(items)) = c.get_mut(def.name) {
                     let gone = gone.as_array().cloned().unwrap_or_default();
                     items.retain(|it| !gone.iter().any(|g| same_element(it, g)));
@@ -292,10 +344,15 @@ fn whole_op(c: &mut Map<String, Value>, def: &'static AttrDef, kind: OpKind, val
             }
             _ => {
                 c.insert(def.name.to_string(), Value::Array(new));
-                c.get_mut(def.name).and_then(Value::as_array_mut).expect("inserted")
+                c.get_mut(def.name)
+                    .and_then(Value::as_array_mut)
+                    .expect("inserted")
             }
         };
-        if let Some(last) = items.iter().rposition(|it| it.get("primary") == Some(&Value::Bool(true))) {
+        if let Some(last) = items
+            .iter()
+            .rposition(|it| it.get("primary") == Some(&Value::Bool(true)))
+        {
             demote_primaries(items, last);
         }
         return Ok(());
@@ -320,7 +377,7 @@ fn sub_op(
 ) -> Result<(), ScimError> {
     let v = match kind {
         OpKind::Remove => None,
-        _ => normalize_single(sub, value.unwrap_or(Value::Null), ReadOnly::Reject)?,
+        _ => normalize_single(sub, value.unwrap_or(Value::Null))?,
     };
     if def.multi {
         let items = match c.get_mut(def.name) {
@@ -373,18 +430,25 @@ fn set_sub(o: &mut Value, k: &str, v: Option<Value>) {
 
 /// An element built from a filter of `eq` terms, for add/replace that match nothing:
 /// Entra ID replaces `emails[type eq "work"].value` on users that have no work email yet.
-fn element_from_terms(def: &'static AttrDef, f: &Filter) -> Result<Option<Map<String, Value>>, ScimError> {
-    let Some(terms) = f.eq_terms() else { return Ok(None) };
+fn element_from_terms(
+    def: &'static AttrDef,
+    f: &Filter,
+) -> Result<Option<Map<String, Value>>, ScimError> {
+    let Some(terms) = f.eq_terms() else {
+        return Ok(None);
+    };
     let mut m = Map::new();
     for (name, v) in terms {
-        let Some(sd) = def.sub_attr(name) else { return Ok(None) };
+        let Some(sd) = def.sub_attr(name) else {
+            return Ok(None);
+        };
         let jv = match v {
             CompValue::Null => continue,
             CompValue::Bool(b) => Value::Bool(*b),
             CompValue::Number(n) => Value::Number(n.clone()),
             CompValue::Str(s) => Value::String(s.clone()),
         };
-        if let Some(x) = normalize_single(sd, jv, ReadOnly::Reject)? {
+        if let Some(x) = normalize_single(sd, jv)? {
             m.insert(sd.name.to_string(), x);
         }
     }
@@ -404,13 +468,17 @@ fn filtered(
         Some(Value::Array(a)) => a,
         _ => Vec::new(),
     };
-    let hits: Vec<usize> = (0..items.len()).filter(|&i| cf.matches_element(&items[i])).collect();
+    let hits: Vec<usize> = (0..items.len())
+        .filter(|&i| cf.matches_element(&items[i]))
+        .collect();
     let result = (|| {
         match kind {
             OpKind::Remove => {
                 // Removing what is not there succeeds: deprovisioning must be idempotent.
                 match sub {
-                    Some(s) => hits.iter().for_each(|&i| set_sub(&mut items[i], s.name, None)),
+                    Some(s) => hits
+                        .iter()
+                        .for_each(|&i| set_sub(&mut items[i], s.name, None)),
                     None => {
                         let mut i = 0;
                         items.retain(|_| {
@@ -422,7 +490,7 @@ fn filtered(
             }
             OpKind::Add | OpKind::Replace => {
                 let new: Map<String, Value> = match sub {
-                    Some(s) => match normalize_single(s, value.unwrap_or(Value::Null), ReadOnly::Reject)? {
+                    Some(s) => match normalize_single(s, value.unwrap_or(Value::Null))? {
                         Some(v) => {
                             let mut m = Map::new();
                             m.insert(s.name.to_string(), v);
@@ -430,7 +498,7 @@ fn filtered(
                         }
                         None => Map::new(),
                     },
-                    None => match normalize_single(def, value.unwrap_or(Value::Null), ReadOnly::Reject)? {
+                    None => match normalize_single(def, value.unwrap_or(Value::Null))? {
                         Some(Value::Object(m)) => m,
                         _ => Map::new(),
                     },
@@ -483,7 +551,9 @@ fn members_op(
     value: Option<Value>,
 ) -> Result<(), ScimError> {
     if r.sub.is_some() || filter_sub.is_some() {
-        return Err(ScimError::mutability("member sub-attributes are immutable; remove and add the member instead"));
+        return Err(ScimError::mutability(
+            "member sub-attributes are immutable; remove and add the member instead",
+        ));
     }
     let list = |v: Option<Value>| -> Result<Vec<Value>, ScimError> {
         match normalize_value(r.def, v.unwrap_or(Value::Null), ReadOnly::Ignore)? {
@@ -496,14 +566,18 @@ fn members_op(
             .into_iter()
             .map(|m| match m.get("value").and_then(Value::as_str) {
                 Some(s) => Ok(s.to_string()),
-                None => Err(ScimError::invalid_value("each member needs a 'value' (the member's id)")),
+                None => Err(ScimError::invalid_value(
+                    "each member needs a 'value' (the member's id)",
+                )),
             })
             .collect()
     };
     match (kind, filter) {
         (OpKind::Add, None) => {
             if value.is_none() {
-                return Err(ScimError::invalid_syntax("add needs a 'value' with the members to add"));
+                return Err(ScimError::invalid_syntax(
+                    "add needs a 'value' with the members to add",
+                ));
             }
             stage.add(list(value)?)
         }

@@ -209,7 +209,10 @@ const fn primary() -> AttrDef {
     AttrDef::new("primary", Boolean, "Whether this is the primary value.")
 }
 const fn display() -> AttrDef {
-    s("display", "A human-readable name, primarily used for display purposes.")
+    s(
+        "display",
+        "A human-readable name, primarily used for display purposes.",
+    )
 }
 
 /// A multi-valued attribute with the usual value/display/type/primary sub-attributes.
@@ -244,7 +247,10 @@ const PHOTO_SUB: &[AttrDef] = &[
     primary(),
 ];
 const ADDRESS_SUB: &[AttrDef] = &[
-    s("formatted", "The full mailing address, formatted for display."),
+    s(
+        "formatted",
+        "The full mailing address, formatted for display.",
+    ),
     s("streetAddress", "The full street address component."),
     s("locality", "The city or locality component."),
     s("region", "The state or region component."),
@@ -255,15 +261,24 @@ const ADDRESS_SUB: &[AttrDef] = &[
 ];
 const USER_GROUPS_SUB: &[AttrDef] = &[
     s("value", "The identifier of the User's group.").mutability(ReadOnly),
-    AttrDef::new("$ref", Reference, "The URI of the corresponding 'Group' resource.")
-        .refs(&["User", "Group"])
-        .mutability(ReadOnly),
+    AttrDef::new(
+        "$ref",
+        Reference,
+        "The URI of the corresponding 'Group' resource.",
+    )
+    .refs(&["User", "Group"])
+    .mutability(ReadOnly),
     display().mutability(ReadOnly),
     s("type", "Whether the membership is direct or indirect.")
         .canonical(&["direct", "indirect"])
         .mutability(ReadOnly),
 ];
-const GENERIC_PLURAL_SUB: &[AttrDef] = &[s("value", "The value."), display(), s("type", "A label indicating the attribute's function."), primary()];
+const GENERIC_PLURAL_SUB: &[AttrDef] = &[
+    s("value", "The value."),
+    display(),
+    s("type", "A label indicating the attribute's function."),
+    primary(),
+];
 const CERT_SUB: &[AttrDef] = &[
     AttrDef::new("value", Binary, "The value of an X.509 certificate."),
     display(),
@@ -281,17 +296,49 @@ const NAME_SUB: &[AttrDef] = &[
 
 /// RFC 7643 §4.1 / §8.7.1, core User.
 pub static USER_ATTRS: &[AttrDef] = &[
-    s("userName", "Unique identifier for the User, used to authenticate.").required().unique(),
+    s(
+        "userName",
+        "Unique identifier for the User, used to authenticate.",
+    )
+    .required()
+    .unique(),
     AttrDef::new("name", Complex, "The components of the user's real name.").sub(NAME_SUB),
-    s("displayName", "The name of the User, suitable for display to end-users."),
-    s("nickName", "The casual way to address the user in real life."),
-    AttrDef::new("profileUrl", Reference, "A fully qualified URL pointing to a page representing the User's online profile.").refs(&["external"]),
+    s(
+        "displayName",
+        "The name of the User, suitable for display to end-users.",
+    ),
+    s(
+        "nickName",
+        "The casual way to address the user in real life.",
+    ),
+    AttrDef::new(
+        "profileUrl",
+        Reference,
+        "A fully qualified URL pointing to a page representing the User's online profile.",
+    )
+    .refs(&["external"]),
     s("title", "The user's title, such as \"Vice President\"."),
-    s("userType", "Used to identify the relationship between the organization and the user."),
-    s("preferredLanguage", "Indicates the User's preferred written or spoken language."),
-    s("locale", "Used to indicate the User's default location for localization."),
-    s("timezone", "The User's time zone in the 'Olson' time zone database format."),
-    AttrDef::new("active", Boolean, "A Boolean value indicating the User's administrative status."),
+    s(
+        "userType",
+        "Used to identify the relationship between the organization and the user.",
+    ),
+    s(
+        "preferredLanguage",
+        "Indicates the User's preferred written or spoken language.",
+    ),
+    s(
+        "locale",
+        "Used to indicate the User's default location for localization.",
+    ),
+    s(
+        "timezone",
+        "The User's time zone in the 'Olson' time zone database format.",
+    ),
+    AttrDef::new(
+        "active",
+        Boolean,
+        "A Boolean value indicating the User's administrative status.",
+    ),
     s("password", "The User's cleartext password.")
         .mutability(WriteOnly)
         .returned(Returned::Never),
@@ -299,24 +346,47 @@ pub static USER_ATTRS: &[AttrDef] = &[
     plural("phoneNumbers", PHONE_SUB, "Phone numbers for the User."),
     plural("ims", IMS_SUB, "Instant messaging addresses for the User."),
     plural("photos", PHOTO_SUB, "URLs of photos of the User."),
-    plural("addresses", ADDRESS_SUB, "A physical mailing address for this User."),
-    AttrDef::new("groups", Complex, "A list of groups to which the user belongs.")
-        .multi()
-        .mutability(ReadOnly)
-        .sub(USER_GROUPS_SUB),
-    plural("entitlements", GENERIC_PLURAL_SUB, "A list of entitlements for the User."),
+    plural(
+        "addresses",
+        ADDRESS_SUB,
+        "A physical mailing address for this User.",
+    ),
+    AttrDef::new(
+        "groups",
+        Complex,
+        "A list of groups to which the user belongs.",
+    )
+    .multi()
+    .mutability(ReadOnly)
+    .sub(USER_GROUPS_SUB),
+    plural(
+        "entitlements",
+        GENERIC_PLURAL_SUB,
+        "A list of entitlements for the User.",
+    ),
     plural("roles", GENERIC_PLURAL_SUB, "A list of roles for the User."),
-    plural("x509Certificates", CERT_SUB, "A list of certificates issued to the User."),
+    plural(
+        "x509Certificates",
+        CERT_SUB,
+        "A list of certificates issued to the User.",
+    ),
 ];
 
 const MEMBER_SUB: &[AttrDef] = &[
     s("value", "Identifier of the member of this Group.").mutability(Immutable),
-    AttrDef::new("$ref", Reference, "The URI corresponding to a SCIM resource that is a member of this Group.")
-        .refs(&["User", "Group"])
-        .mutability(Immutable),
-    s("type", "A label indicating the type of resource, e.g., 'User' or 'Group'.")
-        .canonical(&["User", "Group"])
-        .mutability(Immutable),
+    AttrDef::new(
+        "$ref",
+        Reference,
+        "The URI corresponding to a SCIM resource that is a member of this Group.",
+    )
+    .refs(&["User", "Group"])
+    .mutability(Immutable),
+    s(
+        "type",
+        "A label indicating the type of resource, e.g., 'User' or 'Group'.",
+    )
+    .canonical(&["User", "Group"])
+    .mutability(Immutable),
     display(),
 ];
 
@@ -329,14 +399,25 @@ pub static GROUP_ATTRS: &[AttrDef] = &[
 ];
 
 const MANAGER_SUB: &[AttrDef] = &[
-    s("value", "The id of the SCIM resource representing the User's manager."),
-    AttrDef::new("$ref", Reference, "The URI of the SCIM resource representing the User's manager.").refs(&["User"]),
+    s(
+        "value",
+        "The id of the SCIM resource representing the User's manager.",
+    ),
+    AttrDef::new(
+        "$ref",
+        Reference,
+        "The URI of the SCIM resource representing the User's manager.",
+    )
+    .refs(&["User"]),
     s("displayName", "The displayName of the User's manager.").mutability(ReadOnly),
 ];
 
 /// RFC 7643 §4.3, the enterprise User extension.
 pub static ENTERPRISE_ATTRS: &[AttrDef] = &[
-    s("employeeNumber", "Numeric or alphanumeric identifier assigned to a person."),
+    s(
+        "employeeNumber",
+        "Numeric or alphanumeric identifier assigned to a person.",
+    ),
     s("costCenter", "Identifies the name of a cost center."),
     s("organization", "Identifies the name of an organization."),
     s("division", "Identifies the name of a division."),
@@ -345,22 +426,54 @@ pub static ENTERPRISE_ATTRS: &[AttrDef] = &[
 ];
 
 const META_SUB: &[AttrDef] = &[
-    s("resourceType", "The name of the resource type of the resource.").case_exact().mutability(ReadOnly),
-    AttrDef::new("created", DateTime, "The DateTime that the resource was added.").mutability(ReadOnly),
-    AttrDef::new("lastModified", DateTime, "The most recent DateTime that the details of this resource were updated.").mutability(ReadOnly),
-    AttrDef::new("location", Reference, "The URI of the resource being returned.").case_exact().mutability(ReadOnly),
-    s("version", "The version of the resource being returned.").case_exact().mutability(ReadOnly),
+    s(
+        "resourceType",
+        "The name of the resource type of the resource.",
+    )
+    .case_exact()
+    .mutability(ReadOnly),
+    AttrDef::new(
+        "created",
+        DateTime,
+        "The DateTime that the resource was added.",
+    )
+    .mutability(ReadOnly),
+    AttrDef::new(
+        "lastModified",
+        DateTime,
+        "The most recent DateTime that the details of this resource were updated.",
+    )
+    .mutability(ReadOnly),
+    AttrDef::new(
+        "location",
+        Reference,
+        "The URI of the resource being returned.",
+    )
+    .case_exact()
+    .mutability(ReadOnly),
+    s("version", "The version of the resource being returned.")
+        .case_exact()
+        .mutability(ReadOnly),
 ];
 
 /// Common attributes of every resource (RFC 7643 §3.1); not part of any published schema.
 pub static COMMON_ATTRS: &[AttrDef] = &[
-    s("id", "A unique identifier for a SCIM resource as defined by the service provider.")
-        .case_exact()
+    s(
+        "id",
+        "A unique identifier for a SCIM resource as defined by the service provider.",
+    )
+    .case_exact()
+    .mutability(ReadOnly)
+    .returned(Returned::Always)
+    .unique(),
+    s(
+        "externalId",
+        "An identifier for the resource as defined by the provisioning client.",
+    )
+    .case_exact(),
+    AttrDef::new("meta", Complex, "Resource metadata.")
         .mutability(ReadOnly)
-        .returned(Returned::Always)
-        .unique(),
-    s("externalId", "An identifier for the resource as defined by the provisioning client.").case_exact(),
-    AttrDef::new("meta", Complex, "Resource metadata.").mutability(ReadOnly).sub(META_SUB),
+        .sub(META_SUB),
 ];
 
 /// A published schema.
@@ -463,9 +576,10 @@ impl ResourceTypeDef {
         sub: Option<&str>,
     ) -> Result<Resolved, ScimError> {
         let (container, def) = match urn {
-            Some(u) if u.eq_ignore_ascii_case(self.schema.id) => {
-                (None, find(self.schema.attrs, name).or_else(|| find(COMMON_ATTRS, name)))
-            }
+            Some(u) if u.eq_ignore_ascii_case(self.schema.id) => (
+                None,
+                find(self.schema.attrs, name).or_else(|| find(COMMON_ATTRS, name)),
+            ),
             Some(u) => match self.extension(u) {
                 Some(ext) => (Some(ext.id), find(ext.attrs, name)),
                 None => {
@@ -497,7 +611,11 @@ impl ResourceTypeDef {
                 ScimError::invalid_path(format!("'{}' has no sub-attribute '{s}'", def.name))
             })?),
         };
-        Ok(Resolved { container, def, sub })
+        Ok(Resolved {
+            container,
+            def,
+            sub,
+        })
     }
 
     pub fn schema_ids(&self) -> Vec<&'static str> {

@@ -49,11 +49,18 @@ pub enum ReadOnly {
 }
 
 /// Brings one attribute value into canonical form. `Ok(None)` means unassigned.
-pub fn normalize_value(def: &'static AttrDef, v: Value, ro: ReadOnly) -> Result<Option<Value>, ScimError> {
+pub fn normalize_value(
+    def: &'static AttrDef,
+    v: Value,
+    ro: ReadOnly,
+) -> Result<Option<Value>, ScimError> {
     if def.mutability == Mutability::ReadOnly {
         return match ro {
             ReadOnly::Ignore => Ok(None),
-            ReadOnly::Reject => Err(ScimError::mutability(format!("'{}' is read-only", def.name))),
+            ReadOnly::Reject => Err(ScimError::mutability(format!(
+                "'{}' is read-only",
+                def.name
+            ))),
         };
     }
     if v.is_null() {
@@ -67,17 +74,17 @@ pub fn normalize_value(def: &'static AttrDef, v: Value, ro: ReadOnly) -> Result<
         };
         let mut out = Vec::with_capacity(items.len());
         for it in items {
-            if let Some(x) = normalize_single(def, it, ro)? {
+            if let Some(x) = normalize_single(def, it)? {
                 out.push(x);
             }
         }
         return Ok((!out.is_empty()).then_some(Value::Array(out)));
     }
-    normalize_single(def, v, ro)
+    normalize_single(def, v)
 }
 
 /// Normalises one value of `def` (an element, for a multi-valued attribute).
-pub fn normalize_single(def: &'static AttrDef, v: Value, ro: ReadOnly) -> Result<Option<Value>, ScimError> {
+pub fn normalize_single(def: &'static AttrDef, v: Value) -> Result<Option<Value>, ScimError> {
     let bad = |expected: &str, got: &Value| {
         ScimError::invalid_value(format!(
             "'{}' must be {expected}, got {}",
@@ -105,7 +112,7 @@ pub fn normalize_single(def: &'static AttrDef, v: Value, ro: ReadOnly) -> Result
                     // as manager.displayName back in their updates.
                     continue;
                 }
-                if let Some(x) = normalize_single(sd, x, ro)? {
+                if let Some(x) = normalize_single(sd, x)? {
                     out.insert(sd.name.to_string(), x);
                 }
             }
@@ -130,7 +137,12 @@ pub fn normalize_single(def: &'static AttrDef, v: Value, ro: ReadOnly) -> Result
         },
         AttrType::DateTime => match v {
             Value::String(ref s) if parse_datetime(s).is_some() => v,
-            _ => return Err(bad("an RFC 3339 dateTime such as \"2011-05-13T04:42:34Z\"", &v)),
+            _ => {
+                return Err(bad(
+                    "an RFC 3339 dateTime such as \"2011-05-13T04:42:34Z\"",
+                    &v,
+                ))
+            }
         },
         AttrType::String | AttrType::Reference | AttrType::Binary => match v {
             Value::String(_) => v,
@@ -150,7 +162,10 @@ fn short(v: &Value) -> String {
 
 /// Normalises a POST/PUT body into the attributes the server stores (without `id`,
 /// `meta` and `schemas`, which the server sets), checking required attributes.
-pub fn normalize_resource(rt: &'static ResourceTypeDef, input: Value) -> Result<Map<String, Value>, ScimError> {
+pub fn normalize_resource(
+    rt: &'static ResourceTypeDef,
+    input: Value,
+) -> Result<Map<String, Value>, ScimError> {
     let Value::Object(input) = input else {
         return Err(ScimError::invalid_syntax(format!(
             "the body must be a JSON object representing a {}",
@@ -161,7 +176,9 @@ pub fn normalize_resource(rt: &'static ResourceTypeDef, input: Value) -> Result<
     for (k, v) in input {
         if k.eq_ignore_ascii_case("schemas") {
             if !v.is_array() {
-                return Err(ScimError::invalid_syntax("'schemas' must be an array of schema URNs"));
+                return Err(ScimError::invalid_syntax(
+                    "'schemas' must be an array of schema URNs",
+                ));
             }
             continue;
         }
@@ -170,7 +187,10 @@ pub fn normalize_resource(rt: &'static ResourceTypeDef, input: Value) -> Result<
                 if v.is_null() {
                     continue;
                 }
-                return Err(ScimError::invalid_value(format!("'{k}' must be an object of {} attributes", ext.name)));
+                return Err(ScimError::invalid_value(format!(
+                    "'{k}' must be an object of {} attributes",
+                    ext.name
+                )));
             };
             let mut em = Map::new();
             for (ek, ev) in m {

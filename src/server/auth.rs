@@ -15,7 +15,10 @@ use crate::scim::error::ScimError;
 
 pub fn token_ok(expected: &str, authorization: Option<&str>) -> bool {
     let Some(h) = authorization else { return false };
-    let Some(given) = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")) else {
+    let Some(given) = h
+        .strip_prefix("Bearer ")
+        .or_else(|| h.strip_prefix("bearer "))
+    else {
         return false;
     };
     given.trim().as_bytes().ct_eq(expected.as_bytes()).into()
@@ -31,7 +34,10 @@ fn is_discovery(path: &str) -> bool {
 pub async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     if let Some(expected) = &app.cfg.token {
         if !is_discovery(req.uri().path()) {
-            let h = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            let h = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
             if !token_ok(expected, h) {
                 return ScimError::new(
                     401,

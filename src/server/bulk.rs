@@ -9,7 +9,9 @@ use super::render::Projection;
 use super::service::{Ctx, Outcome};
 use super::store::Kind;
 use crate::scim::error::ScimError;
-use crate::scim::model::{BulkOperation, BulkOperationResult, BulkRequest, BulkResponse, PatchRequest};
+use crate::scim::model::{
+    BulkOperation, BulkOperationResult, BulkRequest, BulkResponse, PatchRequest,
+};
 use crate::scim::urns;
 use std::collections::HashMap;
 
@@ -45,7 +47,9 @@ fn parse_path(path: &str) -> Result<(Kind, Option<&str>), ScimError> {
     } else if ep.eq_ignore_ascii_case("Groups") {
         Kind::Group
     } else {
-        return Err(ScimError::invalid_path(format!("bulk path '{path}' names no resource endpoint; use /Users or /Groups")));
+        return Err(ScimError::invalid_path(format!(
+            "bulk path '{path}' names no resource endpoint; use /Users or /Groups"
+        )));
     };
     Ok((kind, id.filter(|s| !s.is_empty())))
 }
@@ -67,7 +71,11 @@ fn error_result(op: &BulkOperation, e: &ScimError) -> BulkOperationResult {
     }
 }
 
-fn execute(ctx: &Ctx, op: &BulkOperation, ids: &HashMap<String, String>) -> Result<Step, ScimError> {
+fn execute(
+    ctx: &Ctx,
+    op: &BulkOperation,
+    ids: &HashMap<String, String>,
+) -> Result<Step, ScimError> {
     let mut path = op.path.clone().unwrap_or_default();
     if let Some(i) = path.find(PREFIX) {
         let key = &path[i + PREFIX.len()..];
@@ -85,38 +93,56 @@ fn execute(ctx: &Ctx, op: &BulkOperation, ids: &HashMap<String, String>) -> Resu
     let (kind, id) = parse_path(&path)?;
     let method = op.method.to_ascii_uppercase();
     let proj = Projection::default_view();
-    let need_data = || data.clone().ok_or_else(|| ScimError::invalid_syntax(format!("{method} needs 'data'")));
-    let need_id = || id.ok_or_else(|| ScimError::invalid_path(format!("{method} needs a path with an id, e.g. /Users/{{id}}")));
+    let need_data = || {
+        data.clone()
+            .ok_or_else(|| ScimError::invalid_syntax(format!("{method} needs 'data'")))
+    };
+    let need_id = || {
+        id.ok_or_else(|| {
+            ScimError::invalid_path(format!(
+                "{method} needs a path with an id, e.g. /Users/{{id}}"
+            ))
+        })
+    };
     let out: Outcome = match method.as_str() {
         "POST" => {
             if op.bulk_id.is_none() {
-                return Err(ScimError::invalid_value("a bulk POST needs a 'bulkId' (RFC 7644 §3.7)"));
+                return Err(ScimError::invalid_value(
+                    "a bulk POST needs a 'bulkId' (RFC 7644 §3.7)",
+                ));
             }
             if id.is_some() {
-                return Err(ScimError::invalid_path("a bulk POST path names an endpoint, not a resource"));
+                return Err(ScimError::invalid_path(
+                    "a bulk POST path names an endpoint, not a resource",
+                ));
             }
             ctx.create(kind, need_data()?, &proj)?
         }
         "PUT" => ctx.replace(kind, need_id()?, need_data()?, op.version.as_deref(), &proj)?,
         "PATCH" => {
-            let req: PatchRequest = serde_json::from_value(need_data()?)
-                .map_err(|e| ScimError::invalid_syntax(format!("bulk PATCH data is not a PatchOp: {e}")))?;
+            let req: PatchRequest = serde_json::from_value(need_data()?).map_err(|e| {
+                ScimError::invalid_syntax(format!("bulk PATCH data is not a PatchOp: {e}"))
+            })?;
             ctx.patch(kind, need_id()?, req, op.version.as_deref(), &proj, false)?
         }
         "DELETE" => ctx.delete(kind, need_id()?, op.version.as_deref())?,
-        other => return Err(ScimError::invalid_syntax(format!("unknown bulk method '{other}'; use POST, PUT, PATCH or DELETE"))),
+        other => {
+            return Err(ScimError::invalid_syntax(format!(
+                "unknown bulk method '{other}'; use POST, PUT, PATCH or DELETE"
+            )))
+        }
     };
-    let location = out.location.or_else(|| id.map(|i| format!("{}{}/{i}", ctx.base_url, kind.endpoint())));
-    Ok(Step::Done(
-        BulkOperationResult {
-            method: op.method.clone(),
-            bulk_id: op.bulk_id.clone(),
-            version: out.etag,
-            location,
-            status: out.status.to_string(),
-            response: None,
-        },
-    ))
+    let location = out
+        .location
+        .or_else(|| id.map(|i| format!("{}{}/{i}", ctx.base_url, kind.endpoint())));
+    Ok(Step::Done(BulkOperationResult {
+        method: op.method.clone(),
+        bulk_id: op.bulk_id.clone(),
+        version: out.etag,
+        location,
+        status: out.status.to_string(),
+        response: None,
+    }))
 }
 
 /// Runs a bulk request; returns the BulkResponse body.
@@ -133,7 +159,9 @@ pub fn run(ctx: &Ctx, max_operations: usize, req: BulkRequest) -> Result<Vec<u8>
     let fail_limit = req.fail_on_errors.filter(|n| *n > 0);
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut results: Vec<Option<BulkOperationResult>> = vec![None; req.operations.len()];
-    let mut pending: Vec<(usize, String)> = (0..req.operations.len()).map(|i| (i, String::new())).collect();
+    let mut pending: Vec<(usize, String)> = (0..req.operations.len())
+        .map(|i| (i, String::new()))
+        .collect();
     let mut errors = 0u64;
     'passes: loop {
         let mut progressed = false;
@@ -187,4 +215,3 @@ pub fn run(ctx: &Ctx, max_operations: usize, req: BulkRequest) -> Result<Vec<u8>
     };
     serde_json::to_vec(&resp).map_err(|e| ScimError::new(500, None, e.to_string()))
 }
-

@@ -12,7 +12,8 @@ use super::handlers::{base_url, scim_json};
 use super::App;
 use crate::scim::error::ScimError;
 use crate::scim::model::{
-    AuthenticationScheme, BulkConfig, FilterConfig, Meta, PaginationConfig, ServiceProviderConfig, Supported,
+    AuthenticationScheme, BulkConfig, FilterConfig, Meta, PaginationConfig, ServiceProviderConfig,
+    Supported,
 };
 use crate::scim::schema::{all_schemas, GROUP_TYPE, USER_TYPE};
 use crate::scim::urns;
@@ -25,8 +26,16 @@ pub fn service_provider_config(app: &App, base: &str) -> ServiceProviderConfig {
         patch: Supported { supported: true },
         bulk: BulkConfig {
             supported: p.bulk,
-            max_operations: if p.bulk { app.cfg.bulk_max_operations as u64 } else { 0 },
-            max_payload_size: if p.bulk { app.cfg.bulk_max_payload as u64 } else { 0 },
+            max_operations: if p.bulk {
+                app.cfg.bulk_max_operations as u64
+            } else {
+                0
+            },
+            max_payload_size: if p.bulk {
+                app.cfg.bulk_max_payload as u64
+            } else {
+                0
+            },
         },
         filter: FilterConfig {
             supported: true,
@@ -38,7 +47,9 @@ pub fn service_provider_config(app: &App, base: &str) -> ServiceProviderConfig {
         pagination: Some(PaginationConfig {
             cursor: p.cursor_paging,
             index: p.index_paging,
-            default_pagination_method: Some(if p.index_paging { "index" } else { "cursor" }.to_string()),
+            default_pagination_method: Some(
+                if p.index_paging { "index" } else { "cursor" }.to_string(),
+            ),
             default_page_size: Some(p.default_page_size as u64),
             max_page_size: Some(p.max_page_size as u64),
             cursor_timeout: Some(3600),
@@ -73,31 +84,60 @@ fn list(items: Vec<Value>) -> Vec<u8> {
 
 pub async fn spc(State(app): State<Arc<App>>, req: Request) -> Response {
     let base = base_url(&app, req.headers());
-    scim_json(200, serde_json::to_vec(&service_provider_config(&app, &base)).unwrap_or_default())
+    scim_json(
+        200,
+        serde_json::to_vec(&service_provider_config(&app, &base)).unwrap_or_default(),
+    )
 }
 
 pub async fn schemas(State(app): State<Arc<App>>, req: Request) -> Response {
     let base = base_url(&app, req.headers());
-    scim_json(200, list(all_schemas().iter().map(|s| s.to_json(&base)).collect()))
+    scim_json(
+        200,
+        list(all_schemas().iter().map(|s| s.to_json(&base)).collect()),
+    )
 }
 
 pub async fn schema(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
     let base = base_url(&app, req.headers());
-    match all_schemas().iter().find(|s| s.id.eq_ignore_ascii_case(&id)) {
-        Some(s) => scim_json(200, serde_json::to_vec(&s.to_json(&base)).unwrap_or_default()),
-        None => ScimError::not_found(format!("no schema '{id}'; GET /Schemas lists them")).into_response(),
+    match all_schemas()
+        .iter()
+        .find(|s| s.id.eq_ignore_ascii_case(&id))
+    {
+        Some(s) => scim_json(
+            200,
+            serde_json::to_vec(&s.to_json(&base)).unwrap_or_default(),
+        ),
+        None => ScimError::not_found(format!("no schema '{id}'; GET /Schemas lists them"))
+            .into_response(),
     }
 }
 
 pub async fn resource_types(State(app): State<Arc<App>>, req: Request) -> Response {
     let base = base_url(&app, req.headers());
-    scim_json(200, list(vec![USER_TYPE.to_json(&base), GROUP_TYPE.to_json(&base)]))
+    scim_json(
+        200,
+        list(vec![USER_TYPE.to_json(&base), GROUP_TYPE.to_json(&base)]),
+    )
 }
 
-pub async fn resource_type(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
+pub async fn resource_type(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
     let base = base_url(&app, req.headers());
-    match [&USER_TYPE, &GROUP_TYPE].into_iter().find(|t| t.name.eq_ignore_ascii_case(&id)) {
-        Some(t) => scim_json(200, serde_json::to_vec(&t.to_json(&base)).unwrap_or_default()),
-        None => ScimError::not_found(format!("no resource type '{id}'; GET /ResourceTypes lists them")).into_response(),
+    match [&USER_TYPE, &GROUP_TYPE]
+        .into_iter()
+        .find(|t| t.name.eq_ignore_ascii_case(&id))
+    {
+        Some(t) => scim_json(
+            200,
+            serde_json::to_vec(&t.to_json(&base)).unwrap_or_default(),
+        ),
+        None => ScimError::not_found(format!(
+            "no resource type '{id}'; GET /ResourceTypes lists them"
+        ))
+        .into_response(),
     }
 }

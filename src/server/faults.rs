@@ -29,11 +29,15 @@ impl Latency {
         if let Some((a, b)) = s.split_once("..") {
             let (a, b) = (parse_duration(a)?, parse_duration(b)?);
             if b < a {
-                return Err(format!("'{s}': the upper bound must not be below the lower"));
+                return Err(format!(
+                    "'{s}': the upper bound must not be below the lower"
+                ));
             }
             return Ok(Latency::Uniform(a, b));
         }
-        parse_duration(s).map(Latency::Fixed).map_err(|e| format!("{e} (or MIN..MAX, or exp:MEAN)"))
+        parse_duration(s)
+            .map(Latency::Fixed)
+            .map_err(|e| format!("{e} (or MIN..MAX, or exp:MEAN)"))
     }
 
     fn sample(&self, u: f64) -> Duration {
@@ -131,7 +135,8 @@ pub struct Faults {
 }
 
 fn mix(seed: u64, n: u64, stream: u64) -> f64 {
-    let mut z = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z =
+        seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
@@ -160,7 +165,9 @@ impl Faults {
     }
 
     fn over_cap(&self, now: Instant) -> bool {
-        let Some(rate) = self.cfg.rate_cap else { return false };
+        let Some(rate) = self.cfg.rate_cap else {
+            return false;
+        };
         let interval = 1.0 / rate;
         // A burst of 2% of a second's worth: enough to absorb scheduling jitter, small
         // enough that the cap holds over any window a knee search measures.
@@ -207,16 +214,25 @@ mod tests {
 
     #[test]
     fn parses_fault_specs() {
-        assert_eq!(Latency::parse("5ms").unwrap(), Latency::Fixed(Duration::from_millis(5)));
+        assert_eq!(
+            Latency::parse("5ms").unwrap(),
+            Latency::Fixed(Duration::from_millis(5))
+        );
         assert_eq!(
             Latency::parse("2ms..10ms").unwrap(),
             Latency::Uniform(Duration::from_millis(2), Duration::from_millis(10))
         );
-        assert_eq!(Latency::parse("exp:5ms").unwrap(), Latency::Exponential(Duration::from_millis(5)));
+        assert_eq!(
+            Latency::parse("exp:5ms").unwrap(),
+            Latency::Exponential(Duration::from_millis(5))
+        );
         assert!(Latency::parse("10ms..2ms").is_err());
         assert_eq!(
             Stall::parse("5s+3s").unwrap(),
-            Stall { at: Duration::from_secs(5), duration: Duration::from_secs(3) }
+            Stall {
+                at: Duration::from_secs(5),
+                duration: Duration::from_secs(3)
+            }
         );
         assert!(Stall::parse("5s").unwrap_err().contains("AT+DURATION"));
     }
@@ -232,7 +248,10 @@ mod tests {
 
     #[test]
     fn rate_cap_admits_about_the_cap() {
-        let f = Faults::new(FaultConfig { rate_cap: Some(1000.0), ..FaultConfig::default() });
+        let f = Faults::new(FaultConfig {
+            rate_cap: Some(1000.0),
+            ..FaultConfig::default()
+        });
         // Offer 10,000 requests spread evenly over one simulated second.
         let t0 = f.start;
         let admitted = (0..10_000)

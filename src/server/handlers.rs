@@ -21,11 +21,17 @@ impl IntoResponse for ScimError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.to_body()).unwrap_or_default();
         let mut r = Response::new(Body::from(body));
-        *r.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(urns::MEDIA_TYPE));
+        *r.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(urns::MEDIA_TYPE),
+        );
         if self.status == 401 {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scimload\""));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"scimload\""),
+            );
         }
         r
     }
@@ -34,7 +40,10 @@ impl IntoResponse for ScimError {
 pub fn scim_json(status: u16, body: Vec<u8>) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(urns::MEDIA_TYPE));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(urns::MEDIA_TYPE),
+    );
     r
 }
 
@@ -77,7 +86,7 @@ pub fn base_url(app: &App, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-fn header<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -91,7 +100,10 @@ impl Params {
         Ok(Params(q.0))
     }
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     fn int(&self, name: &str) -> Result<Option<i64>, ScimError> {
         match self.get(name) {
@@ -114,22 +126,32 @@ impl Params {
         })
     }
     fn projection(&self, kind: Kind) -> Result<Projection, ScimError> {
-        Projection::parse(kind.rt(), self.get("attributes"), self.get("excludedAttributes"))
+        Projection::parse(
+            kind.rt(),
+            self.get("attributes"),
+            self.get("excludedAttributes"),
+        )
     }
 }
 
 async fn body_bytes(app: &App, req: Request) -> Result<Bytes, ScimError> {
-    axum::body::to_bytes(req.into_body(), app.cfg.max_body).await.map_err(|_| {
-        ScimError::new(
-            413,
-            None,
-            format!("request body larger than {} bytes; send less per request", app.cfg.max_body),
-        )
-    })
+    axum::body::to_bytes(req.into_body(), app.cfg.max_body)
+        .await
+        .map_err(|_| {
+            ScimError::new(
+                413,
+                None,
+                format!(
+                    "request body larger than {} bytes; send less per request",
+                    app.cfg.max_body
+                ),
+            )
+        })
 }
 
 pub fn parse_json<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, ScimError> {
-    serde_json::from_slice(b).map_err(|e| ScimError::invalid_syntax(format!("the body is not valid SCIM JSON: {e}")))
+    serde_json::from_slice(b)
+        .map_err(|e| ScimError::invalid_syntax(format!("the body is not valid SCIM JSON: {e}")))
 }
 
 fn ctx<'a>(app: &'a App, base: &'a str) -> Ctx<'a> {
@@ -156,7 +178,10 @@ pub async fn create(kind: Kind, State(app): State<Arc<App>>, req: Request) -> Re
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let body = match body_bytes(&app, req).await.and_then(|b| parse_json::<Value>(&b)) {
+    let body = match body_bytes(&app, req)
+        .await
+        .and_then(|b| parse_json::<Value>(&b))
+    {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
@@ -194,21 +219,34 @@ pub async fn root_search(State(app): State<Arc<App>>, req: Request) -> Response 
         let b = body_bytes(&app, req).await?;
         let q = search_query(parse_json(&b)?);
         if q.cursor.is_some() || !app.cfg.profile.index_paging {
-            return Err(ScimError::invalid_value("a search across resource types pages by startIndex only"));
+            return Err(ScimError::invalid_value(
+                "a search across resource types pages by startIndex only",
+            ));
         }
         let c = ctx(&app, &base);
-        let count = q.count.unwrap_or(app.cfg.profile.default_page_size as i64).max(0);
+        let count = q
+            .count
+            .unwrap_or(app.cfg.profile.default_page_size as i64)
+            .max(0);
         let start = q.start_index.unwrap_or(1).max(1);
         let mut total = 0i64;
         let mut resources: Vec<Value> = Vec::new();
         let mut skip = start - 1;
         for kind in [Kind::User, Kind::Group] {
-            let probe = ListQuery { count: Some(0), start_index: Some(1), ..q.clone() };
+            let probe = ListQuery {
+                count: Some(0),
+                start_index: Some(1),
+                ..q.clone()
+            };
             let n = lists_total(&c.list(kind, &probe)?)?;
             total += n;
             let want = count - resources.len() as i64;
             if want > 0 && skip < n {
-                let page = ListQuery { start_index: Some(skip + 1), count: Some(want), ..q.clone() };
+                let page = ListQuery {
+                    start_index: Some(skip + 1),
+                    count: Some(want),
+                    ..q.clone()
+                };
                 let o = c.list(kind, &page)?;
                 let v: Value = parse_json(o.body.as_deref().unwrap_or(b"{}"))?;
                 if let Some(Value::Array(items)) = v.get("Resources") {
@@ -224,7 +262,12 @@ pub async fn root_search(State(app): State<Arc<App>>, req: Request) -> Response 
             "itemsPerPage": resources.len(),
             "Resources": resources,
         });
-        Ok(Outcome { status: 200, body: serde_json::to_vec(&body).ok(), etag: None, location: None })
+        Ok(Outcome {
+            status: 200,
+            body: serde_json::to_vec(&body).ok(),
+            etag: None,
+            location: None,
+        })
     };
     result(run.await)
 }
@@ -234,16 +277,31 @@ fn lists_total(o: &Outcome) -> Result<i64, ScimError> {
     Ok(v.get("totalResults").and_then(Value::as_i64).unwrap_or(0))
 }
 
-pub async fn get_one(kind: Kind, id: String, State(app): State<Arc<App>>, req: Request) -> Response {
+pub async fn get_one(
+    kind: Kind,
+    id: String,
+    State(app): State<Arc<App>>,
+    req: Request,
+) -> Response {
     let base = base_url(&app, req.headers());
     let run = || {
         let proj = Params::from(&req)?.projection(kind)?;
-        ctx(&app, &base).get(kind, &id, &proj, header(req.headers(), header::IF_NONE_MATCH))
+        ctx(&app, &base).get(
+            kind,
+            &id,
+            &proj,
+            header(req.headers(), header::IF_NONE_MATCH),
+        )
     };
     result(run())
 }
 
-pub async fn replace(kind: Kind, id: String, State(app): State<Arc<App>>, req: Request) -> Response {
+pub async fn replace(
+    kind: Kind,
+    id: String,
+    State(app): State<Arc<App>>,
+    req: Request,
+) -> Response {
     let base = base_url(&app, req.headers());
     let if_match = header(req.headers(), header::IF_MATCH).map(str::to_string);
     let run = async {
@@ -259,7 +317,8 @@ pub async fn patch(kind: Kind, id: String, State(app): State<Arc<App>>, req: Req
     let if_match = header(req.headers(), header::IF_MATCH).map(str::to_string);
     let run = async {
         let params = Params::from(&req)?;
-        let want_body = params.get("attributes").is_some() || params.get("excludedAttributes").is_some();
+        let want_body =
+            params.get("attributes").is_some() || params.get("excludedAttributes").is_some();
         let proj = params.projection(kind)?;
         let body: PatchRequest = parse_json(&body_bytes(&app, req).await?)?;
         ctx(&app, &base).patch(kind, &id, body, if_match.as_deref(), &proj, want_body)
@@ -276,14 +335,32 @@ pub async fn bulk(State(app): State<Arc<App>>, req: Request) -> Response {
     let base = base_url(&app, req.headers());
     let run = async {
         if !app.cfg.profile.bulk {
-            return Err(ScimError::new(501, None, "this server does not support /Bulk; send requests one by one"));
+            return Err(ScimError::new(
+                501,
+                None,
+                "this server does not support /Bulk; send requests one by one",
+            ));
         }
         let limit = app.cfg.bulk_max_payload;
-        let b = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
-            ScimError::too_many(413, format!("bulk payload larger than maxPayloadSize ({limit} bytes); split it"))
-        })?;
-        let body = super::bulk::run(&ctx(&app, &base), app.cfg.bulk_max_operations, parse_json(&b)?)?;
-        Ok(Outcome { status: 200, body: Some(body), etag: None, location: None })
+        let b = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| {
+                ScimError::too_many(
+                    413,
+                    format!("bulk payload larger than maxPayloadSize ({limit} bytes); split it"),
+                )
+            })?;
+        let body = super::bulk::run(
+            &ctx(&app, &base),
+            app.cfg.bulk_max_operations,
+            parse_json(&b)?,
+        )?;
+        Ok(Outcome {
+            status: 200,
+            body: Some(body),
+            etag: None,
+            location: None,
+        })
     };
     result(run.await)
 }

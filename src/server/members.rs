@@ -31,7 +31,9 @@ impl MemberChanges {
 
     /// Applies the changes to the group `group_id` and to the reverse index.
     pub fn commit(self, inner: &mut Inner, group_id: &str) {
-        let Some(entry) = inner.groups.by_id.get_mut(group_id) else { return };
+        let Some(entry) = inner.groups.by_id.get_mut(group_id) else {
+            return;
+        };
         let members = entry.members.get_or_insert_with(Members::default);
         let mut gone: Vec<String> = Vec::new();
         let mut added: Vec<String> = Vec::new();
@@ -53,7 +55,13 @@ impl MemberChanges {
             }
         }
         for id in gone {
-            if !inner.groups.by_id.get(group_id).and_then(|e| e.members.as_ref()).is_some_and(|m| m.contains_key(&id)) {
+            if !inner
+                .groups
+                .by_id
+                .get(group_id)
+                .and_then(|e| e.members.as_ref())
+                .is_some_and(|m| m.contains_key(&id))
+            {
                 inner.remove_membership(group_id, &id);
             }
         }
@@ -75,7 +83,12 @@ pub struct MemberOverlay<'a> {
 }
 
 impl<'a> MemberOverlay<'a> {
-    pub fn new(inner: &'a Inner, base: Option<&'a Members>, profile: &'a Profile, group_id: Option<&'a str>) -> Self {
+    pub fn new(
+        inner: &'a Inner,
+        base: Option<&'a Members>,
+        profile: &'a Profile,
+        group_id: Option<&'a str>,
+    ) -> Self {
         MemberOverlay {
             inner,
             base,
@@ -155,7 +168,9 @@ impl MemberStage for MemberOverlay<'_> {
         self.check_totals()?;
         for m in members {
             let Some(id) = m.get("value").and_then(Value::as_str) else {
-                return Err(ScimError::invalid_value("each member needs a 'value' with the member's id"));
+                return Err(ScimError::invalid_value(
+                    "each member needs a 'value' with the member's id",
+                ));
             };
             let Some(kind) = self.inner.kind_of(id) else {
                 return Err(ScimError::invalid_value(format!(
@@ -163,18 +178,30 @@ impl MemberStage for MemberOverlay<'_> {
                 )));
             };
             if Some(id) == self.group_id {
-                return Err(ScimError::invalid_value("a group cannot be a member of itself"));
+                return Err(ScimError::invalid_value(
+                    "a group cannot be a member of itself",
+                ));
             }
             if self.contains(id) {
                 // RFC 7644 §3.5.2.1: adding an existing value is a no-op success; JumpCloud
                 // and Entra ID repeat adds.
                 continue;
             }
-            let display = m.get("display").and_then(Value::as_str).map(str::to_string).or_else(|| {
-                let e = self.inner.table(kind).by_id.get(id)?;
-                e.attrs.get("displayName").or_else(|| e.attrs.get("userName"))?.as_str().map(str::to_string)
-            });
-            self.staged.changes.insert(id.to_string(), Some(Member { kind, display }));
+            let display = m
+                .get("display")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| {
+                    let e = self.inner.table(kind).by_id.get(id)?;
+                    e.attrs
+                        .get("displayName")
+                        .or_else(|| e.attrs.get("userName"))?
+                        .as_str()
+                        .map(str::to_string)
+                });
+            self.staged
+                .changes
+                .insert(id.to_string(), Some(Member { kind, display }));
         }
         Ok(())
     }

@@ -78,7 +78,10 @@ pub struct App {
 
 impl App {
     pub fn new(cfg: ServerConfig) -> Arc<Self> {
-        Arc::new(App { cfg, store: Store::new() })
+        Arc::new(App {
+            cfg,
+            store: Store::new(),
+        })
     }
 }
 
@@ -96,10 +99,18 @@ macro_rules! resource_routes {
             )
             .route(
                 concat!($path, "/{id}"),
-                get(|Path(id): Path<String>, s: State<Arc<App>>, r: Request| handlers::get_one($kind, id, s, r))
-                    .put(|Path(id): Path<String>, s: State<Arc<App>>, r: Request| handlers::replace($kind, id, s, r))
-                    .patch(|Path(id): Path<String>, s: State<Arc<App>>, r: Request| handlers::patch($kind, id, s, r))
-                    .delete(|Path(id): Path<String>, s: State<Arc<App>>, r: Request| handlers::delete($kind, id, s, r)),
+                get(|Path(id): Path<String>, s: State<Arc<App>>, r: Request| {
+                    handlers::get_one($kind, id, s, r)
+                })
+                .put(|Path(id): Path<String>, s: State<Arc<App>>, r: Request| {
+                    handlers::replace($kind, id, s, r)
+                })
+                .patch(|Path(id): Path<String>, s: State<Arc<App>>, r: Request| {
+                    handlers::patch($kind, id, s, r)
+                })
+                .delete(|Path(id): Path<String>, s: State<Arc<App>>, r: Request| {
+                    handlers::delete($kind, id, s, r)
+                }),
             )
     };
 }
@@ -118,9 +129,17 @@ pub fn app(state: Arc<App>) -> Router {
         .route("/ResourceTypes/{id}", get(discovery::resource_type))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(|| async {
-            ScimError::new(405, None, "method not allowed on this endpoint (RFC 7644 §3.2)").into_response()
+            ScimError::new(
+                405,
+                None,
+                "method not allowed on this endpoint (RFC 7644 §3.2)",
+            )
+            .into_response()
         })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
         .with_state(state)
 }
 
@@ -132,7 +151,11 @@ fn is_discovery(path: &str) -> bool {
 
 fn rejection(status: u16, retry_after: Duration, profile: &Profile) -> Response {
     let detail = if status == 429 {
-        format!("{}; retry after {} s", profile.throttle_detail, retry_after.as_secs().max(1))
+        format!(
+            "{}; retry after {} s",
+            profile.throttle_detail,
+            retry_after.as_secs().max(1)
+        )
     } else {
         "service temporarily unavailable; retry later".to_string()
     };
@@ -193,9 +216,17 @@ pub async fn spawn(cfg: ServerConfig, addr: SocketAddr) -> std::io::Result<Serve
 }
 
 /// Accepts connections until `shutdown` completes, then drains them.
-pub async fn serve(listener: TcpListener, state: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let router = app(state.clone());
-    let faults = state.cfg.faults.is_active().then(|| Arc::new(Faults::new(state.cfg.faults.clone())));
+    let faults = state
+        .cfg
+        .faults
+        .is_active()
+        .then(|| Arc::new(Faults::new(state.cfg.faults.clone())));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -219,7 +250,9 @@ pub async fn serve(listener: TcpListener, state: Arc<App>, shutdown: impl Future
                     match f.apply().await {
                         Action::Proceed => {}
                         Action::Drop => return Err(DroppedByFault),
-                        Action::Reject(status) => return Ok(rejection(status, f.cfg.retry_after, profile)),
+                        Action::Reject(status) => {
+                            return Ok(rejection(status, f.cfg.retry_after, profile))
+                        }
                     }
                 }
                 let resp: Result<Response, Infallible> = router.oneshot(req.map(Body::new)).await;
@@ -245,7 +278,8 @@ pub async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -256,4 +290,3 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
 }
-

@@ -103,7 +103,9 @@ pub static ALL: [&Profile; 3] = [&RFC, &AWS, &ENTRA_API];
 
 impl Profile {
     pub fn by_name(name: &str) -> Option<&'static Profile> {
-        ALL.iter().copied().find(|p| p.name.eq_ignore_ascii_case(name))
+        ALL.iter()
+            .copied()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
     }
 }
 

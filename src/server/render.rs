@@ -13,7 +13,7 @@ use super::members::member_json;
 use super::store::{Inner, Kind, Members};
 use crate::scim::error::ScimError;
 use crate::scim::filter::parse_attr_path;
-use crate::scim::schema::{find, AttrDef, Returned, ResourceTypeDef, COMMON_ATTRS};
+use crate::scim::schema::{find, AttrDef, ResourceTypeDef, Returned, COMMON_ATTRS};
 use crate::scim::urns;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +59,15 @@ impl Projection {
 
     /// Parses the comma-separated `attributes` / `excludedAttributes` lists. If both are
     /// given, `attributes` wins (RFC 7644 §3.4.2.5 forbids combining them; we do not fail).
-    pub fn parse(rt: &'static ResourceTypeDef, attributes: Option<&str>, excluded: Option<&str>) -> Result<Self, ScimError> {
-        let (mode, list) = match (attributes.filter(|s| !s.trim().is_empty()), excluded.filter(|s| !s.trim().is_empty())) {
+    pub fn parse(
+        rt: &'static ResourceTypeDef,
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+    ) -> Result<Self, ScimError> {
+        let (mode, list) = match (
+            attributes.filter(|s| !s.trim().is_empty()),
+            excluded.filter(|s| !s.trim().is_empty()),
+        ) {
             (Some(a), _) => (Mode::Include, a),
             (None, Some(e)) => (Mode::Exclude, e),
             (None, None) => return Ok(Self::default_view()),
@@ -81,7 +88,9 @@ impl Projection {
             let ap = parse_attr_path(item)?;
             // Unknown names are ignored rather than refused: a client asking for an
             // attribute this server does not have gets the rest.
-            let Ok(r) = rt.resolve(ap.urn.as_deref(), &ap.name, ap.sub.as_deref()) else { continue };
+            let Ok(r) = rt.resolve(ap.urn.as_deref(), &ap.name, ap.sub.as_deref()) else {
+                continue;
+            };
             p.paths.push(Named {
                 container: r.container,
                 name: r.def.name,
@@ -111,7 +120,9 @@ impl Projection {
                 }
             }
             Mode::Include => {
-                if container.is_some_and(|c| self.whole.contains(&c)) || named().any(|n| n.sub.is_none()) {
+                if container.is_some_and(|c| self.whole.contains(&c))
+                    || named().any(|n| n.sub.is_none())
+                {
                     return Decision::All;
                 }
                 let subs: Vec<_> = named().filter_map(|n| n.sub).collect();
@@ -122,7 +133,9 @@ impl Projection {
                 }
             }
             Mode::Exclude => {
-                if container.is_some_and(|c| self.whole.contains(&c)) || named().any(|n| n.sub.is_none()) {
+                if container.is_some_and(|c| self.whole.contains(&c))
+                    || named().any(|n| n.sub.is_none())
+                {
                     return Decision::Skip;
                 }
                 if def.returned == Returned::Request {
@@ -149,14 +162,18 @@ impl Projection {
 
 fn trim_value(v: &Value, d: &Decision) -> Option<Value> {
     let keep = |k: &str| match d {
-        Decision::Only(s) => s.iter().any(|x| *x == k),
-        Decision::Except(s) => !s.iter().any(|x| *x == k),
+        Decision::Only(s) => s.contains(&k),
+        Decision::Except(s) => !s.contains(&k),
         _ => true,
     };
     let one = |x: &Value| -> Option<Value> {
         match x {
             Value::Object(m) => {
-                let o: Map<String, Value> = m.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                let o: Map<String, Value> = m
+                    .iter()
+                    .filter(|(k, _)| keep(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 (!o.is_empty()).then_some(Value::Object(o))
             }
             other => Some(other.clone()),
@@ -208,7 +225,13 @@ fn write_attr(out: &mut Vec<u8>, k: &str, v: &Value, d: &Decision) {
 }
 
 /// Writes one resource.
-pub fn render(out: &mut Vec<u8>, r: &ResourceView, inner: Option<&Inner>, proj: &Projection, base_url: &str) {
+pub fn render(
+    out: &mut Vec<u8>,
+    r: &ResourceView,
+    inner: Option<&Inner>,
+    proj: &Projection,
+    base_url: &str,
+) {
     let rt = r.kind.rt();
     out.extend_from_slice(b"{\"schemas\":[");
     write_json(out, rt.schema.id);
@@ -229,7 +252,9 @@ pub fn render(out: &mut Vec<u8>, r: &ResourceView, inner: Option<&Inner>, proj: 
             let Value::Object(m) = v else { continue };
             let mut first = true;
             for (ek, ev) in m {
-                let Some(d) = find(ext.attrs, ek) else { continue };
+                let Some(d) = find(ext.attrs, ek) else {
+                    continue;
+                };
                 let dec = proj.decide(Some(ext.id), d);
                 if dec == Decision::Skip {
                     continue;
@@ -255,10 +280,16 @@ pub fn render(out: &mut Vec<u8>, r: &ResourceView, inner: Option<&Inner>, proj: 
             }
             continue;
         }
-        let Some(d) = find(COMMON_ATTRS, k).or_else(|| find(rt.schema.attrs, k)) else { continue };
+        let Some(d) = find(COMMON_ATTRS, k).or_else(|| find(rt.schema.attrs, k)) else {
+            continue;
+        };
         write_attr(out, k, v, &proj.decide(None, d));
     }
-    let id = r.attrs.get("id").and_then(Value::as_str).unwrap_or_default();
+    let id = r
+        .attrs
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if let (Some(members), true) = (r.members, r.members_in_reads) {
         if !members.is_empty() && proj.wants(rt, "members") {
             write_key(out, "members");
@@ -318,8 +349,18 @@ pub fn render(out: &mut Vec<u8>, r: &ResourceView, inner: Option<&Inner>, proj: 
 
 /// Writes the head of a ListResponse; the caller writes resources separated by commas,
 /// then calls [`list_tail`].
-pub fn list_head(out: &mut Vec<u8>, total: usize, start_index: Option<usize>, items: usize, next_cursor: Option<&str>) {
-    let _ = write!(out, "{{\"schemas\":[\"{}\"],\"totalResults\":{total},\"itemsPerPage\":{items}", urns::LIST_RESPONSE);
+pub fn list_head(
+    out: &mut Vec<u8>,
+    total: usize,
+    start_index: Option<usize>,
+    items: usize,
+    next_cursor: Option<&str>,
+) {
+    let _ = write!(
+        out,
+        "{{\"schemas\":[\"{}\"],\"totalResults\":{total},\"itemsPerPage\":{items}",
+        urns::LIST_RESPONSE
+    );
     if let Some(s) = start_index {
         let _ = write!(out, ",\"startIndex\":{s}");
     }

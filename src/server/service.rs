@@ -39,19 +39,33 @@ pub struct Outcome {
 
 /// An `If-Match` / `If-None-Match` precondition (RFC 7644 §3.14).
 pub fn etag_matches(header: &str, etag: &str) -> bool {
-    let strip = |s: &str| s.trim().trim_start_matches("W/").trim_matches('"').to_string();
+    let strip = |s: &str| {
+        s.trim()
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .to_string()
+    };
     let want = strip(etag);
-    header.split(',').any(|h| h.trim() == "*" || strip(h) == want)
+    header
+        .split(',')
+        .any(|h| h.trim() == "*" || strip(h) == want)
 }
 
 fn now_string() -> String {
-    format_datetime(OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::now_utc()))
+    format_datetime(
+        OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or(OffsetDateTime::now_utc()),
+    )
 }
 
 fn visible<'a>(t: &'a Table, id: &str, now: Instant) -> Result<&'a Entry, ScimError> {
     match t.by_id.get(id) {
         Some(e) if e.visible(now) => Ok(e),
-        _ => Err(ScimError::not_found(format!("{} {id} not found", t.kind.name()))),
+        _ => Err(ScimError::not_found(format!(
+            "{} {id} not found",
+            t.kind.name()
+        ))),
     }
 }
 
@@ -60,7 +74,14 @@ impl Ctx<'_> {
         format!("{}{}/{id}", self.base_url, kind.endpoint())
     }
 
-    fn render_one(&self, inner: &Inner, kind: Kind, attrs: &Map<String, Value>, members: Option<&Members>, proj: &Projection) -> Vec<u8> {
+    fn render_one(
+        &self,
+        inner: &Inner,
+        kind: Kind,
+        attrs: &Map<String, Value>,
+        members: Option<&Members>,
+        proj: &Projection,
+    ) -> Vec<u8> {
         let mut out = Vec::with_capacity(512);
         render(
             &mut out,
@@ -81,7 +102,11 @@ impl Ctx<'_> {
     pub fn create(&self, kind: Kind, body: Value, proj: &Projection) -> Result<Outcome, ScimError> {
         let rt = kind.rt();
         let mut attrs = normalize_resource(rt, body)?;
-        let members_value = if kind == Kind::Group { attrs.remove("members") } else { None };
+        let members_value = if kind == Kind::Group {
+            attrs.remove("members")
+        } else {
+            None
+        };
         let id = self.store.new_id();
         let now = now_string();
         let version = self.store.next_version();
@@ -102,10 +127,16 @@ impl Ctx<'_> {
         inner.table_mut(kind).settle(Instant::now());
         inner.table(kind).check_unique(&full, None)?;
         let members = match kind {
-            Kind::Group => Some(initial_members(&inner, self.profile, Some(&id), members_value)?),
+            Kind::Group => Some(initial_members(
+                &inner,
+                self.profile,
+                Some(&id),
+                members_value,
+            )?),
             Kind::User => None,
         };
-        let body = (visible_at.is_none()).then(|| self.render_one(&inner, kind, &full, members.as_ref(), proj));
+        let body = (visible_at.is_none())
+            .then(|| self.render_one(&inner, kind, &full, members.as_ref(), proj));
         if let Some(m) = &members {
             let ids: Vec<String> = m.keys().cloned().collect();
             for mid in ids {
@@ -140,7 +171,13 @@ impl Ctx<'_> {
     }
 
     /// GET /Users/{id}; `if_none_match` answers 304 when the client's copy is current.
-    pub fn get(&self, kind: Kind, id: &str, proj: &Projection, if_none_match: Option<&str>) -> Result<Outcome, ScimError> {
+    pub fn get(
+        &self,
+        kind: Kind,
+        id: &str,
+        proj: &Projection,
+        if_none_match: Option<&str>,
+    ) -> Result<Outcome, ScimError> {
         self.settle(kind);
         let inner = self.store.read();
         let e = visible(inner.table(kind), id, Instant::now())?;
@@ -168,7 +205,10 @@ impl Ctx<'_> {
                 return Err(ScimError::new(
                     412,
                     None,
-                    format!("the resource changed (now {}); GET it again and retry with the new ETag", e.etag()),
+                    format!(
+                        "the resource changed (now {}); GET it again and retry with the new ETag",
+                        e.etag()
+                    ),
                 ));
             }
         }
@@ -185,10 +225,21 @@ impl Ctx<'_> {
     }
 
     /// PUT: replaces every writable attribute (RFC 7644 §3.5.1).
-    pub fn replace(&self, kind: Kind, id: &str, body: Value, if_match: Option<&str>, proj: &Projection) -> Result<Outcome, ScimError> {
+    pub fn replace(
+        &self,
+        kind: Kind,
+        id: &str,
+        body: Value,
+        if_match: Option<&str>,
+        proj: &Projection,
+    ) -> Result<Outcome, ScimError> {
         let rt = kind.rt();
         let mut attrs = normalize_resource(rt, body)?;
-        let members_value = if kind == Kind::Group { attrs.remove("members") } else { None };
+        let members_value = if kind == Kind::Group {
+            attrs.remove("members")
+        } else {
+            None
+        };
         let mut inner = self.store.write();
         let now = Instant::now();
         let e = visible(inner.table(kind), id, now)?;
@@ -252,8 +303,13 @@ impl Ctx<'_> {
         self.check_if_match(e, if_match)?;
         let mut attrs = e.attrs.clone();
         let staged = {
-            let mut overlay = MemberOverlay::new(&inner, e.members.as_ref(), self.profile, Some(id));
-            let stage: Option<&mut dyn patch::MemberStage> = if kind == Kind::Group { Some(&mut overlay) } else { None };
+            let mut overlay =
+                MemberOverlay::new(&inner, e.members.as_ref(), self.profile, Some(id));
+            let stage: Option<&mut dyn patch::MemberStage> = if kind == Kind::Group {
+                Some(&mut overlay)
+            } else {
+                None
+            };
             patch::apply(rt, &mut attrs, &req.operations, stage)?;
             overlay.staged
         };
@@ -285,7 +341,12 @@ impl Ctx<'_> {
     }
 
     /// DELETE; memberships of the deleted resource go with it.
-    pub fn delete(&self, kind: Kind, id: &str, if_match: Option<&str>) -> Result<Outcome, ScimError> {
+    pub fn delete(
+        &self,
+        kind: Kind,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<Outcome, ScimError> {
         let mut inner = self.store.write();
         let e = visible(inner.table(kind), id, Instant::now())?;
         self.check_if_match(e, if_match)?;
@@ -314,7 +375,9 @@ impl Ctx<'_> {
             ));
         }
         if q.cursor.is_some() && !p.cursor_paging {
-            return Err(ScimError::invalid_value("this server does not support cursor paging; use startIndex"));
+            return Err(ScimError::invalid_value(
+                "this server does not support cursor paging; use startIndex",
+            ));
         }
         let use_cursor = q.cursor.is_some() || !p.index_paging;
         let count = match q.count {
@@ -331,13 +394,20 @@ impl Ctx<'_> {
             (Some(s), true) if !s.trim().is_empty() => {
                 let ap = crate::scim::filter::parse_attr_path(s)?;
                 let r = rt.resolve(ap.urn.as_deref(), &ap.name, ap.sub.as_deref())?;
-                let desc = q.sort_order.as_deref().is_some_and(|o| o.eq_ignore_ascii_case("descending"));
+                let desc = q
+                    .sort_order
+                    .as_deref()
+                    .is_some_and(|o| o.eq_ignore_ascii_case("descending"));
                 Some((r, desc))
             }
             _ => None,
         };
         let proj = if p.list_projection {
-            Projection::parse(rt, q.attributes.as_deref(), q.excluded_attributes.as_deref())?
+            Projection::parse(
+                rt,
+                q.attributes.as_deref(),
+                q.excluded_attributes.as_deref(),
+            )?
         } else {
             Projection::default_view()
         };
@@ -378,15 +448,28 @@ impl Ctx<'_> {
             };
             let mut it = table.order.iter_from(from_slot);
             let page: Vec<&str> = it.by_ref().take(count).map(|(_, id)| id).collect();
-            let next = if use_cursor { it.next().map(|(s, _)| s.to_string()) } else { None };
-            list_head(&mut out, total, (!use_cursor).then_some(start), page.len(), next.as_deref());
+            let next = if use_cursor {
+                it.next().map(|(s, _)| s.to_string())
+            } else {
+                None
+            };
+            list_head(
+                &mut out,
+                total,
+                (!use_cursor).then_some(start),
+                page.len(),
+                next.as_deref(),
+            );
             write_page(&mut out, &page);
             list_tail(&mut out);
             return Ok(json_outcome(out));
         }
 
         // Candidates: from an index when the filter allows, else a scan in order.
-        let candidates: Vec<(usize, &str)> = match filter.as_ref().and_then(|f| index_candidates(&inner, kind, f)) {
+        let candidates: Vec<(usize, &str)> = match filter
+            .as_ref()
+            .and_then(|f| index_candidates(&inner, kind, f))
+        {
             Some(mut c) => {
                 c.sort_unstable();
                 c
@@ -396,7 +479,9 @@ impl Ctx<'_> {
         let mut hits: Vec<(usize, &str)> = candidates
             .into_iter()
             .filter(|(_, id)| {
-                let Some(e) = table.by_id.get(*id) else { return false };
+                let Some(e) = table.by_id.get(*id) else {
+                    return false;
+                };
                 e.visible(now)
                     && filter.as_ref().is_none_or(|f| {
                         f.matches(&EntryView {
@@ -414,7 +499,11 @@ impl Ctx<'_> {
                 let v = e.attrs.attribute(r.container, r.def.name)?;
                 let v = match r.sub {
                     Some(s) => match v {
-                        Value::Array(a) => a.iter().find(|x| x.get("primary") == Some(&Value::Bool(true))).or(a.first())?.get(s.name)?,
+                        Value::Array(a) => a
+                            .iter()
+                            .find(|x| x.get("primary") == Some(&Value::Bool(true)))
+                            .or(a.first())?
+                            .get(s.name)?,
                         other => other.get(s.name)?,
                     },
                     None => v,
@@ -424,7 +513,8 @@ impl Ctx<'_> {
                     other => other.to_string(),
                 })
             };
-            let mut keyed: Vec<(Option<String>, usize, &str)> = hits.iter().map(|(s, id)| (key(id), *s, *id)).collect();
+            let mut keyed: Vec<(Option<String>, usize, &str)> =
+                hits.iter().map(|(s, id)| (key(id), *s, *id)).collect();
             // Resources without the sort attribute go last either way (RFC 7644 §3.4.2.3).
             keyed.sort_by(|a, b| match (&a.0, &b.0) {
                 (Some(x), Some(y)) => {
@@ -439,7 +529,11 @@ impl Ctx<'_> {
                 (None, None) => a.1.cmp(&b.1),
             });
             // After sorting, positions replace slots: a cursor is an offset.
-            hits = keyed.into_iter().enumerate().map(|(i, (_, _, id))| (i, id)).collect();
+            hits = keyed
+                .into_iter()
+                .enumerate()
+                .map(|(i, (_, _, id))| (i, id))
+                .collect();
         }
         let first = if use_cursor {
             let from = parse_slot_cursor(q.cursor.as_deref())?;
@@ -447,13 +541,24 @@ impl Ctx<'_> {
         } else {
             start - 1
         };
-        let page: Vec<&str> = hits.iter().skip(first).take(count).map(|(_, id)| *id).collect();
+        let page: Vec<&str> = hits
+            .iter()
+            .skip(first)
+            .take(count)
+            .map(|(_, id)| *id)
+            .collect();
         let next = if use_cursor {
             hits.get(first + page.len()).map(|(s, _)| s.to_string())
         } else {
             None
         };
-        list_head(&mut out, total, (!use_cursor).then_some(start), page.len(), next.as_deref());
+        list_head(
+            &mut out,
+            total,
+            (!use_cursor).then_some(start),
+            page.len(),
+            next.as_deref(),
+        );
         write_page(&mut out, &page);
         list_tail(&mut out);
         Ok(json_outcome(out))
@@ -475,14 +580,21 @@ fn parse_slot_cursor(c: Option<&str>) -> Result<usize, ScimError> {
     match c.map(str::trim) {
         None | Some("") => Ok(0),
         Some(s) => s.parse().map_err(|_| {
-            ScimError::bad_request(ScimType::InvalidCursor, format!("'{s}' is not a cursor this server issued; start again without one"))
+            ScimError::bad_request(
+                ScimType::InvalidCursor,
+                format!("'{s}' is not a cursor this server issued; start again without one"),
+            )
         }),
     }
 }
 
 /// Candidates answered from an index for filters that are a single indexed `eq` or a
 /// membership test; `None` when a scan is needed.
-fn index_candidates<'a>(inner: &'a Inner, kind: Kind, f: &CompiledFilter) -> Option<Vec<(usize, &'a str)>> {
+fn index_candidates<'a>(
+    inner: &'a Inner,
+    kind: Kind,
+    f: &CompiledFilter,
+) -> Option<Vec<(usize, &'a str)>> {
     let table = inner.table(kind);
     let slot_of = |id: &'a str| table.by_id.get(id).map(|e| (e.slot, id));
     if let Some((key, value)) = f.indexed_eq() {
@@ -492,7 +604,13 @@ fn index_candidates<'a>(inner: &'a Inner, kind: Kind, f: &CompiledFilter) -> Opt
     if kind == Kind::Group {
         if let Some(member) = f.member_eq() {
             let groups = inner.memberships.get(member);
-            return Some(groups.into_iter().flatten().filter_map(|g| slot_of(g.as_str())).collect());
+            return Some(
+                groups
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|g| slot_of(g.as_str()))
+                    .collect(),
+            );
         }
     }
     None
@@ -517,7 +635,13 @@ impl FilterTarget for EntryView<'_> {
                     Some(Value::Array(
                         gids.iter()
                             .map(|g| {
-                                let d = self.inner.groups.by_id.get(g).and_then(|e| e.attrs.get("displayName")).cloned();
+                                let d = self
+                                    .inner
+                                    .groups
+                                    .by_id
+                                    .get(g)
+                                    .and_then(|e| e.attrs.get("displayName"))
+                                    .cloned();
                                 serde_json::json!({"value": g, "display": d, "type": "direct"})
                             })
                             .collect(),
@@ -532,16 +656,32 @@ impl FilterTarget for EntryView<'_> {
     }
     fn members_json(&self) -> Option<Value> {
         let m = self.entry.members.as_ref()?;
-        Some(Value::Array(m.iter().map(|(id, m)| super::members::member_json(id, m)).collect()))
+        Some(Value::Array(
+            m.iter()
+                .map(|(id, m)| super::members::member_json(id, m))
+                .collect(),
+        ))
     }
 }
 
 /// RFC 7643 §7: an immutable attribute, once set, keeps its value on PUT.
-fn check_immutable(rt: &ResourceTypeDef, old: &Map<String, Value>, new: &Map<String, Value>) -> Result<(), ScimError> {
-    for d in rt.schema.attrs.iter().filter(|d| d.mutability == Mutability::Immutable) {
+fn check_immutable(
+    rt: &ResourceTypeDef,
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+) -> Result<(), ScimError> {
+    for d in rt
+        .schema
+        .attrs
+        .iter()
+        .filter(|d| d.mutability == Mutability::Immutable)
+    {
         if let (Some(a), Some(b)) = (old.get(d.name), new.get(d.name)) {
             if a != b {
-                return Err(ScimError::mutability(format!("'{}' is immutable and cannot be changed", d.name)));
+                return Err(ScimError::mutability(format!(
+                    "'{}' is immutable and cannot be changed",
+                    d.name
+                )));
             }
         }
     }

@@ -123,7 +123,11 @@ impl Table {
     }
 
     /// 409 if `attrs` would collide with another resource's userName or externalId.
-    pub fn check_unique(&self, attrs: &Map<String, Value>, except: Option<&str>) -> Result<(), ScimError> {
+    pub fn check_unique(
+        &self,
+        attrs: &Map<String, Value>,
+        except: Option<&str>,
+    ) -> Result<(), ScimError> {
         if self.kind == Kind::User {
             if let Some(n) = str_attr(attrs, "userName") {
                 if let Some(id) = self.by_user_name.get(&str_lower(n)) {
@@ -157,7 +161,10 @@ impl Table {
             }
             Kind::Group => {
                 if let Some(n) = str_attr(attrs, "displayName") {
-                    self.by_display_name.entry(str_lower(n)).or_default().push(id.to_string());
+                    self.by_display_name
+                        .entry(str_lower(n))
+                        .or_default()
+                        .push(id.to_string());
                 }
             }
         }
@@ -212,7 +219,9 @@ impl Table {
 
     /// Replaces the attributes of `id`, keeping the indexes in step.
     pub fn update_attrs(&mut self, id: &str, attrs: Map<String, Value>, version: u64) {
-        let Some(mut e) = self.by_id.remove(id) else { return };
+        let Some(mut e) = self.by_id.remove(id) else {
+            return;
+        };
         self.unindex(id, &e.attrs);
         self.index(id, &attrs);
         e.attrs = attrs;
@@ -224,8 +233,18 @@ impl Table {
     /// when the attribute has no index.
     pub fn lookup_eq(&self, key: &str, value: &str) -> Option<Vec<&str>> {
         Some(match (self.kind, key) {
-            (_, "id") => self.by_id.get_key_value(value).map(|(k, _)| k.as_str()).into_iter().collect(),
-            (_, "externalId") => self.by_external_id.get(value).map(String::as_str).into_iter().collect(),
+            (_, "id") => self
+                .by_id
+                .get_key_value(value)
+                .map(|(k, _)| k.as_str())
+                .into_iter()
+                .collect(),
+            (_, "externalId") => self
+                .by_external_id
+                .get(value)
+                .map(String::as_str)
+                .into_iter()
+                .collect(),
             (Kind::User, "userName") => self
                 .by_user_name
                 .get(&str_lower(value))
@@ -247,7 +266,9 @@ impl Table {
             if *t > now {
                 break;
             }
-            let Some(Reverse((_, id))) = self.pending_queue.pop() else { break };
+            let Some(Reverse((_, id))) = self.pending_queue.pop() else {
+                break;
+            };
             if let Some(e) = self.by_id.get_mut(&id) {
                 if e.visible_at.take().is_some() {
                     self.pending -= 1;

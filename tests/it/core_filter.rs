@@ -32,15 +32,27 @@ fn malformed_filters_are_invalid_filter_errors_that_point_at_the_problem() {
         let e = parse(f).expect_err(f);
         assert_eq!(e.status, 400);
         assert_eq!(e.scim_type, Some(ScimType::InvalidFilter), "{f}");
-        assert!(e.detail.contains(want), "{f:?}: '{}' lacks '{want}'", e.detail);
+        assert!(
+            e.detail.contains(want),
+            "{f:?}: '{}' lacks '{want}'",
+            e.detail
+        );
     }
 }
 
 #[test]
 fn nesting_and_length_are_bounded() {
-    let deep = format!("{}a pr{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
+    let deep = format!(
+        "{}a pr{}",
+        "(".repeat(MAX_DEPTH + 1),
+        ")".repeat(MAX_DEPTH + 1)
+    );
     assert!(parse(&deep).unwrap_err().detail.contains("nesting"));
-    let ok = format!("{}a pr{}", "(".repeat(MAX_DEPTH - 1), ")".repeat(MAX_DEPTH - 1));
+    let ok = format!(
+        "{}a pr{}",
+        "(".repeat(MAX_DEPTH - 1),
+        ")".repeat(MAX_DEPTH - 1)
+    );
     assert!(parse(&ok).is_ok());
     let long = format!("a eq \"{}\"", "x".repeat(MAX_LEN));
     assert!(parse(&long).unwrap_err().detail.contains("longer than"));
@@ -60,7 +72,11 @@ fn filters_evaluate_as_rfc7644_says() {
             }
             err => {
                 let e = compiled.expect_err(f);
-                assert_eq!(Some(e.scim_type.unwrap().as_str()), err.strip_prefix("error:"), "{f}: {e}");
+                assert_eq!(
+                    Some(e.scim_type.unwrap().as_str()),
+                    err.strip_prefix("error:"),
+                    "{f}: {e}"
+                );
             }
         }
     }
@@ -68,11 +84,21 @@ fn filters_evaluate_as_rfc7644_says() {
 
 #[test]
 fn eq_and_only_mode_refuses_other_operators() {
-    for f in ["userName co \"x\"", "userName eq \"a\" or userName eq \"b\"", "title pr", "not (title pr)"] {
+    for f in [
+        "userName co \"x\"",
+        "userName eq \"a\" or userName eq \"b\"",
+        "title pr",
+        "not (title pr)",
+    ] {
         let e = CompiledFilter::compile_with(&USER_TYPE, &parse(f).unwrap(), true).expect_err(f);
         assert_eq!(e.scim_type, Some(ScimType::InvalidFilter));
     }
-    assert!(CompiledFilter::compile_with(&USER_TYPE, &parse("userName eq \"a\" and externalId eq \"b\"").unwrap(), true).is_ok());
+    assert!(CompiledFilter::compile_with(
+        &USER_TYPE,
+        &parse("userName eq \"a\" and externalId eq \"b\"").unwrap(),
+        true
+    )
+    .is_ok());
 }
 
 #[test]
@@ -81,9 +107,18 @@ fn patch_paths_parse_with_filters_and_sub_attributes() {
     assert_eq!(p.attr.name, "emails");
     assert_eq!(p.filter_sub.as_deref(), Some("value"));
     assert_eq!(p.to_string(), "emails[type eq \"work\"].value");
-    let p = parse_patch_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value").unwrap();
-    assert_eq!(p.attr.urn.as_deref(), Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
-    assert_eq!((p.attr.name.as_str(), p.attr.sub.as_deref()), ("manager", Some("value")));
+    let p = parse_patch_path(
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+    )
+    .unwrap();
+    assert_eq!(
+        p.attr.urn.as_deref(),
+        Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
+    );
+    assert_eq!(
+        (p.attr.name.as_str(), p.attr.sub.as_deref()),
+        ("manager", Some("value"))
+    );
     assert!(parse_patch_path("members[value eq \"x\"] junk").is_err());
     assert!(parse_patch_path("emails[type eq \"work\"]value").is_err());
 }

@@ -7,7 +7,8 @@ use serde::{de::DeserializeOwned, Serialize};
 
 fn roundtrip<T: DeserializeOwned + Serialize>(rel: &str) {
     let original = fixture_json(rel);
-    let typed: T = serde_json::from_value(original.clone()).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let typed: T =
+        serde_json::from_value(original.clone()).unwrap_or_else(|e| panic!("{rel}: {e}"));
     let back = serde_json::to_value(&typed).unwrap();
     assert_eq!(back, original, "{rel} changed in a round trip");
 }
@@ -31,5 +32,8 @@ fn typed_user_reads_the_enterprise_extension() {
     let u: User = serde_json::from_value(fixture_json("rfc7643/user-enterprise.json")).unwrap();
     let e = u.enterprise.unwrap();
     assert_eq!(e.employee_number.as_deref(), Some("701984"));
-    assert_eq!(e.manager.unwrap().display_name.as_deref(), Some("John Smith"));
+    assert_eq!(
+        e.manager.unwrap().display_name.as_deref(),
+        Some("John Smith")
+    );
 }

@@ -13,7 +13,11 @@ fn patch_cases_from_fixture() {
     let mut n = 0;
     for case in cases.as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let rt = if case["type"] == "Group" { &GROUP_TYPE } else { &USER_TYPE };
+        let rt = if case["type"] == "Group" {
+            &GROUP_TYPE
+        } else {
+            &USER_TYPE
+        };
         let mut attrs = case["before"].as_object().unwrap().clone();
         let ops: Vec<PatchOperation> = serde_json::from_value(case["operations"].clone()).unwrap();
         let r = apply(rt, &mut attrs, &ops, None);

@@ -6,7 +6,9 @@ use scimload::server::{spawn, ServerConfig, ServerHandle};
 use serde_json::{json, Value};
 
 pub fn fixture_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 pub fn fixture(rel: &str) -> String {
@@ -28,7 +30,8 @@ pub fn fixture_lines(rel: &str) -> Vec<String> {
 
 /// A server on 127.0.0.1:0 and a client for it.
 pub struct Srv {
-    pub handle: ServerHandle,
+    /// Held for the test's lifetime; the server stops with the test's runtime.
+    pub _handle: ServerHandle,
     pub http: reqwest::Client,
     pub base: String,
 }
@@ -41,10 +44,12 @@ pub struct Resp {
 
 impl Srv {
     pub async fn start(cfg: ServerConfig) -> Srv {
-        let handle = spawn(cfg, "127.0.0.1:0".parse().unwrap()).await.expect("bind port 0");
+        let handle = spawn(cfg, "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("bind port 0");
         let base = handle.url();
         Srv {
-            handle,
+            _handle: handle,
             http: reqwest::Client::new(),
             base,
         }
@@ -54,7 +59,13 @@ impl Srv {
         Self::start(ServerConfig::default()).await
     }
 
-    pub async fn send(&self, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut rb = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.base));
@@ -62,7 +73,9 @@ impl Srv {
             rb = rb.header(*k, *v);
         }
         if let Some(b) = body {
-            rb = rb.header("content-type", "application/scim+json").body(b.to_string());
+            rb = rb
+                .header("content-type", "application/scim+json")
+                .body(b.to_string());
         }
         let r = rb.send().await.expect("request");
         let status = r.status().as_u16();
@@ -73,7 +86,11 @@ impl Srv {
         } else {
             serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
         };
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -121,10 +138,23 @@ macro_rules! assert_scim_error {
     ($resp:expr, $status:expr, $scim_type:expr) => {{
         let r = &$resp;
         assert_eq!(r.status, $status, "body: {}", r.body);
-        assert_eq!(r.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{}", r.body);
-        assert_eq!(r.body["status"], $status.to_string(), "status must be a string: {}", r.body);
+        assert_eq!(
+            r.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+            "{}",
+            r.body
+        );
+        assert_eq!(
+            r.body["status"],
+            $status.to_string(),
+            "status must be a string: {}",
+            r.body
+        );
         let t: Option<&str> = $scim_type;
         assert_eq!(r.body["scimType"].as_str(), t, "{}", r.body);
-        assert!(r.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", r.body);
+        assert!(
+            r.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{}",
+            r.body
+        );
     }};
 }

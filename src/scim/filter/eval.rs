@@ -95,7 +95,11 @@ impl CompiledFilter {
 
     /// Like [`compile`](Self::compile); with `eq_and_only` every operator other than `eq`
     /// and `and` is refused, as some providers (AWS IAM Identity Center) do.
-    pub fn compile_with(rt: &ResourceTypeDef, f: &Filter, eq_and_only: bool) -> Result<Self, ScimError> {
+    pub fn compile_with(
+        rt: &ResourceTypeDef,
+        f: &Filter,
+        eq_and_only: bool,
+    ) -> Result<Self, ScimError> {
         let c = Compiler { rt, eq_and_only };
         Ok(CompiledFilter {
             root: c.node(f, None)?,
@@ -104,8 +108,15 @@ impl CompiledFilter {
 
     /// Compiles a filter whose paths are sub-attributes of `parent` (a value filter of a
     /// PATCH path), to be evaluated with [`matches_element`](Self::matches_element).
-    pub fn compile_element(rt: &ResourceTypeDef, parent: &'static AttrDef, f: &Filter) -> Result<Self, ScimError> {
-        let c = Compiler { rt, eq_and_only: false };
+    pub fn compile_element(
+        rt: &ResourceTypeDef,
+        parent: &'static AttrDef,
+        f: &Filter,
+    ) -> Result<Self, ScimError> {
+        let c = Compiler {
+            rt,
+            eq_and_only: false,
+        };
         Ok(CompiledFilter {
             root: c.node(f, Some(parent))?,
         })
@@ -160,10 +171,16 @@ impl FilterTarget for EmptyTarget {
 impl Compiler<'_> {
     fn node(&self, f: &Filter, parent: Option<&'static AttrDef>) -> Result<Node, ScimError> {
         Ok(match f {
-            Filter::And(a, b) => Node::And(Box::new(self.node(a, parent)?), Box::new(self.node(b, parent)?)),
+            Filter::And(a, b) => Node::And(
+                Box::new(self.node(a, parent)?),
+                Box::new(self.node(b, parent)?),
+            ),
             Filter::Or(a, b) => {
                 self.refuse("or")?;
-                Node::Or(Box::new(self.node(a, parent)?), Box::new(self.node(b, parent)?))
+                Node::Or(
+                    Box::new(self.node(a, parent)?),
+                    Box::new(self.node(b, parent)?),
+                )
             }
             Filter::Not(a) => {
                 self.refuse("not")?;
@@ -194,11 +211,15 @@ impl Compiler<'_> {
             Filter::ValuePath(p, inner) => {
                 self.refuse("[...]")?;
                 if parent.is_some() {
-                    return Err(ScimError::invalid_filter(format!("value filters cannot be nested ('{p}[...]')")));
+                    return Err(ScimError::invalid_filter(format!(
+                        "value filters cannot be nested ('{p}[...]')"
+                    )));
                 }
                 let (get, def) = self.getter(p, None, false)?;
                 if !def.is_complex() {
-                    return Err(ScimError::invalid_filter(format!("'{p}' is not complex; a value filter needs sub-attributes")));
+                    return Err(ScimError::invalid_filter(format!(
+                        "'{p}' is not complex; a value filter needs sub-attributes"
+                    )));
                 }
                 let inner = self.node(inner, Some(def))?;
                 if get.members {
@@ -235,7 +256,10 @@ impl Compiler<'_> {
         let to_filter_err = |e: ScimError| ScimError::invalid_filter(e.detail);
         if let Some(parent) = parent {
             let def = parent.sub_attr(&p.name).ok_or_else(|| {
-                ScimError::invalid_filter(format!("'{}' has no sub-attribute '{}'", parent.name, p.name))
+                ScimError::invalid_filter(format!(
+                    "'{}' has no sub-attribute '{}'",
+                    parent.name, p.name
+                ))
             })?;
             return Ok((
                 Getter {
@@ -248,7 +272,10 @@ impl Compiler<'_> {
                 def,
             ));
         }
-        let r = self.rt.resolve(p.urn.as_deref(), &p.name, p.sub.as_deref()).map_err(to_filter_err)?;
+        let r = self
+            .rt
+            .resolve(p.urn.as_deref(), &p.name, p.sub.as_deref())
+            .map_err(to_filter_err)?;
         // A complex multi-valued attribute compared without a sub-attribute compares its
         // `value` (e.g. `emails co "@example.com"`).
         let sub = match r.sub {
@@ -263,15 +290,25 @@ impl Compiler<'_> {
                 key: r.def.name,
                 sub: sub.map(|s| s.name),
                 element: false,
-                members: r.container.is_none() && r.def.name == "members" && self.rt.name == "Group",
+                members: r.container.is_none()
+                    && r.def.name == "members"
+                    && self.rt.name == "Group",
             },
             leaf,
         ))
     }
 }
 
-fn operand(def: &AttrDef, op: CompareOp, v: &CompValue, p: &AttrPath) -> Result<Operand, ScimError> {
-    let ordering = matches!(op, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le);
+fn operand(
+    def: &AttrDef,
+    op: CompareOp,
+    v: &CompValue,
+    p: &AttrPath,
+) -> Result<Operand, ScimError> {
+    let ordering = matches!(
+        op,
+        CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
+    );
     let substring = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
     if ordering && matches!(def.ty, AttrType::Boolean | AttrType::Binary) {
         return Err(ScimError::invalid_filter(format!(
@@ -284,8 +321,12 @@ fn operand(def: &AttrDef, op: CompareOp, v: &CompValue, p: &AttrPath) -> Result<
         (_, CompValue::Null) => Operand::Null,
         (AttrType::Boolean, CompValue::Bool(b)) => Operand::Bool(*b),
         // Several IdPs quote booleans ("True"); accept them as booleans.
-        (AttrType::Boolean, CompValue::Str(s)) if s.eq_ignore_ascii_case("true") => Operand::Bool(true),
-        (AttrType::Boolean, CompValue::Str(s)) if s.eq_ignore_ascii_case("false") => Operand::Bool(false),
+        (AttrType::Boolean, CompValue::Str(s)) if s.eq_ignore_ascii_case("true") => {
+            Operand::Bool(true)
+        }
+        (AttrType::Boolean, CompValue::Str(s)) if s.eq_ignore_ascii_case("false") => {
+            Operand::Bool(false)
+        }
         (AttrType::Integer | AttrType::Decimal, CompValue::Number(n)) if !substring => {
             Operand::Num(n.as_f64().unwrap_or(f64::NAN))
         }
@@ -316,10 +357,18 @@ fn eval(n: &Node, t: &dyn FilterTarget, el: Option<&Value>) -> bool {
             None => t
                 .attribute(None, "members")
                 .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|m| m.get("value").and_then(Value::as_str) == Some(id))),
+                .is_some_and(|a| {
+                    a.iter()
+                        .any(|m| m.get("value").and_then(Value::as_str) == Some(id))
+                }),
         },
         Node::Present(g) => any_value(g, t, el, &mut |v| present(v)),
-        Node::Cmp { get, op, rhs, case_exact } => {
+        Node::Cmp {
+            get,
+            op,
+            rhs,
+            case_exact,
+        } => {
             let hit = any_value(get, t, el, &mut |v| compare(v, *op, rhs, *case_exact));
             // `ne` with no value at all matches: the attribute is not equal to anything.
             if *op == CompareOp::Ne {
@@ -340,7 +389,9 @@ fn eval(n: &Node, t: &dyn FilterTarget, el: Option<&Value>) -> bool {
                 t.attribute(g.container, g.key)
             };
             match top {
-                Some(Value::Array(items)) => items.iter().any(|e| eval(inner, &EmptyTarget, Some(e))),
+                Some(Value::Array(items)) => {
+                    items.iter().any(|e| eval(inner, &EmptyTarget, Some(e)))
+                }
                 Some(v @ Value::Object(_)) => eval(inner, &EmptyTarget, Some(v)),
                 _ => false,
             }
@@ -359,7 +410,12 @@ fn present(v: &Value) -> bool {
 }
 
 /// Calls `f` on each value the getter designates until it returns true.
-fn any_value(g: &Getter, t: &dyn FilterTarget, el: Option<&Value>, f: &mut dyn FnMut(&Value) -> bool) -> bool {
+fn any_value(
+    g: &Getter,
+    t: &dyn FilterTarget,
+    el: Option<&Value>,
+    f: &mut dyn FnMut(&Value) -> bool,
+) -> bool {
     let owned;
     let top = if g.element {
         el.and_then(|e| e.get(g.key))
@@ -372,7 +428,7 @@ fn any_value(g: &Getter, t: &dyn FilterTarget, el: Option<&Value>, f: &mut dyn F
     let Some(top) = top else { return false };
     let mut visit = |v: &Value| -> bool {
         match g.sub {
-            Some(s) => v.get(s).is_some_and(|x| f(x)),
+            Some(s) => v.get(s).is_some_and(&mut *f),
             None => f(v),
         }
     };
@@ -398,7 +454,9 @@ fn compare(v: &Value, op: CompareOp, rhs: &Operand, case_exact: bool) -> bool {
             Some(a) => ordered(Some(a.cmp(b)), op),
             None => false,
         },
-        (Value::String(a), Operand::Str(b, lower)) => compare_str(a, b, lower.as_deref(), op, case_exact),
+        (Value::String(a), Operand::Str(b, lower)) => {
+            compare_str(a, b, lower.as_deref(), op, case_exact)
+        }
         _ => false,
     }
 }

@@ -141,9 +141,7 @@ impl fmt::Display for CompValue {
             CompValue::Null => f.write_str("null"),
             CompValue::Bool(b) => write!(f, "{b}"),
             CompValue::Number(n) => write!(f, "{n}"),
-            CompValue::Str(s) => {
-                f.write_str(&serde_json::to_string(s).map_err(|_| fmt::Error)?)
-            }
+            CompValue::Str(s) => f.write_str(&serde_json::to_string(s).map_err(|_| fmt::Error)?),
         }
     }
 }

@@ -49,7 +49,14 @@ impl<'a> Lexer<'a> {
                     i += 1;
                     loop {
                         match b.get(i) {
-                            None => return Err(err(what, src, start, "unterminated string; close it with '\"'")),
+                            None => {
+                                return Err(err(
+                                    what,
+                                    src,
+                                    start,
+                                    "unterminated string; close it with '\"'",
+                                ))
+                            }
                             Some(b'\\') => i += 2,
                             Some(b'"') => break,
                             Some(_) => i += 1,
@@ -64,7 +71,10 @@ impl<'a> Lexer<'a> {
                 b'-' | b'0'..=b'9' => {
                     let start = i;
                     i += 1;
-                    while i < b.len() && (b[i].is_ascii_digit() || matches!(b[i], b'.' | b'e' | b'E' | b'+' | b'-')) {
+                    while i < b.len()
+                        && (b[i].is_ascii_digit()
+                            || matches!(b[i], b'.' | b'e' | b'E' | b'+' | b'-'))
+                    {
                         i += 1;
                     }
                     let n: serde_json::Number = src[start..i]
@@ -118,7 +128,12 @@ fn keyword(t: Option<&Tok>, kw: &str) -> bool {
 impl<'a> Parser<'a> {
     fn new(src: &'a str, what: &'static str) -> Result<Self, ScimError> {
         if src.len() > MAX_LEN {
-            return Err(err(what, &src[..64], 0, &format!("{what} longer than {MAX_LEN} bytes; split the query")));
+            return Err(err(
+                what,
+                &src[..64],
+                0,
+                &format!("{what} longer than {MAX_LEN} bytes; split the query"),
+            ));
         }
         Ok(Parser {
             src,
@@ -133,7 +148,10 @@ impl<'a> Parser<'a> {
         self.toks.get(self.pos).map(|t| &t.0)
     }
     fn here(&self) -> usize {
-        self.toks.get(self.pos).map(|t| t.1).unwrap_or(self.src.len())
+        self.toks
+            .get(self.pos)
+            .map(|t| t.1)
+            .unwrap_or(self.src.len())
     }
     fn fail(&self, msg: &str) -> ScimError {
         err(self.what, self.src, self.here(), msg)
@@ -180,7 +198,9 @@ impl<'a> Parser<'a> {
     }
 
     fn unary(&mut self) -> Result<Filter, ScimError> {
-        if keyword(self.peek(), "not") && self.toks.get(self.pos + 1).map(|t| &t.0) == Some(&Tok::LParen) {
+        if keyword(self.peek(), "not")
+            && self.toks.get(self.pos + 1).map(|t| &t.0) == Some(&Tok::LParen)
+        {
             self.pos += 2;
             self.enter()?;
             let inner = self.or()?;
@@ -210,7 +230,9 @@ impl<'a> Parser<'a> {
         };
         if self.peek() == Some(&Tok::LBracket) {
             if path.sub.is_some() {
-                return Err(self.fail("a value filter '[...]' follows an attribute, not a sub-attribute"));
+                return Err(
+                    self.fail("a value filter '[...]' follows an attribute, not a sub-attribute")
+                );
             }
             self.pos += 1;
             self.enter()?;
@@ -224,7 +246,10 @@ impl<'a> Parser<'a> {
                     let sub_path = parse_path_word(sub, self.here() + 1, self.what, self.src)?;
                     self.pos += 1;
                     let tail = self.comparison(sub_path)?;
-                    return Ok(Filter::ValuePath(path, Box::new(Filter::And(Box::new(inner), Box::new(tail)))));
+                    return Ok(Filter::ValuePath(
+                        path,
+                        Box::new(Filter::And(Box::new(inner), Box::new(tail))),
+                    ));
                 }
             }
             return Ok(Filter::ValuePath(path, Box::new(inner)));
@@ -278,7 +303,14 @@ fn parse_path_word(w: &str, at: usize, what: &str, src: &str) -> Result<AttrPath
     let (urn, rest) = if w.len() > 4 && w[..4].eq_ignore_ascii_case("urn:") {
         match w.rfind(':') {
             Some(i) if i + 1 < w.len() => (Some(w[..i].to_string()), &w[i + 1..]),
-            _ => return Err(err(what, src, at, "a schema URN must be followed by ':' and an attribute name")),
+            _ => {
+                return Err(err(
+                    what,
+                    src,
+                    at,
+                    "a schema URN must be followed by ':' and an attribute name",
+                ))
+            }
         }
     } else {
         (None, w)
@@ -288,7 +320,12 @@ fn parse_path_word(w: &str, at: usize, what: &str, src: &str) -> Result<AttrPath
         None => (rest, None),
     };
     if !valid_name(name) || sub.is_some_and(|s| !valid_name(s)) {
-        return Err(err(what, src, at, &format!("'{w}' is not an attribute path")));
+        return Err(err(
+            what,
+            src,
+            at,
+            &format!("'{w}' is not an attribute path"),
+        ));
     }
     Ok(AttrPath {
         urn,
@@ -301,7 +338,9 @@ fn parse_path_word(w: &str, at: usize, what: &str, src: &str) -> Result<AttrPath
 pub fn parse(src: &str) -> Result<Filter, ScimError> {
     let mut p = Parser::new(src, "filter")?;
     if p.toks.is_empty() {
-        return Err(ScimError::invalid_filter("the filter is empty; give an expression such as userName eq \"bjensen\""));
+        return Err(ScimError::invalid_filter(
+            "the filter is empty; give an expression such as userName eq \"bjensen\"",
+        ));
     }
     let f = p.or()?;
     if p.pos < p.toks.len() {
@@ -321,7 +360,11 @@ pub fn parse_patch_path(src: &str) -> Result<PatchPath, ScimError> {
     let at = p.here();
     let attr = match p.next() {
         Some(Tok::Word(w)) => parse_path_word(w, at, "path", src)?,
-        _ => return Err(ScimError::invalid_path(format!("'{src}' is not a PATCH path; use attr, attr.sub or attr[filter].sub"))),
+        _ => {
+            return Err(ScimError::invalid_path(format!(
+                "'{src}' is not a PATCH path; use attr, attr.sub or attr[filter].sub"
+            )))
+        }
     };
     let mut path = PatchPath {
         attr,
