@@ -52,11 +52,23 @@ pub fn etag_matches(header: &str, etag: &str) -> bool {
 }
 
 fn now_string() -> String {
-    format_datetime(
-        OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .unwrap_or(OffsetDateTime::now_utc()),
-    )
+    // Formatting an RFC 3339 time costs more than the rest of a create's bookkeeping;
+    // meta timestamps have one-second resolution, so each thread formats once a second.
+    thread_local! {
+        static NOW: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = OffsetDateTime::now_utc();
+    let secs = now.unix_timestamp();
+    NOW.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            *c = (
+                secs,
+                format_datetime(now.replace_nanosecond(0).unwrap_or(now)),
+            );
+        }
+        c.1.clone()
+    })
 }
 
 fn visible<'a>(t: &'a Table, id: &str, now: Instant) -> Result<&'a Entry, ScimError> {
@@ -76,7 +88,7 @@ impl Ctx<'_> {
 
     fn render_one(
         &self,
-        inner: &Inner,
+        inner: Option<&Inner>,
         kind: Kind,
         attrs: &Map<String, Value>,
         members: Option<&Members>,
@@ -91,7 +103,7 @@ impl Ctx<'_> {
                 members,
                 members_in_reads: self.profile.members_in_reads,
             },
-            Some(inner),
+            inner,
             proj,
             self.base_url,
         );
@@ -123,6 +135,10 @@ impl Ctx<'_> {
             }),
         );
         let visible_at = self.async_create.map(|d| Instant::now() + d);
+        // A new user belongs to no group yet, so its answer can be written before the
+        // lock is taken; a group's needs its members, resolved under the lock.
+        let mut body = (kind == Kind::User && visible_at.is_none())
+            .then(|| self.render_one(None, kind, &full, None, proj));
         let mut inner = self.store.write();
         inner.table_mut(kind).settle(Instant::now());
         inner.table(kind).check_unique(&full, None)?;
@@ -135,8 +151,9 @@ impl Ctx<'_> {
             )?),
             Kind::User => None,
         };
-        let body = (visible_at.is_none())
-            .then(|| self.render_one(&inner, kind, &full, members.as_ref(), proj));
+        if kind == Kind::Group && visible_at.is_none() {
+            body = Some(self.render_one(Some(&inner), kind, &full, members.as_ref(), proj));
+        }
         if let Some(m) = &members {
             let ids: Vec<String> = m.keys().cloned().collect();
             for mid in ids {
@@ -145,13 +162,13 @@ impl Ctx<'_> {
         }
         inner.table_mut(kind).insert(
             id.clone(),
-            Entry {
+            Box::new(Entry {
                 slot: 0,
                 attrs: full,
                 members,
                 version,
                 visible_at,
-            },
+            }),
         );
         drop(inner);
         if visible_at.is_some() {
@@ -190,7 +207,7 @@ impl Ctx<'_> {
                 location: None,
             });
         }
-        let body = self.render_one(&inner, kind, &e.attrs, e.members.as_ref(), proj);
+        let body = self.render_one(Some(&inner), kind, &e.attrs, e.members.as_ref(), proj);
         Ok(Outcome {
             status: 200,
             body: Some(body),
@@ -275,7 +292,7 @@ impl Ctx<'_> {
             ch.commit(&mut inner, id);
         }
         let e = visible(inner.table(kind), id, now)?;
-        let body = self.render_one(&inner, kind, &e.attrs, e.members.as_ref(), proj);
+        let body = self.render_one(Some(&inner), kind, &e.attrs, e.members.as_ref(), proj);
         Ok(Outcome {
             status: 200,
             body: Some(body),
@@ -331,7 +348,7 @@ impl Ctx<'_> {
                 location: None,
             });
         }
-        let body = self.render_one(&inner, kind, &e.attrs, e.members.as_ref(), proj);
+        let body = self.render_one(Some(&inner), kind, &e.attrs, e.members.as_ref(), proj);
         Ok(Outcome {
             status: 200,
             body: Some(body),
