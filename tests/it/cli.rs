@@ -12,18 +12,30 @@ fn bin() -> Command {
 
 #[test]
 fn serve_refuses_a_network_address_without_a_token() {
-    let out = bin().args(["serve", "--listen", "0.0.0.0:0"]).output().unwrap();
+    let out = bin()
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("without a token") && err.contains("SCIM_TOKEN"), "{err}");
+    assert!(
+        err.contains("without a token") && err.contains("SCIM_TOKEN"),
+        "{err}"
+    );
 }
 
 #[test]
 fn serve_explains_bad_flag_values() {
-    let out = bin().args(["serve", "--latency", "5 parsecs"]).output().unwrap();
+    let out = bin()
+        .args(["serve", "--latency", "5 parsecs"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown unit"));
-    let out = bin().args(["serve", "--fail-503", "150%"]).output().unwrap();
+    let out = bin()
+        .args(["serve", "--fail-503", "150%"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("between 0 and 1"));
     let out = bin().args(["serve", "--profile", "okta"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("rfc"));
@@ -39,17 +51,33 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
-    let url = first.split_whitespace().find(|w| w.starts_with("http://")).expect(&first).to_string();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect(&first)
+        .to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let status = rt.block_on(async { reqwest::get(format!("{url}/ServiceProviderConfig")).await.unwrap().status() });
+    let status = rt.block_on(async {
+        reqwest::get(format!("{url}/ServiceProviderConfig"))
+            .await
+            .unwrap()
+            .status()
+    });
     assert_eq!(status, 200);
     let t = Instant::now();
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
     let code = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "did not stop on SIGTERM");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(code.success(), "{code:?}");
