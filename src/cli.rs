@@ -25,6 +25,72 @@ pub struct Cli {
 pub enum Command {
     /// Run the embedded SCIM 2.0 service provider.
     Serve(ServeArgs),
+    /// Write a deterministic synthetic HR export (streams; any size in constant memory).
+    Gen(GenArgs),
+    /// Map an HR export to SCIM users and groups (today: --dry-run, which validates
+    /// without sending).
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Number of data rows.
+    #[arg(long, default_value = "1000", value_parser = parse_count)]
+    pub rows: u64,
+    /// Which HR system the export looks like.
+    #[arg(long, value_enum, default_value = "workday")]
+    pub shape: crate::gen::Shape,
+    /// Output format (default: what the shape's system exports: workday csv, bamboohr
+    /// json, generic ndjson).
+    #[arg(long, value_enum)]
+    pub format: Option<crate::gen::Format>,
+    /// Seed: the same seed writes the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Fraction of rows given one defect (0.02 or 2%): missing required field, malformed
+    /// email, duplicate userName or employee id, over-long value, bad date, stray quote,
+    /// wrong field count, invalid UTF-8.
+    #[arg(long, default_value = "0", value_parser = parse_fraction)]
+    pub dirty: f64,
+    /// Write the list of defective rows (NDJSON: row, defect, column) here.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Output file (default: standard output); a name ending in .gz is gzip-compressed.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The HR export: CSV, NDJSON or a JSON array, optionally gzip-compressed.
+    pub file: PathBuf,
+    /// Parse, map and validate without sending anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Mapping file (TOML); see datasets/mappings/ for examples.
+    #[arg(long = "map", conflicts_with = "preset")]
+    pub map: Option<PathBuf>,
+    /// Built-in mapping: workday, bamboohr or generic (default: guessed from the columns).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Input format (default: from the file name, then its first byte).
+    #[arg(long, value_enum)]
+    pub format: Option<crate::source::InputFormat>,
+    /// CSV delimiter: a single character, or "tab".
+    #[arg(long, default_value = ",")]
+    pub delimiter: String,
+    /// Write rejected rows here (CSV: row, externalId, field, code, reason, original).
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
+    /// Write the mapped payloads here (NDJSON), for inspection.
+    #[arg(long)]
+    pub emit: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Rows per batch handed to the mapping threads.
+    #[arg(long, default_value = "8192", value_parser = parse_count)]
+    pub batch_rows: u64,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,17 @@ pub enum ConfigError {
     EmptyToken(String),
     #[error("unknown profile '{0}'; use rfc, aws or entra-api")]
     Profile(String),
+    #[error("the delimiter must be one character (or \"tab\"), got '{0}'")]
+    Delimiter(String),
+}
+
+/// `,` `;` `|` or `tab`.
+pub fn delimiter(s: &str) -> Result<u8, ConfigError> {
+    match s {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
+        _ => Err(ConfigError::Delimiter(s.to_string())),
+    }
 }
 
 pub fn read_token_file(path: &Path) -> Result<String, ConfigError> {

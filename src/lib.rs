@@ -2,7 +2,12 @@
 //! with correct latency measurement. The binary is a thin shell over this library.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod gen;
+pub mod import;
+pub mod mapping;
 pub mod scim;
 pub mod server;
+pub mod source;
 pub mod units;

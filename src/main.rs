@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use scimload::cli::{Cli, Command};
-use scimload::{config, server};
+use scimload::{commands, config, server};
 
 // glibc malloc was the largest user-space cost of a create in profiles; mimalloc
 // also keeps the allocator off the lock-holding path.
@@ -71,5 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Gen(args) => commands::gen(args),
+        Command::Import(args) => commands::import(args),
     }
 }

@@ -6,6 +6,7 @@ mod core_filter;
 mod core_models;
 mod core_patch;
 mod harness;
+mod ingest;
 mod server_api;
 mod server_faults;
 mod server_profiles;

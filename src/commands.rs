@@ -1,0 +1,122 @@
+//! The subcommands other than `serve`, each from validated arguments to an exit code.
+//! Errors carry context for the person at the terminal (anyhow at this edge).
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+
+use crate::cli::{GenArgs, ImportArgs};
+use crate::config;
+use crate::gen::{GenConfig, Generator};
+use crate::import::dry_run::{self, DryRunOptions};
+use crate::import::ingest::IngestOptions;
+use crate::mapping::{presets, MappingSpec};
+use crate::source;
+
+pub fn gen(a: GenArgs) -> anyhow::Result<ExitCode> {
+    let cfg = GenConfig {
+        rows: a.rows,
+        shape: a.shape,
+        format: a.format.unwrap_or(a.shape.default_format()),
+        seed: a.seed,
+        dirty: a.dirty,
+    };
+    let mut g = Generator::new(cfg);
+    match &a.output {
+        Some(p) => {
+            let f = File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
+            let w = BufWriter::with_capacity(1 << 20, f);
+            if p.extension().is_some_and(|e| e == "gz") {
+                let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::fast());
+                g.write_all(&mut gz)?;
+                gz.finish()?.flush()?;
+            } else {
+                let mut w = w;
+                g.write_all(&mut w)?;
+            }
+        }
+        None => {
+            let out = io::stdout();
+            let mut w = BufWriter::with_capacity(1 << 20, out.lock());
+            g.write_all(&mut w)?;
+        }
+    }
+    if let Some(m) = &a.manifest {
+        let mut w = BufWriter::new(
+            File::create(m).with_context(|| format!("cannot create {}", m.display()))?,
+        );
+        for e in &g.manifest {
+            serde_json::to_writer(&mut w, e)?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Which preset fits these columns.
+fn guess_preset(columns: &[String]) -> Option<&'static str> {
+    let has = |c: &str| columns.iter().any(|x| x.eq_ignore_ascii_case(c));
+    if has("Employee_ID") && has("Email_Work") {
+        Some("workday")
+    } else if has("workEmail") && has("firstName") {
+        Some("bamboohr")
+    } else if has("employee_id") && has("email") {
+        Some("generic")
+    } else {
+        None
+    }
+}
+
+pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
+    if !a.dry_run {
+        bail!("provisioning to a target is not implemented yet; run with --dry-run to parse, map and validate the export");
+    }
+    let delimiter = config::delimiter(&a.delimiter)?;
+    let spec: MappingSpec = match (&a.map, &a.preset) {
+        (Some(p), _) => presets::load_file(p)?,
+        (None, Some(name)) => presets::load(name)?,
+        (None, None) => {
+            let src = source::open_source(&a.file, a.format, delimiter)?;
+            let Some(name) = guess_preset(src.columns()) else {
+                bail!(
+                    "no --map or --preset given, and the columns ({}) match no preset; write a mapping file (see datasets/mappings/) and pass --map",
+                    src.columns().join(", ")
+                );
+            };
+            eprintln!("scimload: using the {name} preset (matched the file's columns); pass --preset or --map to choose");
+            presets::load(name)?
+        }
+    };
+    let opts = IngestOptions {
+        format: a.format,
+        delimiter,
+        batch_rows: a.batch_rows.max(1) as usize,
+    };
+    let summary = dry_run::run(
+        &a.file,
+        &spec,
+        &opts,
+        &DryRunOptions {
+            rejects: a.rejects.clone(),
+            emit: a.emit.clone(),
+        },
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary.human());
+        if let Some(r) = &a.rejects {
+            if summary.rejected > 0 {
+                println!("  rejected rows written to {}", r.display());
+            }
+        }
+    }
+    Ok(if summary.rejected > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

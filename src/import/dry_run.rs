@@ -1,0 +1,254 @@
+//! `scimload import --dry-run`: read, map and validate without sending. Every row ends as
+//! a user or a reject (users + rejects = rows); rejects go to a CSV a person can fix and
+//! re-import from, and the payloads can be written out as NDJSON for inspection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::dedup::KeyIndex;
+use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
+use crate::mapping::build::json_str;
+use crate::mapping::{MappingSpec, RejectCode, Rejected};
+
+#[derive(Debug, Clone, Default)]
+pub struct DryRunOptions {
+    pub rejects: Option<PathBuf>,
+    pub emit: Option<PathBuf>,
+}
+
+/// What a dry run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRunSummary {
+    pub file: String,
+    pub format: String,
+    pub rows: u64,
+    pub users: u64,
+    pub rejected: u64,
+    pub rejects_by_reason: BTreeMap<&'static str, u64>,
+    pub groups: u64,
+    pub memberships: u64,
+    pub users_with_manager: u64,
+    pub largest_group: Option<(String, u64)>,
+    pub elapsed_seconds: f64,
+    pub rows_per_second: f64,
+}
+
+/// Writes rejected rows as CSV: row, externalId, field, code, reason, original.
+pub struct RejectsWriter {
+    w: csv::Writer<BufWriter<File>>,
+}
+
+impl RejectsWriter {
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let mut w = csv::Writer::from_writer(BufWriter::new(File::create(path)?));
+        w.write_record(["row", "externalId", "field", "code", "reason", "original"])?;
+        Ok(RejectsWriter { w })
+    }
+    pub fn write(&mut self, r: &Rejected) -> std::io::Result<()> {
+        let original = String::from_utf8_lossy(&r.raw);
+        self.w.write_record([
+            r.row.to_string().as_str(),
+            r.external_id.as_deref().unwrap_or(""),
+            r.field.as_str(),
+            r.code.as_str(),
+            r.reason.as_str(),
+            original.as_ref(),
+        ])?;
+        Ok(())
+    }
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
+
+/// Duplicate checks over accepted rows: the first userName / externalId wins.
+#[derive(Debug, Default)]
+pub struct Duplicates {
+    user_names: KeyIndex,
+    external_ids: KeyIndex,
+}
+
+impl Duplicates {
+    /// `Some(reject)` if the row repeats an accepted userName or externalId.
+    pub fn check(&mut self, u: &crate::mapping::MappedUser) -> Option<Rejected> {
+        let dup = |code, field: &str, reason: String| {
+            Some(Rejected {
+                row: u.row,
+                external_id: Some(u.external_id.clone()),
+                field: field.into(),
+                code,
+                reason,
+                raw: Vec::new(),
+            })
+        };
+        if let Some(first) = self.external_ids.get(u.ext_key) {
+            return dup(
+                RejectCode::DuplicateExternalId,
+                "externalId",
+                format!(
+                    "externalId '{}' is already used by row {first}",
+                    u.external_id
+                ),
+            );
+        }
+        if let Some(first) = self.user_names.get(u.user_key) {
+            return dup(
+                RejectCode::DuplicateUserName,
+                "userName",
+                format!(
+                    "userName '{}' is already used by row {first} (userNames are case-insensitive)",
+                    u.user_name
+                ),
+            );
+        }
+        self.external_ids.insert(u.ext_key, u.row);
+        self.user_names.insert(u.user_key, u.row);
+        None
+    }
+}
+
+pub fn run(
+    path: &Path,
+    spec: &MappingSpec,
+    ingest_opts: &IngestOptions,
+    opts: &DryRunOptions,
+) -> Result<DryRunSummary, IngestError> {
+    let t0 = Instant::now();
+    let sink_err = |what: &str, p: &Path, e: std::io::Error| {
+        format!("cannot write {what} {}: {e}", p.display())
+    };
+    let mut rejects = match &opts.rejects {
+        Some(p) => Some(
+            RejectsWriter::create(p)
+                .map_err(|e| IngestError::Sink(sink_err("the rejects file", p, e)))?,
+        ),
+        None => None,
+    };
+    let mut emit = match &opts.emit {
+        Some(p) => Some(BufWriter::with_capacity(
+            1 << 20,
+            File::create(p).map_err(|e| IngestError::Sink(sink_err("the payload file", p, e)))?,
+        )),
+        None => None,
+    };
+    let mut dups = Duplicates::default();
+    let mut groups: HashMap<String, u64, foldhash::fast::RandomState> = HashMap::default();
+    let (mut rows, mut users, mut memberships, mut with_manager) = (0u64, 0u64, 0u64, 0u64);
+    let mut by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut line = Vec::with_capacity(1024);
+    let info = ingest(path, spec, ingest_opts, |batch| {
+        for o in batch {
+            rows += 1;
+            let o = match o {
+                RowOutcome::User(u) => match dups.check(&u) {
+                    Some(mut r) => {
+                        r.raw = u.body.clone();
+                        RowOutcome::Rejected(Box::new(r))
+                    }
+                    None => RowOutcome::User(u),
+                },
+                r => r,
+            };
+            match o {
+                RowOutcome::User(u) => {
+                    users += 1;
+                    with_manager += u.manager.is_some() as u64;
+                    for g in u.groups() {
+                        memberships += 1;
+                        match groups.get_mut(g) {
+                            Some(n) => *n += 1,
+                            None => {
+                                groups.insert(g.to_string(), 1);
+                            }
+                        }
+                    }
+                    if let Some(w) = emit.as_mut() {
+                        line.clear();
+                        line.extend_from_slice(
+                            format!("{{\"row\":{},\"externalId\":", u.row).as_bytes(),
+                        );
+                        json_str(&mut line, &u.external_id);
+                        line.extend_from_slice(b",\"user\":");
+                        line.extend_from_slice(&u.body);
+                        line.extend_from_slice(b",\"groups\":[");
+                        for (i, g) in u.groups().enumerate() {
+                            if i > 0 {
+                                line.push(b',');
+                            }
+                            json_str(&mut line, g);
+                        }
+                        line.extend_from_slice(b"],\"manager\":");
+                        match &u.manager {
+                            Some(m) => json_str(&mut line, m),
+                            None => line.extend_from_slice(b"null"),
+                        }
+                        line.extend_from_slice(b"}\n");
+                        w.write_all(&line)
+                            .map_err(|e| format!("cannot write the payload file: {e}"))?;
+                    }
+                }
+                RowOutcome::Rejected(r) => {
+                    *by_code.entry(r.code.as_str()).or_default() += 1;
+                    if let Some(w) = rejects.as_mut() {
+                        w.write(&r)
+                            .map_err(|e| format!("cannot write the rejects file: {e}"))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(w) = rejects {
+        w.finish()
+            .map_err(|e| IngestError::Sink(format!("cannot write the rejects file: {e}")))?;
+    }
+    if let Some(mut w) = emit {
+        w.flush()
+            .map_err(|e| IngestError::Sink(format!("cannot write the payload file: {e}")))?;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let largest = groups
+        .iter()
+        .max_by_key(|(n, c)| (**c, std::cmp::Reverse(n.as_str())))
+        .map(|(n, c)| (n.clone(), *c));
+    Ok(DryRunSummary {
+        file: path.display().to_string(),
+        format: format!("{:?}", info.format).to_lowercase(),
+        rows,
+        users,
+        rejected: rows - users,
+        rejects_by_reason: by_code,
+        groups: groups.len() as u64,
+        memberships,
+        users_with_manager: with_manager,
+        largest_group: largest,
+        elapsed_seconds: elapsed,
+        rows_per_second: rows as f64 / elapsed.max(1e-9),
+    })
+}
+
+impl DryRunSummary {
+    /// The summary as a person reads it.
+    pub fn human(&self) -> String {
+        let mut s = format!(
+            "dry run of {} ({}): {} rows -> {} users, {} rejected; {} groups, {} memberships, {} manager references\n",
+            self.file, self.format, self.rows, self.users, self.rejected, self.groups, self.memberships, self.users_with_manager
+        );
+        for (code, n) in &self.rejects_by_reason {
+            s.push_str(&format!("  rejected {code}: {n}\n"));
+        }
+        if let Some((g, n)) = &self.largest_group {
+            s.push_str(&format!("  largest group: {g} ({n} members)\n"));
+        }
+        s.push_str(&format!(
+            "  {:.2} s, {:.0} rows/s\n",
+            self.elapsed_seconds, self.rows_per_second
+        ));
+        s
+    }
+}

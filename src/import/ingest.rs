@@ -1,0 +1,239 @@
+//! Source → map: a reader thread fills batches into a bounded channel; each batch is
+//! mapped in parallel with rayon, keeping row order, and handed to the caller. Batches go
+//! back to the reader for reuse, so memory holds a few batches whatever the file size.
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use rayon::prelude::*;
+use simd_json::prelude::*;
+
+use crate::mapping::{
+    MappedUser, Mapping, MappingError, MappingSpec, Record, RejectCode, Rejected,
+};
+use crate::source::{self, Batch, InputFormat, ReadReject, Records, SourceError};
+
+/// What became of one row.
+#[derive(Debug)]
+pub enum RowOutcome {
+    User(MappedUser),
+    Rejected(Box<Rejected>),
+}
+
+impl RowOutcome {
+    pub fn row(&self) -> u64 {
+        match self {
+            RowOutcome::User(u) => u.row,
+            RowOutcome::Rejected(r) => r.row,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub format: Option<InputFormat>,
+    pub delimiter: u8,
+    /// Rows per batch: large enough to amortise thread hand-offs, small enough that a
+    /// few batches in flight stay a few MB.
+    pub batch_rows: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            format: None,
+            delimiter: b',',
+            batch_rows: 8192,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    #[error("{0}")]
+    Sink(String),
+}
+
+/// Format and columns found, for the summary.
+#[derive(Debug, Clone)]
+pub struct IngestInfo {
+    pub format: InputFormat,
+    pub columns: Vec<String>,
+}
+
+fn read_reject(r: &ReadReject) -> RowOutcome {
+    let code = if r.reason.contains("UTF-8") {
+        RejectCode::InvalidUtf8
+    } else if r.reason.contains("fields") {
+        RejectCode::WrongFieldCount
+    } else if r.reason.contains("truncated") {
+        RejectCode::BrokenJson
+    } else {
+        RejectCode::Unreadable
+    };
+    RowOutcome::Rejected(Box::new(Rejected {
+        row: r.row,
+        external_id: None,
+        field: String::new(),
+        code,
+        reason: r.reason.clone(),
+        raw: r.raw.clone(),
+    }))
+}
+
+fn csv_raw(rec: &csv::StringRecord) -> Vec<u8> {
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    let _ = w.write_record(rec);
+    let mut v = w.into_inner().unwrap_or_default();
+    while v.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+        v.pop();
+    }
+    v
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<(Vec<u8>, simd_json::Buffers)> =
+        std::cell::RefCell::new((Vec::new(), simd_json::Buffers::default()));
+}
+
+fn map_json(mapping: &Mapping, text: &[u8], row: u64) -> RowOutcome {
+    let fail = |code, reason: String| {
+        RowOutcome::Rejected(Box::new(Rejected {
+            row,
+            external_id: None,
+            field: String::new(),
+            code,
+            reason,
+            raw: text.to_vec(),
+        }))
+    };
+    SCRATCH.with(|s| {
+        let mut guard = s.borrow_mut();
+        let (buf, buffers) = &mut *guard;
+        buf.clear();
+        buf.extend_from_slice(text);
+        let outcome = match simd_json::to_borrowed_value_with_buffers(buf, buffers) {
+            Ok(v) => match v.as_object() {
+                Some(o) => match mapping.map(&Record::Json(o), row) {
+                    Ok(u) => RowOutcome::User(u),
+                    Err(mut r) => {
+                        r.raw = text.to_vec();
+                        RowOutcome::Rejected(Box::new(r))
+                    }
+                },
+                None => fail(
+                    RejectCode::NotAnObject,
+                    "the record is not a JSON object; each record must be {\"column\": value, ...}"
+                        .into(),
+                ),
+            },
+            Err(_) if std::str::from_utf8(text).is_err() => fail(
+                RejectCode::InvalidUtf8,
+                "invalid UTF-8; save the export as UTF-8".into(),
+            ),
+            Err(e) => fail(RejectCode::BrokenJson, format!("broken JSON: {e}")),
+        };
+        outcome
+    })
+}
+
+/// Maps one batch in parallel; outcomes come back in row order.
+pub fn map_batch(mapping: &Mapping, b: &Batch) -> Vec<RowOutcome> {
+    let mut out: Vec<RowOutcome> = match &b.records {
+        Records::Csv(recs) => recs[..b.rows.len()]
+            .par_iter()
+            .zip(b.rows.par_iter())
+            .with_min_len(256)
+            .map(|(rec, &row)| match mapping.map(&Record::Csv(rec), row) {
+                Ok(u) => RowOutcome::User(u),
+                Err(mut r) => {
+                    r.raw = csv_raw(rec);
+                    RowOutcome::Rejected(Box::new(r))
+                }
+            })
+            .collect(),
+        Records::Json { buf, spans } => spans
+            .par_iter()
+            .zip(b.rows.par_iter())
+            .with_min_len(256)
+            .map(|(s, &row)| map_json(mapping, &buf[s.clone()], row))
+            .collect(),
+    };
+    if !b.rejects.is_empty() {
+        out.extend(b.rejects.iter().map(read_reject));
+        out.sort_by_key(RowOutcome::row);
+    }
+    out
+}
+
+/// Streams `path` through `spec`, calling `each` with every batch of outcomes in row order.
+pub fn ingest(
+    path: &Path,
+    spec: &MappingSpec,
+    opts: &IngestOptions,
+    mut each: impl FnMut(Vec<RowOutcome>) -> Result<(), String>,
+) -> Result<IngestInfo, IngestError> {
+    let format = match opts.format {
+        Some(f) => f,
+        None => source::detect(path)?,
+    };
+    let mut src = source::open_source(path, Some(format), opts.delimiter)?;
+    let columns = src.columns().to_vec();
+    let mapping = Mapping::compile(spec, &columns, format != InputFormat::Csv)?;
+    let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(2);
+    let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
+    for _ in 0..3 {
+        let _ = empty_tx.send(src.new_batch());
+    }
+    let batch_rows = opts.batch_rows.max(1);
+    let reader = std::thread::Builder::new()
+        .name("scimload-reader".into())
+        .spawn(move || -> Result<(), SourceError> {
+            while let Ok(mut b) = empty_rx.recv() {
+                if !src.fill(&mut b, batch_rows)? {
+                    break;
+                }
+                if full_tx.send(b).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| IngestError::Sink(format!("cannot start the reader thread: {e}")))?;
+    // Mapping runs on its own thread (and the rayon pool), so the caller's sequential
+    // work on batch k (duplicates, counters, output) overlaps the mapping of batch k+1.
+    let (mapped_tx, mapped_rx) = mpsc::sync_channel::<Vec<RowOutcome>>(2);
+    let mapper = std::thread::Builder::new()
+        .name("scimload-mapper".into())
+        .spawn(move || {
+            for b in full_rx.iter() {
+                let outcomes = map_batch(&mapping, &b);
+                let _ = empty_tx.send(b);
+                if mapped_tx.send(outcomes).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| IngestError::Sink(format!("cannot start the mapping thread: {e}")))?;
+    let mut sink_err = None;
+    for outcomes in mapped_rx.iter() {
+        if let Err(e) = each(outcomes) {
+            sink_err = Some(e);
+            break;
+        }
+    }
+    drop(mapped_rx);
+    let _ = mapper.join();
+    let read = reader
+        .join()
+        .map_err(|_| IngestError::Sink("the reader thread panicked".into()))?;
+    if let Some(e) = sink_err {
+        return Err(IngestError::Sink(e));
+    }
+    read?;
+    Ok(IngestInfo { format, columns })
+}

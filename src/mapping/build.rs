@@ -1,0 +1,194 @@
+//! Writing a mapped row as a SCIM User (JSON bytes), straight into a buffer: a struct
+//! and serde would allocate per field; this writes each value once.
+
+use std::borrow::Cow;
+use std::io::Write;
+
+use super::target::{Place, TARGETS};
+use crate::scim::urns;
+
+/// JSON string with the escapes RFC 8259 requires.
+#[inline]
+pub fn json_str(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    // Almost every HR value needs no escape: check in one branch-free pass, copy in one.
+    let clean = b
+        .iter()
+        .fold(true, |ok, &c| ok & (c >= 0x20) & (c != b'"') & (c != b'\\'));
+    if clean {
+        out.reserve(b.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(b);
+        out.push(b'"');
+        return;
+    }
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&b[start..i]);
+                let _ = write!(out, "\\u{:04x}", c);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&b[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&b[start..]);
+    out.push(b'"');
+}
+
+fn key(out: &mut Vec<u8>, k: &str) {
+    out.push(b',');
+    json_str(out, k);
+    out.push(b':');
+}
+
+/// Which targets a mapping sets, grouped by where they are written: computed once per
+/// mapping so that writing a row visits only what the mapping sets.
+#[derive(Debug, Clone, Default)]
+pub struct WritePlan {
+    top: Vec<(usize, &'static str)>,
+    name: Vec<(usize, &'static str)>,
+    emails: Vec<(usize, &'static str)>,
+    phones: Vec<(usize, &'static str)>,
+    address: Vec<(usize, &'static str)>,
+    enterprise: Vec<(usize, &'static str)>,
+}
+
+impl WritePlan {
+    pub fn new(targets: impl IntoIterator<Item = usize>) -> Self {
+        let mut p = WritePlan::default();
+        let mut ts: Vec<usize> = targets.into_iter().collect();
+        ts.sort_unstable();
+        ts.dedup();
+        for t in ts {
+            match TARGETS[t].place {
+                Place::Top(k) => p.top.push((t, k)),
+                Place::Name(k) => p.name.push((t, k)),
+                Place::Email(k) => p.emails.push((t, k)),
+                Place::Phone(k) => p.phones.push((t, k)),
+                Place::WorkAddress(k) => p.address.push((t, k)),
+                Place::Enterprise(k) => p.enterprise.push((t, k)),
+                Place::Active | Place::Manager => {}
+            }
+        }
+        p
+    }
+}
+
+fn object(
+    out: &mut Vec<u8>,
+    open: &[u8],
+    close: &[u8],
+    fields: &[(usize, &'static str)],
+    values: &[Option<Cow<'_, str>>],
+) -> bool {
+    let mut first = true;
+    for &(t, k) in fields {
+        let Some(v) = &values[t] else { continue };
+        out.extend_from_slice(if first { open } else { b"," });
+        first = false;
+        json_str(out, k);
+        out.push(b':');
+        json_str(out, v);
+    }
+    if !first {
+        out.extend_from_slice(close);
+    }
+    !first
+}
+
+fn plural(
+    out: &mut Vec<u8>,
+    attr: &str,
+    fields: &[(usize, &'static str)],
+    values: &[Option<Cow<'_, str>>],
+) {
+    let mut first = true;
+    for &(t, kind) in fields {
+        let Some(v) = &values[t] else { continue };
+        if first {
+            key(out, attr);
+            out.push(b'[');
+        } else {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"value\":");
+        json_str(out, v);
+        out.extend_from_slice(b",\"type\":");
+        json_str(out, kind);
+        // The first mapped value is the primary one (RFC 7643 §2.4: at most one).
+        if first {
+            out.extend_from_slice(b",\"primary\":true");
+        }
+        out.push(b'}');
+        first = false;
+    }
+    if !first {
+        out.push(b']');
+    }
+}
+
+/// Writes the User for `values` (indexed like [`TARGETS`]); `active` already parsed.
+pub fn write_user(
+    out: &mut Vec<u8>,
+    plan: &WritePlan,
+    values: &[Option<Cow<'_, str>>],
+    active: Option<bool>,
+) {
+    let has_ent = plan.enterprise.iter().any(|(t, _)| values[*t].is_some());
+    out.extend_from_slice(b"{\"schemas\":[\"");
+    out.extend_from_slice(urns::USER.as_bytes());
+    if has_ent {
+        out.extend_from_slice(b"\",\"");
+        out.extend_from_slice(urns::ENTERPRISE_USER.as_bytes());
+    }
+    out.extend_from_slice(b"\"]");
+    for &(t, k) in &plan.top {
+        if let Some(v) = &values[t] {
+            key(out, k);
+            json_str(out, v);
+        }
+    }
+    object(out, b",\"name\":{", b"}", &plan.name, values);
+    if let Some(a) = active {
+        key(out, "active");
+        out.extend_from_slice(if a { b"true" } else { b"false" });
+    }
+    plural(out, "emails", &plan.emails, values);
+    plural(out, "phoneNumbers", &plan.phones, values);
+    object(
+        out,
+        b",\"addresses\":[{\"type\":\"work\",",
+        b"}]",
+        &plan.address,
+        values,
+    );
+    if has_ent {
+        key(out, urns::ENTERPRISE_USER);
+        object(out, b"{", b"}", &plan.enterprise, values);
+    }
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_what_json_requires() {
+        let mut o = Vec::new();
+        json_str(&mut o, "a\"b\\c\n\u{1}é");
+        assert_eq!(String::from_utf8(o).unwrap(), "\"a\\\"b\\\\c\\n\\u0001é\"");
+    }
+}

@@ -1,0 +1,523 @@
+//! Mapping HR records to SCIM Users and Groups: a [`MappingSpec`] (TOML) is compiled
+//! against the columns of a file into a [`Mapping`], which turns each record into a
+//! [`MappedUser`] (SCIM JSON, group names, manager reference) or a [`Rejected`] row that
+//! says which field is wrong and why.
+
+pub mod build;
+pub mod presets;
+pub mod spec;
+pub mod target;
+pub mod template;
+
+use std::borrow::Cow;
+use std::hash::BuildHasher;
+
+pub use spec::MappingSpec;
+use target::{Place, TARGETS};
+pub use template::{Col, Record};
+use template::{Template, Transform};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("cannot read the mapping file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the mapping file {path} is not valid: {detail}")]
+    Parse { path: String, detail: String },
+    #[error("the mapping refers to column '{column}', which the file does not have; its columns are: {available}")]
+    UnknownColumn { column: String, available: String },
+    #[error("'{0}' is not an attribute a mapping can set; use one of: {1}")]
+    UnknownTarget(String, String),
+    #[error("in template '{template}': {detail}")]
+    Template { template: String, detail: String },
+    #[error("unknown transform '{0}'; use lowercase, uppercase or trim")]
+    Transform(String),
+    #[error("the mapping must set {0}: every SCIM user needs it")]
+    Missing(&'static str),
+    #[error("unknown preset '{0}'; use workday, bamboohr or generic")]
+    Preset(String),
+}
+
+/// Why a row was rejected, in a form that can be counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    Unreadable,
+    WrongFieldCount,
+    InvalidUtf8,
+    BrokenJson,
+    NotAnObject,
+    MissingRequired,
+    InvalidCharacter,
+    InvalidEmail,
+    TooLong,
+    InvalidDate,
+    InvalidValue,
+    DuplicateUserName,
+    DuplicateExternalId,
+}
+
+impl RejectCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::Unreadable => "unreadable",
+            RejectCode::WrongFieldCount => "wrong_field_count",
+            RejectCode::InvalidUtf8 => "invalid_utf8",
+            RejectCode::BrokenJson => "broken_json",
+            RejectCode::NotAnObject => "not_an_object",
+            RejectCode::MissingRequired => "missing_required",
+            RejectCode::InvalidCharacter => "invalid_character",
+            RejectCode::InvalidEmail => "invalid_email",
+            RejectCode::TooLong => "too_long",
+            RejectCode::InvalidDate => "invalid_date",
+            RejectCode::InvalidValue => "invalid_value",
+            RejectCode::DuplicateUserName => "duplicate_username",
+            RejectCode::DuplicateExternalId => "duplicate_external_id",
+        }
+    }
+}
+
+/// A rejected row: where, what, why, and the row as it was.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub row: u64,
+    pub external_id: Option<String>,
+    pub field: String,
+    pub code: RejectCode,
+    pub reason: String,
+    pub raw: Vec<u8>,
+}
+
+/// A row mapped to a SCIM User.
+#[derive(Debug, Clone)]
+pub struct MappedUser {
+    pub row: u64,
+    pub external_id: String,
+    pub user_name: String,
+    /// The SCIM User, without the manager (resolved to a SCIM id when sending).
+    pub body: Vec<u8>,
+    pub active: Option<bool>,
+    /// The manager's externalId.
+    pub manager: Option<String>,
+    /// displayNames of the groups this user belongs to, joined by U+001F (one allocation
+    /// a row instead of one a group); read them with [`MappedUser::groups`].
+    pub group_names: String,
+    /// Hash of everything sent for this row: a re-run skips rows whose hash is unchanged.
+    pub content_hash: u64,
+    /// Fingerprints of the lower-cased userName and of the externalId, for duplicates.
+    pub user_key: u64,
+    pub ext_key: u64,
+}
+
+#[derive(Debug, Clone)]
+struct ValueRule {
+    target: usize,
+    template: Template,
+    transforms: Vec<Transform>,
+    default: Option<String>,
+    map: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct GroupRule {
+    template: Template,
+    active_only: bool,
+}
+
+/// A mapping compiled against a file's columns.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    rules: Vec<ValueRule>,
+    groups: Vec<GroupRule>,
+    required: Vec<usize>,
+    max_length: usize,
+    dates: Vec<(String, Col)>,
+    /// Which targets are set at all (for the required message).
+    columns_of: Vec<Vec<String>>,
+    plan: build::WritePlan,
+    /// Mapped targets to check: (target, is a person name, is an email).
+    checks: Vec<(usize, bool, bool)>,
+}
+
+/// Separates group names in [`MappedUser::group_names`].
+pub const GROUP_SEP: char = '\u{1f}';
+
+impl MappedUser {
+    pub fn groups(&self) -> impl Iterator<Item = &str> {
+        self.group_names.split(GROUP_SEP).filter(|g| !g.is_empty())
+    }
+    pub fn group_count(&self) -> usize {
+        self.groups().count()
+    }
+}
+
+/// Fingerprints are stable across runs and machines (fixed seed).
+pub fn fingerprint(s: &str) -> u64 {
+    foldhash::quality::FixedState::with_seed(0x5c1a_10ad).hash_one(s)
+}
+
+impl Mapping {
+    /// Resolves `spec` against `columns`; `json` selects key lookup over column index.
+    pub fn compile(
+        spec: &MappingSpec,
+        columns: &[String],
+        json: bool,
+    ) -> Result<Self, MappingError> {
+        let resolve = |name: &str| -> Result<Col, MappingError> {
+            let pos = columns
+                .iter()
+                .position(|c| c == name)
+                .or_else(|| columns.iter().position(|c| c.eq_ignore_ascii_case(name)));
+            match pos {
+                Some(i) if json => Ok(Col::Key(columns[i].clone().into_boxed_str())),
+                Some(i) => Ok(Col::Index(i)),
+                // JSON records need not all carry every key; trust the mapping if the
+                // first record had no keys at all.
+                None if json && columns.is_empty() => Ok(Col::Key(name.into())),
+                None => Err(MappingError::UnknownColumn {
+                    column: name.to_string(),
+                    available: columns.join(", "),
+                }),
+            }
+        };
+        let mut rules = Vec::new();
+        let mut columns_of = vec![Vec::new(); TARGETS.len()];
+        for (name, v) in &spec.user {
+            let target = target::index_of(name).ok_or_else(|| {
+                MappingError::UnknownTarget(name.clone(), target::names().join(", "))
+            })?;
+            let (text, transforms, default, map) = match v {
+                spec::ValueSpec::Template(t) => (t.as_str(), Vec::new(), None, Vec::new()),
+                spec::ValueSpec::Full(f) => (
+                    f.template.as_str(),
+                    f.transform
+                        .iter()
+                        .map(|s| Transform::parse(s))
+                        .collect::<Result<_, _>>()?,
+                    f.default.clone(),
+                    f.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                ),
+            };
+            let template = Template::parse(text, &resolve)?;
+            columns_of[target] = template.columns.clone();
+            rules.push(ValueRule {
+                target,
+                template,
+                transforms,
+                default,
+                map,
+            });
+        }
+        for (idx, what) in [
+            (target::USER_NAME, "userName"),
+            (target::EXTERNAL_ID, "externalId"),
+        ] {
+            if !rules.iter().any(|r| r.target == idx) {
+                return Err(MappingError::Missing(what));
+            }
+        }
+        let groups = spec
+            .groups
+            .iter()
+            .map(|g| {
+                Ok(GroupRule {
+                    template: Template::parse(&g.name, &resolve)?,
+                    active_only: g.active_only,
+                })
+            })
+            .collect::<Result<_, MappingError>>()?;
+        let required = spec
+            .validate
+            .required
+            .iter()
+            .map(|n| {
+                target::index_of(n).ok_or_else(|| {
+                    MappingError::UnknownTarget(n.clone(), target::names().join(", "))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let dates = spec
+            .validate
+            .dates
+            .iter()
+            .map(|d| Ok((d.clone(), resolve(d)?)))
+            .collect::<Result<_, MappingError>>()?;
+        let plan = build::WritePlan::new(rules.iter().map(|r| r.target));
+        let mut checks: Vec<(usize, bool, bool)> = rules
+            .iter()
+            .map(|r| {
+                (
+                    r.target,
+                    TARGETS[r.target].is_person_name(),
+                    matches!(TARGETS[r.target].place, Place::Email(_)),
+                )
+            })
+            .collect();
+        checks.sort_unstable();
+        Ok(Mapping {
+            rules,
+            groups,
+            required,
+            max_length: spec.validate.max_length,
+            dates,
+            columns_of,
+            plan,
+            checks,
+        })
+    }
+
+    /// Maps one record. `Err` carries (code, field, reason, externalId if known).
+    pub fn map(&self, rec: &Record<'_>, row: u64) -> Result<MappedUser, Rejected> {
+        let mut values: [Option<Cow<'_, str>>; TARGETS.len()] = [const { None }; TARGETS.len()];
+        for r in &self.rules {
+            let mut v = r.template.eval(rec);
+            for t in &r.transforms {
+                v = v.map(|x| t.apply(x));
+            }
+            if let (Some(x), false) = (&v, r.map.is_empty()) {
+                if let Some((_, to)) = r.map.iter().find(|(from, _)| from.eq_ignore_ascii_case(x)) {
+                    v = Some(Cow::Owned(to.clone()));
+                }
+            }
+            if v.is_none() {
+                v = r.default.clone().map(Cow::Owned);
+            }
+            values[r.target] = v;
+        }
+        let external_id = values[target::EXTERNAL_ID].as_ref().map(|s| s.to_string());
+        let reject = |code, field: &str, reason: String| Rejected {
+            row,
+            external_id: external_id.clone(),
+            field: field.to_string(),
+            code,
+            reason,
+            raw: Vec::new(),
+        };
+        for &t in &self.required {
+            if values[t].is_none() {
+                let cols = &self.columns_of[t];
+                let why = if cols.is_empty() {
+                    format!(
+                        "{} is required but the mapping does not set it",
+                        TARGETS[t].name
+                    )
+                } else {
+                    format!(
+                        "{} is required but column {} is empty",
+                        TARGETS[t].name,
+                        cols.join(" / ")
+                    )
+                };
+                return Err(reject(RejectCode::MissingRequired, TARGETS[t].name, why));
+            }
+        }
+        for &(ti, person, email) in &self.checks {
+            let Some(v) = &values[ti] else { continue };
+            let t = &TARGETS[ti];
+            if person {
+                // One pass: quotes, ASCII controls, and whether C1 controls need a look.
+                let (mut quote, mut control, mut wide) = (false, false, false);
+                for b in v.bytes() {
+                    quote |= b == b'"';
+                    control |= b < 0x20 || b == 0x7f;
+                    wide |= b == 0xc2;
+                }
+                if quote {
+                    return Err(reject(
+                        RejectCode::InvalidCharacter,
+                        t.name,
+                        format!(
+                            "stray quote (\") in {} '{v}'; fix the quoting in the export",
+                            t.name
+                        ),
+                    ));
+                }
+                if control || (wide && v.chars().any(char::is_control)) {
+                    return Err(reject(
+                        RejectCode::InvalidCharacter,
+                        t.name,
+                        format!("control character in {}", t.name),
+                    ));
+                }
+            }
+            if email && !valid_email(v) {
+                return Err(reject(
+                    RejectCode::InvalidEmail,
+                    t.name,
+                    format!("'{v}' is not a valid email address"),
+                ));
+            }
+            // Bytes bound characters from above: count characters only when it matters.
+            if v.len() > self.max_length {
+                let n = v.chars().count();
+                if n > self.max_length {
+                    return Err(reject(
+                        RejectCode::TooLong,
+                        t.name,
+                        format!(
+                            "{} is {n} characters long, more than {}",
+                            t.name, self.max_length
+                        ),
+                    ));
+                }
+            }
+        }
+        for (name, col) in &self.dates {
+            if let Some(v) = rec.get(col) {
+                if !valid_date(&v) {
+                    return Err(reject(
+                        RejectCode::InvalidDate,
+                        name,
+                        format!("{name} '{v}' is not a valid date (YYYY-MM-DD or MM/DD/YYYY)"),
+                    ));
+                }
+            }
+        }
+        let active = match &values[target::ACTIVE] {
+            None => None,
+            Some(v) => match parse_bool(v) {
+                Some(b) => Some(b),
+                None => {
+                    return Err(reject(
+                        RejectCode::InvalidValue,
+                        "active",
+                        format!(
+                            "cannot read active from '{v}'; add it to the mapping's map for active"
+                        ),
+                    ))
+                }
+            },
+        };
+        let manager = values[target::MANAGER].as_ref().map(|m| m.to_string());
+        let mut group_names = String::new();
+        for g in &self.groups {
+            if g.active_only && active == Some(false) {
+                continue;
+            }
+            let mark = group_names.len();
+            if !group_names.is_empty() {
+                group_names.push(GROUP_SEP);
+            }
+            if !g.template.eval_into(rec, &mut group_names) {
+                group_names.truncate(mark);
+            }
+        }
+        let user_name = values[target::USER_NAME]
+            .as_deref()
+            .unwrap_or_default()
+            .to_string();
+        let external_id = external_id.unwrap_or_default();
+        let mut body = Vec::with_capacity(1024);
+        build::write_user(&mut body, &self.plan, &values, active);
+        let hasher = foldhash::quality::FixedState::with_seed(0xc0ffee);
+        let content_hash = hasher.hash_one((&body, &manager, &group_names));
+        Ok(MappedUser {
+            row,
+            user_key: if user_name
+                .bytes()
+                .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+            {
+                fingerprint(&user_name.to_lowercase())
+            } else {
+                fingerprint(&user_name)
+            },
+            ext_key: fingerprint(&external_id),
+            external_id,
+            user_name,
+            body,
+            active,
+            manager,
+            group_names,
+            content_hash,
+        })
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    let is = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(v));
+    if is(&["true", "yes", "y", "1", "active", "enabled"]) {
+        Some(true)
+    } else if is(&[
+        "false",
+        "no",
+        "n",
+        "0",
+        "inactive",
+        "disabled",
+        "terminated",
+    ]) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Pragmatic address check: one `@`, a local part, a dotted domain, no spaces.
+pub fn valid_email(s: &str) -> bool {
+    let b = s.as_bytes();
+    let (mut at, mut ats, mut bad) = (0, 0, false);
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'@' {
+            at = i;
+            ats += 1;
+        }
+        bad |= c <= b' ' || c == 0x7f;
+    }
+    if ats != 1 || bad || at == 0 || at > 64 {
+        return false;
+    }
+    let domain = &s[at + 1..];
+    domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && (s.is_ascii() || !s.chars().any(char::is_whitespace))
+}
+
+/// `YYYY-MM-DD` (ISO 8601, what Workday exports) or `MM/DD/YYYY`, with a real day.
+pub fn valid_date(s: &str) -> bool {
+    let iso = s.contains('-');
+    let mut parts = [0u32; 3];
+    let mut k = 0;
+    for p in s.split(if iso { '-' } else { '/' }) {
+        if k == 3 || p.is_empty() || p.len() > 4 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        parts[k] = p.parse().unwrap_or(0);
+        k += 1;
+    }
+    if k != 3 {
+        return false;
+    }
+    let (y, m, d) = if iso {
+        (parts[0], parts[1], parts[2])
+    } else {
+        (parts[2], parts[0], parts[1])
+    };
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1000..=9999).contains(&y) && (1..=days).contains(&d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_and_dates() {
+        assert!(valid_email("jane.doe@example.com"));
+        assert!(!valid_email("jane.doe@@example"));
+        assert!(!valid_email("jane doe@example.com"));
+        assert!(!valid_email("jane@example"));
+        assert!(valid_date("2024-02-29") && valid_date("02/28/2023"));
+        assert!(!valid_date("2021-02-30") && !valid_date("2021-13-01") && !valid_date("yesterday"));
+    }
+}
