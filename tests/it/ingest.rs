@@ -316,12 +316,13 @@ fn mapping_mistakes_are_reported_with_what_to_do() {
 
 #[tokio::test]
 async fn mapped_payloads_are_accepted_by_the_embedded_server() {
-    let srv = crate::harness::Srv::default().await;
     for (file, preset) in [
         ("workday-1k.csv", "workday"),
         ("bamboohr-1k.json", "bamboohr"),
         ("generic-1k.ndjson", "generic"),
     ] {
+        // One server per sample: they share a seed, hence userNames.
+        let srv = crate::harness::Srv::default().await;
         let emit = tmp(&format!("{preset}.server.ndjson"));
         dry_run::run(
             &dataset(file),
