@@ -133,7 +133,9 @@ pub struct Mapping {
     groups: Vec<GroupRule>,
     required: Vec<usize>,
     max_length: usize,
-    dates: Vec<(String, Col)>,
+    dates: Vec<(String, usize)>,
+    /// The distinct columns the mapping reads; templates refer to them by position.
+    slots: Vec<Col>,
     /// Which targets are set at all (for the required message).
     columns_of: Vec<Vec<String>>,
     plan: build::WritePlan,
@@ -165,7 +167,7 @@ impl Mapping {
         columns: &[String],
         json: bool,
     ) -> Result<Self, MappingError> {
-        let resolve = |name: &str| -> Result<Col, MappingError> {
+        let find_col = |name: &str| -> Result<Col, MappingError> {
             let pos = columns
                 .iter()
                 .position(|c| c == name)
@@ -181,6 +183,21 @@ impl Mapping {
                     available: columns.join(", "),
                 }),
             }
+        };
+        let mut slots: Vec<Col> = Vec::new();
+        let mut slot_names: Vec<String> = Vec::new();
+        let mut resolve = |name: &str| -> Result<usize, MappingError> {
+            let col = find_col(name)?;
+            let key = match &col {
+                Col::Index(i) => columns[*i].clone(),
+                Col::Key(k) => k.to_string(),
+            };
+            if let Some(p) = slot_names.iter().position(|n| *n == key) {
+                return Ok(p);
+            }
+            slot_names.push(key);
+            slots.push(col);
+            Ok(slots.len() - 1)
         };
         let mut rules = Vec::new();
         let mut columns_of = vec![Vec::new(); TARGETS.len()];
@@ -200,7 +217,7 @@ impl Mapping {
                     f.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 ),
             };
-            let template = Template::parse(text, &resolve)?;
+            let template = Template::parse(text, &mut resolve)?;
             columns_of[target] = template.columns.clone();
             rules.push(ValueRule {
                 target,
@@ -223,7 +240,7 @@ impl Mapping {
             .iter()
             .map(|g| {
                 Ok(GroupRule {
-                    template: Template::parse(&g.name, &resolve)?,
+                    template: Template::parse(&g.name, &mut resolve)?,
                     active_only: g.active_only,
                 })
             })
@@ -244,6 +261,7 @@ impl Mapping {
             .iter()
             .map(|d| Ok((d.clone(), resolve(d)?)))
             .collect::<Result<_, MappingError>>()?;
+        drop(resolve);
         let plan = build::WritePlan::new(rules.iter().map(|r| r.target));
         let mut checks: Vec<(usize, bool, bool)> = rules
             .iter()
@@ -262,6 +280,7 @@ impl Mapping {
             required,
             max_length: spec.validate.max_length,
             dates,
+            slots,
             columns_of,
             plan,
             checks,
@@ -270,9 +289,10 @@ impl Mapping {
 
     /// Maps one record. `Err` carries (code, field, reason, externalId if known).
     pub fn map(&self, rec: &Record<'_>, row: u64) -> Result<MappedUser, Rejected> {
+        let cache: Vec<Option<Cow<'_, str>>> = self.slots.iter().map(|c| rec.get(c)).collect();
         let mut values: [Option<Cow<'_, str>>; TARGETS.len()] = [const { None }; TARGETS.len()];
         for r in &self.rules {
-            let mut v = r.template.eval(rec);
+            let mut v = r.template.eval(&cache);
             for t in &r.transforms {
                 v = v.map(|x| t.apply(x));
             }
@@ -365,8 +385,8 @@ impl Mapping {
             }
         }
         for (name, col) in &self.dates {
-            if let Some(v) = rec.get(col) {
-                if !valid_date(&v) {
+            if let Some(v) = &cache[*col] {
+                if !valid_date(v) {
                     return Err(reject(
                         RejectCode::InvalidDate,
                         name,
@@ -400,7 +420,7 @@ impl Mapping {
             if !group_names.is_empty() {
                 group_names.push(GROUP_SEP);
             }
-            if !g.template.eval_into(rec, &mut group_names) {
+            if !g.template.eval_into(&cache, &mut group_names) {
                 group_names.truncate(mark);
             }
         }

@@ -64,9 +64,12 @@ fn fast_trim(s: &str) -> &str {
 #[derive(Debug, Clone)]
 enum Part {
     Lit(String),
-    /// Alternatives: the first non-empty wins.
-    Cols(Vec<Col>),
+    /// Alternatives, as slots of the row's column cache: the first non-empty wins.
+    Cols(Vec<usize>),
 }
+
+/// A row's column values, fetched and trimmed once however many templates use them.
+pub type Cache<'a> = [Option<Cow<'a, str>>];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transform {
@@ -86,7 +89,7 @@ impl Template {
     /// Parses `text`, resolving names with `resolve` (which says what to do on a typo).
     pub fn parse(
         text: &str,
-        resolve: &dyn Fn(&str) -> Result<Col, MappingError>,
+        resolve: &mut dyn FnMut(&str) -> Result<usize, MappingError>,
     ) -> Result<Self, MappingError> {
         let mut parts = Vec::new();
         let mut columns = Vec::new();
@@ -130,15 +133,15 @@ impl Template {
 
     /// Appends the template's value to `out`; `false` (and nothing meaningful appended)
     /// when every column it names is empty.
-    pub fn eval_into(&self, r: &Record<'_>, out: &mut String) -> bool {
+    pub fn eval_into(&self, cache: &Cache<'_>, out: &mut String) -> bool {
         let start = out.len();
         let mut any = self.is_static();
         for p in &self.parts {
             match p {
                 Part::Lit(s) => out.push_str(s),
                 Part::Cols(alts) => {
-                    if let Some(v) = alts.iter().find_map(|c| r.get(c)) {
-                        out.push_str(&v);
+                    if let Some(v) = alts.iter().find_map(|&c| cache[c].as_deref()) {
+                        out.push_str(v);
                         any = true;
                     }
                 }
@@ -148,8 +151,8 @@ impl Template {
     }
 
     /// The template's value for a record: `None` when every column it names is empty.
-    pub fn eval<'a>(&self, r: &Record<'a>) -> Option<Cow<'a, str>> {
-        let pick = |alts: &[Col]| alts.iter().find_map(|c| r.get(c));
+    pub fn eval<'a>(&self, cache: &Cache<'a>) -> Option<Cow<'a, str>> {
+        let pick = |alts: &[usize]| alts.iter().find_map(|&c| cache[c].clone());
         if let [Part::Cols(alts)] = self.parts.as_slice() {
             return pick(alts);
         }
