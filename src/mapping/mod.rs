@@ -261,7 +261,6 @@ impl Mapping {
             .iter()
             .map(|d| Ok((d.clone(), resolve(d)?)))
             .collect::<Result<_, MappingError>>()?;
-        drop(resolve);
         let plan = build::WritePlan::new(rules.iter().map(|r| r.target));
         let mut checks: Vec<(usize, bool, bool)> = rules
             .iter()
