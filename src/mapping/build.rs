@@ -12,10 +12,12 @@ use crate::scim::urns;
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     // Almost every HR value needs no escape: check in one branch-free pass, copy in one.
-    let clean = b
-        .iter()
-        .fold(true, |ok, &c| ok & (c >= 0x20) & (c != b'"') & (c != b'\\'));
-    if clean {
+    // A u8 accumulator with no early exit: LLVM turns this into SIMD compares.
+    let mut bad = 0u8;
+    for &c in b {
+        bad |= (c < 0x20) as u8 | (c == b'"') as u8 | (c == b'\\') as u8;
+    }
+    if bad == 0 {
         out.reserve(b.len() + 2);
         out.push(b'"');
         out.extend_from_slice(b);
@@ -47,10 +49,11 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// `,"k":` for a schema attribute name (plain ASCII, nothing to escape).
 fn key(out: &mut Vec<u8>, k: &str) {
-    out.push(b',');
-    json_str(out, k);
-    out.push(b':');
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
 /// Which targets a mapping sets, grouped by where they are written: computed once per
@@ -98,8 +101,10 @@ fn object(
         let Some(v) = &values[t] else { continue };
         out.extend_from_slice(if first { open } else { b"," });
         first = false;
-        json_str(out, k);
-        out.push(b':');
+        // Keys are schema names: plain ASCII, nothing to escape.
+        out.push(b'"');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
         json_str(out, v);
     }
     if !first {
@@ -125,8 +130,9 @@ fn plural(
         }
         out.extend_from_slice(b"{\"value\":");
         json_str(out, v);
-        out.extend_from_slice(b",\"type\":");
-        json_str(out, kind);
+        out.extend_from_slice(b",\"type\":\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.push(b'"');
         // The first mapped value is the primary one (RFC 7643 §2.4: at most one).
         if first {
             out.extend_from_slice(b",\"primary\":true");
