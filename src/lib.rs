@@ -2,6 +2,7 @@
 //! with correct latency measurement. The binary is a thin shell over this library.
 
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod gen;

@@ -150,17 +150,15 @@ fn is_discovery(path: &str) -> bool {
 }
 
 fn rejection(status: u16, retry_after: Duration, profile: &Profile) -> Response {
+    // Whole seconds, rounded up (RFC 9110 §10.2.3); 0 means "retry now".
+    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
     let detail = if status == 429 {
-        format!(
-            "{}; retry after {} s",
-            profile.throttle_detail,
-            retry_after.as_secs().max(1)
-        )
+        format!("{}; retry after {secs} s", profile.throttle_detail)
     } else {
         "service temporarily unavailable; retry later".to_string()
     };
     let mut r = ScimError::new(status, None, detail).into_response();
-    if let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r

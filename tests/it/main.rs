@@ -2,6 +2,7 @@
 //! area. Fixtures live in tests/fixtures.
 
 mod cli;
+mod client;
 mod core_filter;
 mod core_models;
 mod core_patch;

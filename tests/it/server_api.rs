@@ -81,7 +81,7 @@ async fn bad_bodies_get_400_with_what_to_fix() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    let b: Value = r.json().await.unwrap();
+    let b: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(b["scimType"], "invalidSyntax");
     assert_scim_error!(
         s.post("/Groups", json!({"members": []})).await,

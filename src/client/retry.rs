@@ -1,0 +1,227 @@
+//! The retry policy: *whether* a failed request is retried, apart from *how long* to wait.
+//!
+//! - 429 and 503 are retried after `Retry-After` when given, else after a backoff.
+//! - Other 5xx, timeouts and broken connections are retried with exponential backoff and
+//!   full jitter (a uniform delay in [0, min(cap, base·2^attempt)]), so many workers
+//!   that failed together do not come back together.
+//! - 4xx other than 409 and 429 are final: the request is wrong, resending cannot help.
+//! - 409 on create is not an error to retry but a user that exists: look it up, update it.
+//! - A create that may have reached the server (timeout, reset) is never re-sent blindly:
+//!   the caller looks the user up first, or it would create a duplicate.
+
+use std::time::Duration;
+
+use super::http::{Reply, TransportError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What to do after one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// It worked (2xx), or the failure is final: hand the reply to the caller.
+    Done,
+    /// Send again after this long.
+    Retry(Duration),
+    /// 409 on create: the resource exists; look it up and update it.
+    Conflict,
+    /// The create may have been applied: look it up before deciding to send it again.
+    LookUpFirst,
+    /// Out of attempts, or a transport failure that is final.
+    GiveUp,
+    /// The server is throttling: slow everyone down (and retry after this long).
+    Throttled(Duration),
+}
+
+impl RetryPolicy {
+    /// Full-jitter exponential backoff for `attempt` (1-based), from a uniform `u` in [0, 1).
+    pub fn backoff(&self, attempt: u32, u: f64) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        exp.min(self.max_delay).mul_f64(u.clamp(0.0, 1.0))
+    }
+
+    /// Decides after attempt number `attempt` (1-based) of a request. `creates` is true for
+    /// a POST that makes a resource; `u` is a uniform random number for jitter.
+    pub fn decide(
+        &self,
+        attempt: u32,
+        creates: bool,
+        outcome: &Result<Reply, TransportError>,
+        u: f64,
+    ) -> Decision {
+        let last = attempt >= self.max_attempts;
+        match outcome {
+            Ok(r) if r.is_success() => Decision::Done,
+            Ok(r) if r.status == 409 && creates => Decision::Conflict,
+            Ok(r) if r.status == 429 || r.status == 503 => {
+                if last {
+                    return Decision::GiveUp;
+                }
+                // Retry-After is the server's word; without it, back off as for any 5xx.
+                let wait = r.retry_after.unwrap_or_else(|| self.backoff(attempt, u));
+                if r.status == 429 {
+                    Decision::Throttled(wait)
+                } else {
+                    Decision::Retry(wait)
+                }
+            }
+            Ok(r) if r.status >= 500 => {
+                if last {
+                    Decision::GiveUp
+                } else {
+                    Decision::Retry(self.backoff(attempt, u))
+                }
+            }
+            Ok(_) => Decision::Done,
+            Err(e) if creates && e.maybe_applied() => Decision::LookUpFirst,
+            Err(_) if last => Decision::GiveUp,
+            Err(_) => Decision::Retry(self.backoff(attempt, u)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, retry_after: Option<u64>) -> Result<Reply, TransportError> {
+        Ok(Reply {
+            status,
+            body: Default::default(),
+            retry_after: retry_after.map(Duration::from_secs),
+            etag: None,
+            location: None,
+        })
+    }
+
+    #[test]
+    fn whether_to_retry() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.decide(1, true, &reply(201, None), 0.5), Decision::Done);
+        assert_eq!(
+            p.decide(1, true, &reply(409, None), 0.5),
+            Decision::Conflict
+        );
+        assert_eq!(
+            p.decide(1, false, &reply(409, None), 0.5),
+            Decision::Done,
+            "a 409 on update is final"
+        );
+        assert_eq!(
+            p.decide(1, false, &reply(400, None), 0.5),
+            Decision::Done,
+            "4xx is final"
+        );
+        assert_eq!(p.decide(1, false, &reply(404, None), 0.5), Decision::Done);
+        assert_eq!(
+            p.decide(1, false, &reply(429, Some(3)), 0.5),
+            Decision::Throttled(Duration::from_secs(3))
+        );
+        assert_eq!(
+            p.decide(1, false, &reply(503, Some(1)), 0.5),
+            Decision::Retry(Duration::from_secs(1))
+        );
+        assert!(matches!(
+            p.decide(1, false, &reply(502, None), 0.5),
+            Decision::Retry(_)
+        ));
+        assert_eq!(
+            p.decide(8, false, &reply(502, None), 0.5),
+            Decision::GiveUp,
+            "attempt cap"
+        );
+        let timeout: Result<Reply, TransportError> = Err(TransportError::Timeout);
+        assert_eq!(
+            p.decide(1, true, &timeout, 0.5),
+            Decision::LookUpFirst,
+            "a create that timed out is looked up, not re-sent"
+        );
+        assert!(matches!(
+            p.decide(1, false, &timeout, 0.5),
+            Decision::Retry(_)
+        ));
+        let refused: Result<Reply, TransportError> = Err(TransportError::Connect("refused".into()));
+        assert!(
+            matches!(p.decide(1, true, &refused, 0.5), Decision::Retry(_)),
+            "never reached the server: safe to resend"
+        );
+    }
+
+    #[test]
+    fn backoff_is_full_jitter_under_a_cap() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        };
+        assert_eq!(p.backoff(1, 0.999_999).as_millis(), 99);
+        assert_eq!(p.backoff(3, 0.5), Duration::from_millis(200));
+        assert_eq!(p.backoff(30, 1.0), Duration::from_secs(2));
+        assert_eq!(p.backoff(5, 0.0), Duration::ZERO);
+    }
+}
+
+/// How one logical request ended, after retries.
+#[derive(Debug)]
+pub struct Executed {
+    pub outcome: Result<Reply, TransportError>,
+    /// The final decision: `Done`, `Conflict`, `LookUpFirst` or `GiveUp`.
+    pub decision: Decision,
+    pub attempts: u32,
+    /// Times the server throttled this request (429).
+    pub throttled: u32,
+}
+
+/// Sends a request until the policy says stop, sleeping as it says. `seed` makes the
+/// jitter reproducible.
+pub async fn execute(
+    client: &super::ScimClient,
+    policy: &RetryPolicy,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&[u8]>,
+    creates: bool,
+    seed: u64,
+) -> Executed {
+    let mut rng = crate::gen::Rng::new(seed);
+    let mut throttled = 0;
+    let mut attempt = 1;
+    loop {
+        let outcome = client
+            .send(method.clone(), path, body.map(<[u8]>::to_vec), None)
+            .await;
+        let d = policy.decide(attempt, creates, &outcome, rng.f64());
+        match d {
+            Decision::Retry(wait) | Decision::Throttled(wait) => {
+                throttled += matches!(d, Decision::Throttled(_)) as u32;
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            decision => {
+                return Executed {
+                    outcome,
+                    decision,
+                    attempts: attempt,
+                    throttled,
+                }
+            }
+        }
+    }
+}
