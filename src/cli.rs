@@ -27,8 +27,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Write a deterministic synthetic HR export (streams; any size in constant memory).
     Gen(GenArgs),
-    /// Map an HR export to SCIM users and groups (today: --dry-run, which validates
-    /// without sending).
+    /// Provision an HR export's users and groups into a SCIM server (--dry-run: only
+    /// parse, map and validate).
     Import(ImportArgs),
 }
 
@@ -91,6 +91,38 @@ pub struct ImportArgs {
     /// Rows per batch handed to the mapping threads.
     #[arg(long, default_value = "8192", value_parser = parse_count)]
     pub batch_rows: u64,
+    /// SCIM base URL of the target (default: an embedded server started on 127.0.0.1:0).
+    /// The token comes from SCIM_TOKEN or --token-file, never from a flag.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Read the bearer token from this file (first line).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Requests in flight at once.
+    #[arg(long, default_value = "32", value_parser = parse_count)]
+    pub concurrency: u64,
+    /// Look users up before creating them: always (as IdPs do), never (fastest on a fresh
+    /// tenant), or on-conflict (create, and on 409 look up and update).
+    #[arg(long, value_enum, default_value = "on-conflict")]
+    pub lookup: crate::import::run::Lookup,
+    /// Members added per group PATCH.
+    #[arg(long, default_value = "100", value_parser = parse_count)]
+    pub member_batch: u64,
+    /// Timeout of one request.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Attempts per request before it counts as failed.
+    #[arg(long, default_value = "8")]
+    pub max_attempts: u32,
+    /// Write target failures here (CSV: row, externalId, status, detail).
+    #[arg(long)]
+    pub failed: Option<PathBuf>,
+    /// Write summary.json, rejects.csv and failed.csv into this directory.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// No progress lines.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

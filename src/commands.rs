@@ -8,11 +8,14 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use crate::cli::{GenArgs, ImportArgs};
+use crate::client::{RetryPolicy, Secret};
 use crate::config;
 use crate::gen::{GenConfig, Generator};
 use crate::import::dry_run::{self, DryRunOptions};
 use crate::import::ingest::IngestOptions;
+use crate::import::run::{self, ImportConfig};
 use crate::mapping::{presets, MappingSpec};
+use crate::server::{self, ServerConfig};
 use crate::source;
 
 pub fn gen(a: GenArgs) -> anyhow::Result<ExitCode> {
@@ -71,9 +74,6 @@ fn guess_preset(columns: &[String]) -> Option<&'static str> {
 }
 
 pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
-    if !a.dry_run {
-        bail!("provisioning to a target is not implemented yet; run with --dry-run to parse, map and validate the export");
-    }
     let delimiter = config::delimiter(&a.delimiter)?;
     let spec: MappingSpec = match (&a.map, &a.preset) {
         (Some(p), _) => presets::load_file(p)?,
@@ -95,26 +95,103 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         delimiter,
         batch_rows: a.batch_rows.max(1) as usize,
     };
-    let summary = dry_run::run(
-        &a.file,
-        &spec,
-        &opts,
-        &DryRunOptions {
-            rejects: a.rejects.clone(),
-            emit: a.emit.clone(),
-        },
-    )?;
+    if let Some(dir) = &a.report {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the report directory {}", dir.display()))?;
+    }
+    let in_report = |name: &str| a.report.as_ref().map(|d| d.join(name));
+    let rejects = a.rejects.clone().or_else(|| in_report("rejects.csv"));
+    if a.dry_run {
+        let summary = dry_run::run(
+            &a.file,
+            &spec,
+            &opts,
+            &DryRunOptions {
+                rejects: rejects.clone(),
+                emit: a.emit.clone(),
+            },
+        )?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        } else {
+            print!("{}", summary.human());
+            if let (Some(r), true) = (&rejects, summary.rejected > 0) {
+                println!("  rejected rows written to {}", r.display());
+            }
+        }
+        return Ok(if summary.rejected > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    let token = match (&a.token_file, std::env::var("SCIM_TOKEN")) {
+        (Some(p), _) => Some(Secret::new(config::read_token_file(p)?)),
+        (None, Ok(t)) if !t.trim().is_empty() => Some(Secret::new(t.trim())),
+        _ => None,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let summary = rt.block_on(async {
+        let (base, embedded) = match &a.target {
+            Some(t) => (t.trim_end_matches('/').to_string(), None),
+            None => {
+                let h = server::spawn(
+                    ServerConfig {
+                        token: token.as_ref().map(|t| t.expose().to_string()),
+                        ..ServerConfig::default()
+                    },
+                    "127.0.0.1:0".parse()?,
+                )
+                .await?;
+                eprintln!(
+                    "scimload: no --target: provisioning into the embedded SCIM server at {}",
+                    h.url()
+                );
+                (h.url(), Some(h))
+            }
+        };
+        let cfg = ImportConfig {
+            base_url: base,
+            token,
+            concurrency: a.concurrency.max(1) as usize,
+            lookup: a.lookup,
+            retry: RetryPolicy {
+                max_attempts: a.max_attempts.max(1),
+                ..RetryPolicy::default()
+            },
+            timeout: a.timeout,
+            member_batch: a.member_batch.max(1) as usize,
+            rejects: rejects.clone(),
+            failed: a.failed.clone().or_else(|| in_report("failed.csv")),
+        };
+        let quiet = a.quiet;
+        let s = run::run(&a.file, &spec, &opts, &cfg, |line| {
+            if !quiet {
+                eprintln!("scimload: {line}");
+            }
+        })
+        .await?;
+        if let Some(h) = embedded {
+            h.shutdown().await;
+        }
+        anyhow::Ok(s)
+    })?;
+    if let Some(p) = in_report("summary.json") {
+        std::fs::write(&p, serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", summary.human());
-        if let Some(r) = &a.rejects {
-            if summary.rejected > 0 {
-                println!("  rejected rows written to {}", r.display());
-            }
+        if let Some(d) = &a.report {
+            println!("  report written to {}", d.display());
         }
     }
-    Ok(if summary.rejected > 0 {
+    Ok(if summary.incomplete() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

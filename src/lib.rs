@@ -8,6 +8,7 @@ pub mod config;
 pub mod gen;
 pub mod import;
 pub mod mapping;
+pub mod metrics;
 pub mod scim;
 pub mod server;
 pub mod source;

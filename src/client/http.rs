@@ -67,6 +67,16 @@ impl TransportError {
         }
     }
 
+    /// A short name for counting: `timeout`, `connect`, `reset`, `other`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportError::Timeout => "timeout",
+            TransportError::Connect(_) => "connect",
+            TransportError::Reset(_) => "connection closed",
+            TransportError::Other(_) => "other",
+        }
+    }
+
     /// Whether the server may have acted on the request (it reached the socket).
     pub fn maybe_applied(&self) -> bool {
         !matches!(self, TransportError::Connect(_))

@@ -187,6 +187,20 @@ pub struct Executed {
     pub attempts: u32,
     /// Times the server throttled this request (429).
     pub throttled: u32,
+    /// Every failed attempt, retried or final: `"429"`, `"409 uniqueness"`, `"transport: …"`.
+    pub errors: Vec<String>,
+}
+
+/// How an attempt failed, for error counts; `None` for a success.
+pub fn error_key(o: &Result<Reply, TransportError>) -> Option<String> {
+    match o {
+        Ok(r) if r.is_success() => None,
+        Ok(r) => Some(match r.scim_type() {
+            Some(t) => format!("{} {t}", r.status),
+            None => r.status.to_string(),
+        }),
+        Err(e) => Some(format!("transport: {}", e.kind())),
+    }
 }
 
 /// Sends a request until the policy says stop, sleeping as it says. `seed` makes the
@@ -203,10 +217,14 @@ pub async fn execute(
     let mut rng = crate::gen::Rng::new(seed);
     let mut throttled = 0;
     let mut attempt = 1;
+    let mut errors = Vec::new();
     loop {
         let outcome = client
             .send(method.clone(), path, body.map(<[u8]>::to_vec), None)
             .await;
+        if let Some(k) = error_key(&outcome) {
+            errors.push(k);
+        }
         let d = policy.decide(attempt, creates, &outcome, rng.f64());
         match d {
             Decision::Retry(wait) | Decision::Throttled(wait) => {
@@ -220,6 +238,7 @@ pub async fn execute(
                     decision,
                     attempts: attempt,
                     throttled,
+                    errors,
                 }
             }
         }

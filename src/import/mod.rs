@@ -4,3 +4,4 @@
 pub mod dedup;
 pub mod dry_run;
 pub mod ingest;
+pub mod run;

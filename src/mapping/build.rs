@@ -187,9 +187,61 @@ pub fn write_user(
     out.push(b'}');
 }
 
+/// The User body with the enterprise manager set to SCIM id `manager_id`. The writer
+/// above puts the extension object last, so the manager goes just before its end.
+pub fn with_manager(body: &[u8], manager_id: &str) -> Vec<u8> {
+    let mut frag = Vec::with_capacity(64);
+    frag.extend_from_slice(b"\"manager\":{\"value\":");
+    json_str(&mut frag, manager_id);
+    frag.push(b'}');
+    let ext_key = format!("\"{}\":{{", urns::ENTERPRISE_USER);
+    let mut out = Vec::with_capacity(body.len() + frag.len() + 80);
+    if body.windows(ext_key.len()).any(|w| w == ext_key.as_bytes()) && body.ends_with(b"}}") {
+        out.extend_from_slice(&body[..body.len() - 2]);
+        out.push(b',');
+        out.extend_from_slice(&frag);
+        out.extend_from_slice(b"}}");
+        return out;
+    }
+    // No extension yet: add it, and its URN to `schemas`.
+    let core = format!("\"schemas\":[\"{}\"]", urns::USER);
+    let both = format!(
+        "\"schemas\":[\"{}\",\"{}\"]",
+        urns::USER,
+        urns::ENTERPRISE_USER
+    );
+    let s = String::from_utf8_lossy(body).replacen(&core, &both, 1);
+    let b = s.as_bytes();
+    out.extend_from_slice(&b[..b.len() - 1]);
+    out.push(b',');
+    out.extend_from_slice(ext_key.as_bytes());
+    out.extend_from_slice(&frag);
+    out.extend_from_slice(b"}}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manager_is_spliced_into_the_extension() {
+        let ent = format!(
+            r#"{{"schemas":["{}","{}"],"userName":"a","{}":{{"department":"X"}}}}"#,
+            urns::USER,
+            urns::ENTERPRISE_USER,
+            urns::ENTERPRISE_USER
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&with_manager(ent.as_bytes(), "m-1")).unwrap();
+        assert_eq!(v[urns::ENTERPRISE_USER]["manager"]["value"], "m-1");
+        assert_eq!(v[urns::ENTERPRISE_USER]["department"], "X");
+        let core = format!(r#"{{"schemas":["{}"],"userName":"a"}}"#, urns::USER);
+        let v: serde_json::Value =
+            serde_json::from_slice(&with_manager(core.as_bytes(), "m\"2")).unwrap();
+        assert_eq!(v[urns::ENTERPRISE_USER]["manager"]["value"], "m\"2");
+        assert_eq!(v["schemas"][1], urns::ENTERPRISE_USER);
+    }
 
     #[test]
     fn escapes_what_json_requires() {

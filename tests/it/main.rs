@@ -7,6 +7,7 @@ mod core_filter;
 mod core_models;
 mod core_patch;
 mod harness;
+mod import;
 mod ingest;
 mod server_api;
 mod server_faults;

@@ -1,0 +1,807 @@
+//! `scimload import`: provision the users and groups of an export into a SCIM server.
+//!
+//! Pipeline: the ingest thread (read → map → validate → deduplicate) feeds accepted users
+//! through a bounded channel to the dispatcher, which keeps up to `concurrency` requests in
+//! flight and is the only owner of results — workers hand back small outcomes, nothing is
+//! shared under a lock. Then the managers that were not known at create time are patched,
+//! then groups are created and their members added in batches. Every row ends as exactly
+//! one of: created, updated, rejected, failed or pending.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::dry_run::{Duplicates, RejectsWriter};
+use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
+use crate::client::retry::{error_key, execute, Executed};
+use crate::client::{Decision, Reply, RetryPolicy, ScimClient, Secret, TransportError};
+use crate::mapping::build::with_manager;
+use crate::mapping::{MappedUser, MappingSpec};
+use crate::metrics::{Op, OpSummary, Recorder};
+use crate::scim::urns;
+
+/// Whether to look a user up before creating it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lookup {
+    /// `GET /Users?filter=userName eq` before every create (what IdPs do).
+    Always,
+    /// Create directly; a fresh tenant goes fastest.
+    Never,
+    /// Create directly; on 409, look up and update (the default).
+    OnConflict,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportConfig {
+    pub base_url: String,
+    pub token: Option<Secret>,
+    pub concurrency: usize,
+    pub lookup: Lookup,
+    pub retry: RetryPolicy,
+    pub timeout: Duration,
+    /// Members added per group PATCH.
+    pub member_batch: usize,
+    pub rejects: Option<PathBuf>,
+    pub failed: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportSummary {
+    pub target: String,
+    pub rows: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub pending: u64,
+    pub groups_created: u64,
+    pub groups_existing: u64,
+    pub groups_failed: u64,
+    pub memberships_added: u64,
+    pub memberships_skipped: u64,
+    pub managers_set: u64,
+    pub managers_unresolved: u64,
+    pub rejects_by_reason: BTreeMap<&'static str, u64>,
+    pub operations: BTreeMap<&'static str, OpSummary>,
+    pub errors: BTreeMap<String, u64>,
+    pub elapsed_seconds: f64,
+    pub users_per_second: f64,
+}
+
+impl ImportSummary {
+    /// Rows that ended as anything but created or updated.
+    pub fn incomplete(&self) -> bool {
+        self.rejected + self.failed + self.pending + self.groups_failed + self.memberships_skipped
+            > 0
+    }
+
+    pub fn human(&self) -> String {
+        let mut s = format!(
+            "import into {}: {} rows -> {} created, {} updated, {} rejected, {} failed, {} pending\n",
+            self.target, self.rows, self.created, self.updated, self.rejected, self.failed, self.pending
+        );
+        s.push_str(&format!(
+            "  groups: {} created, {} existing, {} failed; {} memberships added, {} skipped; {} managers set, {} not among the accepted rows\n",
+            self.groups_created, self.groups_existing, self.groups_failed, self.memberships_added, self.memberships_skipped, self.managers_set, self.managers_unresolved
+        ));
+        for (code, n) in &self.rejects_by_reason {
+            s.push_str(&format!("  rejected {code}: {n}\n"));
+        }
+        s.push_str("  operation        requests      req/s    p50 ms    p90 ms    p99 ms  p99.9 ms    max ms\n");
+        for (op, o) in &self.operations {
+            s.push_str(&format!(
+                "  {op:<15} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}\n",
+                o.requests, o.per_second, o.p50_ms, o.p90_ms, o.p99_ms, o.p999_ms, o.max_ms
+            ));
+        }
+        for (e, n) in &self.errors {
+            s.push_str(&format!("  answered {e}: {n}\n"));
+        }
+        s.push_str(&format!(
+            "  {:.2} s, {:.0} users/s\n",
+            self.elapsed_seconds, self.users_per_second
+        ));
+        s
+    }
+}
+
+/// One accepted user on its way to the dispatcher.
+struct Job {
+    seq: u32,
+    user: MappedUser,
+    /// The manager's sequence number, when it appeared earlier in the file.
+    manager: Option<u32>,
+}
+
+/// What the ingest thread learned, for the phases after users.
+#[derive(Default)]
+struct Ingested {
+    rows: u64,
+    rejected: BTreeMap<&'static str, u64>,
+    /// Group displayName → member sequence numbers.
+    groups: BTreeMap<String, Vec<u32>>,
+    /// Managers that appear later in the file than their reports: (user, manager).
+    forward_managers: Vec<(u32, u32)>,
+    unresolved_managers: u64,
+}
+
+/// The dispatcher's view of one finished user.
+enum UserResult {
+    Created(String),
+    Updated(String),
+    Pending,
+    Failed { status: String, detail: String },
+}
+
+struct Finished {
+    seq: u32,
+    row: u64,
+    external_id: String,
+    result: UserResult,
+    timings: Vec<(Op, Duration)>,
+    errors: Vec<String>,
+}
+
+fn id_from(reply: &Reply) -> Option<String> {
+    let v: Value = serde_json::from_slice(&reply.body).ok()?;
+    v.get("id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            reply
+                .location
+                .as_deref()
+                .and_then(|l| l.rsplit('/').next())
+                .map(str::to_string)
+        })
+}
+
+fn detail(o: &Result<Reply, TransportError>) -> String {
+    match o {
+        Ok(r) => r
+            .error()
+            .and_then(|e| e.detail)
+            .unwrap_or_else(|| String::from_utf8_lossy(&r.body).chars().take(200).collect()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Percent-encodes a filter for a query string.
+fn filter_query(attr: &str, value: &str) -> String {
+    let f = format!(
+        "{attr} eq {}",
+        serde_json::to_string(value).unwrap_or_default()
+    );
+    let mut q = String::with_capacity(f.len() * 3);
+    for b in f.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                q.push(b as char)
+            }
+            _ => q.push_str(&format!("%{b:02X}")),
+        }
+    }
+    q
+}
+
+/// The dispatcher's results, owned by the dispatcher alone.
+struct Tally {
+    rec: Recorder,
+    /// SCIM id of each accepted user, by sequence number.
+    ids: Vec<Option<Box<str>>>,
+    created: u64,
+    updated: u64,
+    pending: u64,
+    failed: u64,
+    failed_out: Option<csv::Writer<BufWriter<File>>>,
+}
+
+impl Tally {
+    fn finish(&mut self, f: Finished) {
+        for (op, d) in &f.timings {
+            self.rec.record(*op, *d);
+        }
+        for e in f.errors {
+            self.rec.error(e);
+        }
+        let slot = f.seq as usize;
+        if self.ids.len() <= slot {
+            self.ids.resize(slot + 1, None);
+        }
+        match f.result {
+            UserResult::Created(id) => {
+                self.created += 1;
+                self.ids[slot] = Some(id.into_boxed_str());
+            }
+            UserResult::Updated(id) => {
+                self.updated += 1;
+                self.ids[slot] = Some(id.into_boxed_str());
+            }
+            UserResult::Pending => self.pending += 1,
+            UserResult::Failed { status, detail } => {
+                self.failed += 1;
+                if let Some(w) = self.failed_out.as_mut() {
+                    let _ = w.write_record([
+                        f.row.to_string().as_str(),
+                        f.external_id.as_str(),
+                        status.as_str(),
+                        detail.as_str(),
+                    ]);
+                }
+            }
+        }
+    }
+
+    fn id(&self, seq: u32) -> Option<&str> {
+        self.ids.get(seq as usize).and_then(|x| x.as_deref())
+    }
+}
+
+struct Worker {
+    client: ScimClient,
+    retry: RetryPolicy,
+    lookup: Lookup,
+}
+
+impl Worker {
+    async fn timed(
+        &self,
+        f: &mut Finished,
+        op: Op,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+        creates: bool,
+    ) -> Executed {
+        let t = Instant::now();
+        let e = execute(
+            &self.client,
+            &self.retry,
+            method,
+            path,
+            body,
+            creates,
+            f.seq as u64 ^ 0x5eed,
+        )
+        .await;
+        f.timings.push((op, t.elapsed() / e.attempts.max(1)));
+        f.errors.extend(e.errors.iter().cloned());
+        e
+    }
+
+    /// `GET /Users?filter=userName eq "x"`: the id, if the user exists.
+    async fn find(&self, f: &mut Finished, user_name: &str) -> Result<Option<String>, String> {
+        let path = format!(
+            "/Users?filter={}&attributes=id",
+            filter_query("userName", user_name)
+        );
+        let e = self
+            .timed(f, Op::LookupUser, Method::GET, &path, None, false)
+            .await;
+        match &e.outcome {
+            Ok(r) if r.is_success() => {
+                let v: Value = serde_json::from_slice(&r.body)
+                    .map_err(|e| format!("lookup answer is not JSON: {e}"))?;
+                Ok(v["Resources"]
+                    .get(0)
+                    .and_then(|u| u["id"].as_str())
+                    .map(str::to_string))
+            }
+            other => Err(detail(other)),
+        }
+    }
+
+    async fn update(&self, f: &mut Finished, id: &str, body: &[u8]) -> UserResult {
+        let e = self
+            .timed(
+                f,
+                Op::UpdateUser,
+                Method::PUT,
+                &format!("/Users/{id}"),
+                Some(body),
+                false,
+            )
+            .await;
+        match &e.outcome {
+            Ok(r) if r.is_success() => UserResult::Updated(id.to_string()),
+            o => UserResult::Failed {
+                status: error_key(o).unwrap_or_default(),
+                detail: detail(o),
+            },
+        }
+    }
+
+    async fn provision(self: Arc<Self>, job: Job, manager_id: Option<String>) -> Finished {
+        let mut f = Finished {
+            seq: job.seq,
+            row: job.user.row,
+            external_id: job.user.external_id.clone(),
+            result: UserResult::Pending,
+            timings: Vec::new(),
+            errors: Vec::new(),
+        };
+        let body = match &manager_id {
+            Some(m) => with_manager(&job.user.body, m),
+            None => job.user.body.clone(),
+        };
+        if self.lookup == Lookup::Always {
+            match self.find(&mut f, &job.user.user_name).await {
+                Ok(Some(id)) => {
+                    f.result = self.update(&mut f, &id, &body).await;
+                    return f;
+                }
+                Ok(None) => {}
+                Err(d) => {
+                    f.result = UserResult::Failed {
+                        status: "lookup".into(),
+                        detail: d,
+                    };
+                    return f;
+                }
+            }
+        }
+        // A create that may have reached the server is looked up before it is sent again.
+        for _ in 0..3 {
+            let e = self
+                .timed(
+                    &mut f,
+                    Op::CreateUser,
+                    Method::POST,
+                    "/Users",
+                    Some(&body),
+                    true,
+                )
+                .await;
+            f.result = match (&e.decision, &e.outcome) {
+                (Decision::Done, Ok(r)) if r.status == 202 => UserResult::Pending,
+                (Decision::Done, Ok(r)) if r.is_success() => match id_from(r) {
+                    Some(id) => UserResult::Created(id),
+                    // A 201 without an id: an asynchronous provider; verified later.
+                    None => UserResult::Pending,
+                },
+                // 409: the user exists; look it up and update it (upsert), never a retry loop.
+                (Decision::Conflict, _) => match self.find(&mut f, &job.user.user_name).await {
+                    Ok(Some(id)) => self.update(&mut f, &id, &body).await,
+                    Ok(None) => UserResult::Failed { status: "409".into(), detail: "409 on create, but no user with this userName was found; the conflict is on another attribute (externalId?)".into() },
+                    Err(d) => UserResult::Failed { status: "409 lookup".into(), detail: d },
+                },
+                (Decision::LookUpFirst, _) => match self.find(&mut f, &job.user.user_name).await {
+                    Ok(Some(id)) => UserResult::Created(id),
+                    Ok(None) => continue,
+                    Err(d) => UserResult::Failed { status: "lookup".into(), detail: d },
+                },
+                (_, o) => UserResult::Failed { status: error_key(o).unwrap_or_else(|| "unknown".into()), detail: detail(o) },
+            };
+            return f;
+        }
+        f.result = UserResult::Failed {
+            status: "transport".into(),
+            detail: "the create kept failing before an answer, and the user was not found".into(),
+        };
+        f
+    }
+}
+
+/// Runs the whole import. `progress` gets a line now and then (stderr, when not quiet).
+pub async fn run(
+    path: &Path,
+    spec: &MappingSpec,
+    ingest_opts: &IngestOptions,
+    cfg: &ImportConfig,
+    progress: impl Fn(String),
+) -> Result<ImportSummary, IngestError> {
+    let t0 = Instant::now();
+    let client = ScimClient::new(
+        &cfg.base_url,
+        cfg.token.as_ref(),
+        cfg.timeout,
+        cfg.concurrency,
+    )
+    .map_err(IngestError::Sink)?;
+    let (tx, mut rx) = mpsc::channel::<Job>(cfg.concurrency.max(16) * 4);
+    let mut rejects = match &cfg.rejects {
+        Some(p) => Some(
+            RejectsWriter::create(p)
+                .map_err(|e| IngestError::Sink(format!("cannot write {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let (path_owned, spec_owned, opts_owned) =
+        (path.to_path_buf(), spec.clone(), ingest_opts.clone());
+    let reader = tokio::task::spawn_blocking(move || -> Result<Ingested, IngestError> {
+        let mut out = Ingested::default();
+        let mut dups = Duplicates::default();
+        let mut seq_of: HashMap<String, u32> = HashMap::new();
+        let mut later: Vec<(u32, String)> = Vec::new();
+        let mut next_seq = 0u32;
+        ingest(&path_owned, &spec_owned, &opts_owned, |batch| {
+            for o in batch {
+                out.rows += 1;
+                let o = match o {
+                    RowOutcome::User(u) => match dups.check(&u) {
+                        Some(mut r) => {
+                            r.raw = u.body.clone();
+                            RowOutcome::Rejected(Box::new(r))
+                        }
+                        None => RowOutcome::User(u),
+                    },
+                    r => r,
+                };
+                match o {
+                    RowOutcome::User(u) => {
+                        let seq = next_seq;
+                        next_seq += 1;
+                        seq_of.insert(u.external_id.clone(), seq);
+                        for g in u.groups() {
+                            out.groups.entry(g.to_string()).or_default().push(seq);
+                        }
+                        let manager = match &u.manager {
+                            Some(m) => match seq_of.get(m) {
+                                Some(&ms) => Some(ms),
+                                None => {
+                                    later.push((seq, m.clone()));
+                                    None
+                                }
+                            },
+                            None => None,
+                        };
+                        tx.blocking_send(Job {
+                            seq,
+                            user: u,
+                            manager,
+                        })
+                        .map_err(|_| "the dispatcher stopped".to_string())?;
+                    }
+                    RowOutcome::Rejected(r) => {
+                        *out.rejected.entry(r.code.as_str()).or_default() += 1;
+                        if let Some(w) = rejects.as_mut() {
+                            w.write(&r)
+                                .map_err(|e| format!("cannot write the rejects file: {e}"))?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(w) = rejects {
+            w.finish()
+                .map_err(|e| IngestError::Sink(format!("cannot write the rejects file: {e}")))?;
+        }
+        for (seq, m) in later {
+            match seq_of.get(&m) {
+                Some(&ms) => out.forward_managers.push((seq, ms)),
+                None => out.unresolved_managers += 1,
+            }
+        }
+        Ok(out)
+    });
+
+    let worker = Arc::new(Worker {
+        client: client.clone(),
+        retry: cfg.retry.clone(),
+        lookup: cfg.lookup,
+    });
+    let failed_out = match &cfg.failed {
+        Some(p) => {
+            let mut w =
+                csv::Writer::from_writer(BufWriter::new(File::create(p).map_err(|e| {
+                    IngestError::Sink(format!("cannot write {}: {e}", p.display()))
+                })?));
+            let _ = w.write_record(["row", "externalId", "status", "detail"]);
+            Some(w)
+        }
+        None => None,
+    };
+    let mut t = Tally {
+        rec: Recorder::default(),
+        ids: Vec::new(),
+        created: 0,
+        updated: 0,
+        pending: 0,
+        failed: 0,
+        failed_out,
+    };
+    let mut deferred_managers: Vec<(u32, u32)> = Vec::new();
+    let mut managers_set = 0u64;
+    let mut inflight: JoinSet<Finished> = JoinSet::new();
+    let mut input_open = true;
+    let mut last_report = Instant::now();
+    while input_open || !inflight.is_empty() {
+        tokio::select! {
+            biased;
+            Some(done) = inflight.join_next(), if !inflight.is_empty() => {
+                if let Ok(f) = done {
+                    t.finish(f);
+                }
+                if last_report.elapsed() > Duration::from_secs(2) {
+                    last_report = Instant::now();
+                    progress(format!("users: {} created, {} updated, {} failed, {} in flight", t.created, t.updated, t.failed, inflight.len()));
+                }
+            }
+            job = rx.recv(), if input_open && inflight.len() < cfg.concurrency => {
+                match job {
+                    Some(job) => {
+                        let manager_id = job.manager.and_then(|m| t.id(m)).map(String::from);
+                        match (job.manager, &manager_id) {
+                            (Some(_), Some(_)) => managers_set += 1,
+                            // The manager is still in flight (or failed): set it afterwards.
+                            (Some(m), None) => deferred_managers.push((job.seq, m)),
+                            _ => {}
+                        }
+                        inflight.spawn(worker.clone().provision(job, manager_id));
+                    }
+                    None => input_open = false,
+                }
+            }
+        }
+    }
+    let ingested = reader
+        .await
+        .map_err(|e| IngestError::Sink(format!("the reader failed: {e}")))??;
+    if let Some(w) = t.failed_out.as_mut() {
+        let _ = w.flush();
+    }
+
+    // Managers not known when their reports were created.
+    deferred_managers.extend(ingested.forward_managers.iter().copied());
+    let mut batch: JoinSet<(Executed, Duration)> = JoinSet::new();
+    for (seq, m) in deferred_managers {
+        let (Some(uid), Some(mid)) = (t.id(seq), t.id(m)) else {
+            continue;
+        };
+        let body = serde_json::to_vec(&json!({
+            "schemas": [urns::PATCH_OP],
+            "Operations": [{"op": "replace", "path": format!("{}:manager", urns::ENTERPRISE_USER), "value": {"value": mid}}]
+        }))
+        .unwrap_or_default();
+        let (c, r, path) = (client.clone(), cfg.retry.clone(), format!("/Users/{uid}"));
+        while batch.len() >= cfg.concurrency {
+            if let Some(Ok((e, d))) = batch.join_next().await {
+                managers_set += account(&mut t.rec, Op::PatchManager, &e, d);
+            }
+        }
+        batch.spawn(async move {
+            let t = Instant::now();
+            let e = execute(&c, &r, Method::PATCH, &path, Some(&body), false, seq as u64).await;
+            (e, t.elapsed())
+        });
+    }
+    while let Some(Ok((e, d))) = batch.join_next().await {
+        managers_set += account(&mut t.rec, Op::PatchManager, &e, d);
+    }
+
+    // Groups: find or create, then add members in batches; groups run in parallel, the
+    // batches of one group one after the other (servers that read-modify-write lose
+    // members when one group is patched concurrently).
+    let (mut groups_created, mut groups_existing, mut groups_failed, mut added, mut skipped) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut gset: JoinSet<GroupResult> = JoinSet::new();
+    let ids = Arc::new(std::mem::take(&mut t.ids));
+    for (name, members) in ingested.groups {
+        while gset.len() >= cfg.concurrency.clamp(1, 16) {
+            if let Some(Ok(g)) = gset.join_next().await {
+                tally(
+                    &mut t.rec,
+                    g,
+                    &mut groups_created,
+                    &mut groups_existing,
+                    &mut groups_failed,
+                    &mut added,
+                    &mut skipped,
+                );
+            }
+        }
+        let (c, r, ids, lookup, per) = (
+            client.clone(),
+            cfg.retry.clone(),
+            ids.clone(),
+            cfg.lookup,
+            cfg.member_batch.max(1),
+        );
+        gset.spawn(
+            async move { provision_group(&c, &r, lookup, &name, &members, &ids, per).await },
+        );
+    }
+    while let Some(Ok(g)) = gset.join_next().await {
+        tally(
+            &mut t.rec,
+            g,
+            &mut groups_created,
+            &mut groups_existing,
+            &mut groups_failed,
+            &mut added,
+            &mut skipped,
+        );
+    }
+
+    let elapsed = t0.elapsed();
+    let rejected: u64 = ingested.rejected.values().sum();
+    Ok(ImportSummary {
+        target: cfg.base_url.clone(),
+        rows: ingested.rows,
+        created: t.created,
+        updated: t.updated,
+        rejected,
+        failed: t.failed,
+        pending: t.pending,
+        groups_created,
+        groups_existing,
+        groups_failed,
+        memberships_added: added,
+        memberships_skipped: skipped,
+        managers_set,
+        managers_unresolved: ingested.unresolved_managers,
+        rejects_by_reason: ingested.rejected,
+        operations: t.rec.summary(elapsed),
+        errors: t.rec.errors,
+        elapsed_seconds: elapsed.as_secs_f64(),
+        users_per_second: (t.created + t.updated) as f64 / elapsed.as_secs_f64().max(1e-9),
+    })
+}
+
+fn account(rec: &mut Recorder, op: Op, e: &Executed, d: Duration) -> u64 {
+    rec.record(op, d / e.attempts.max(1));
+    for k in &e.errors {
+        rec.error(k.clone());
+    }
+    matches!(&e.outcome, Ok(r) if r.is_success()) as u64
+}
+
+struct GroupResult {
+    created: bool,
+    existed: bool,
+    added: u64,
+    skipped: u64,
+    timings: Vec<(Op, Duration)>,
+    errors: Vec<String>,
+}
+
+fn tally(
+    rec: &mut Recorder,
+    g: GroupResult,
+    created: &mut u64,
+    existing: &mut u64,
+    failed: &mut u64,
+    added: &mut u64,
+    skipped: &mut u64,
+) {
+    for (op, d) in g.timings {
+        rec.record(op, d);
+    }
+    for e in g.errors {
+        rec.error(e);
+    }
+    *created += g.created as u64;
+    *existing += g.existed as u64;
+    *failed += (!g.created && !g.existed) as u64;
+    *added += g.added;
+    *skipped += g.skipped;
+}
+
+async fn find_group(
+    c: &ScimClient,
+    r: &RetryPolicy,
+    name: &str,
+) -> (Executed, Instant, Option<String>) {
+    let t = Instant::now();
+    let path = format!(
+        "/Groups?filter={}&excludedAttributes=members",
+        filter_query("displayName", name)
+    );
+    let e = execute(c, r, Method::GET, &path, None, false, 7).await;
+    let id =
+        match &e.outcome {
+            Ok(rep) if rep.is_success() => serde_json::from_slice::<Value>(&rep.body)
+                .ok()
+                .and_then(|v| {
+                    v["Resources"]
+                        .get(0)
+                        .and_then(|x| x["id"].as_str())
+                        .map(str::to_string)
+                }),
+            _ => None,
+        };
+    (e, t, id)
+}
+
+async fn provision_group(
+    c: &ScimClient,
+    r: &RetryPolicy,
+    lookup: Lookup,
+    name: &str,
+    members: &[u32],
+    ids: &[Option<Box<str>>],
+    per: usize,
+) -> GroupResult {
+    let mut g = GroupResult {
+        created: false,
+        existed: false,
+        added: 0,
+        skipped: 0,
+        timings: Vec::new(),
+        errors: Vec::new(),
+    };
+    let call = |op: Op, e: &Executed, t: Instant, g: &mut GroupResult| {
+        g.timings.push((op, t.elapsed() / e.attempts.max(1)));
+        g.errors.extend(e.errors.iter().cloned());
+    };
+    let mut id = None;
+    if lookup != Lookup::Never {
+        let (e, t, found) = find_group(c, r, name).await;
+        call(Op::LookupGroup, &e, t, &mut g);
+        if found.is_some() {
+            g.existed = true;
+            id = found;
+        }
+    }
+    // As for users: a create that may have reached the server is looked up, and sent
+    // again only if it did not.
+    let body = serde_json::to_vec(&json!({"schemas": [urns::GROUP], "displayName": name}))
+        .unwrap_or_default();
+    for _ in 0..3 {
+        if id.is_some() {
+            break;
+        }
+        let t = Instant::now();
+        let e = execute(c, r, Method::POST, "/Groups", Some(&body), true, 11).await;
+        call(Op::CreateGroup, &e, t, &mut g);
+        match (&e.decision, &e.outcome) {
+            (Decision::Done, Ok(rep)) if rep.is_success() => {
+                id = id_from(rep);
+                g.created = id.is_some();
+                break;
+            }
+            (d @ (Decision::Conflict | Decision::LookUpFirst), _) => {
+                let conflict = *d == Decision::Conflict;
+                let (e, t, found) = find_group(c, r, name).await;
+                call(Op::LookupGroup, &e, t, &mut g);
+                if found.is_some() {
+                    // Someone else's group on a 409; ours if only the answer was lost.
+                    g.existed = conflict;
+                    g.created = !conflict;
+                    id = found;
+                }
+            }
+            _ => break,
+        }
+    }
+    let Some(gid) = id else {
+        g.skipped = members.len() as u64;
+        return g;
+    };
+    let member_ids: Vec<&str> = members
+        .iter()
+        .filter_map(|&m| ids.get(m as usize).and_then(|x| x.as_deref()))
+        .collect();
+    g.skipped += (members.len() - member_ids.len()) as u64;
+    for chunk in member_ids.chunks(per) {
+        let value: Vec<Value> = chunk.iter().map(|id| json!({"value": id})).collect();
+        let body = serde_json::to_vec(&json!({"schemas": [urns::PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": value}]})).unwrap_or_default();
+        let t = Instant::now();
+        let e = execute(
+            c,
+            r,
+            Method::PATCH,
+            &format!("/Groups/{gid}"),
+            Some(&body),
+            false,
+            13,
+        )
+        .await;
+        call(Op::PatchMembers, &e, t, &mut g);
+        match &e.outcome {
+            Ok(rep) if rep.is_success() => g.added += chunk.len() as u64,
+            _ => g.skipped += chunk.len() as u64,
+        }
+    }
+    g
+}

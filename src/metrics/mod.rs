@@ -1,0 +1,98 @@
+//! Latency and outcome recording shared by import and bench: one HdrHistogram per
+//! operation kind (1 µs to 60 s, 3 significant digits), kept by a single owner — workers
+//! send it small events and never share a lock on metrics.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// The operations an import or a benchmark sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    CreateUser,
+    LookupUser,
+    UpdateUser,
+    PatchManager,
+    LookupGroup,
+    CreateGroup,
+    PatchMembers,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::CreateUser => "create_user",
+            Op::LookupUser => "lookup_user",
+            Op::UpdateUser => "update_user",
+            Op::PatchManager => "patch_manager",
+            Op::LookupGroup => "lookup_group",
+            Op::CreateGroup => "create_group",
+            Op::PatchMembers => "patch_members",
+        }
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// Percentiles of one operation, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpSummary {
+    pub requests: u64,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Per-operation histograms plus error counts by status and scimType.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    hist: BTreeMap<Op, Histogram<u64>>,
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Recorder {
+    pub fn record(&mut self, op: Op, latency: Duration) {
+        let us = (latency.as_micros() as u64).clamp(1, 60_000_000);
+        let h = self.hist.entry(op).or_insert_with(new_histogram);
+        // Saturated at the upper bound above, so recording cannot fail.
+        let _ = h.record(us);
+    }
+
+    /// Counts an error answer: `"409 uniqueness"`, `"503"`, `"transport: timeout"`.
+    pub fn error(&mut self, key: String) {
+        *self.errors.entry(key).or_default() += 1;
+    }
+
+    pub fn count(&self, op: Op) -> u64 {
+        self.hist.get(&op).map_or(0, |h| h.len())
+    }
+
+    pub fn summary(&self, elapsed: Duration) -> BTreeMap<&'static str, OpSummary> {
+        let ms = |us: u64| us as f64 / 1000.0;
+        self.hist
+            .iter()
+            .map(|(op, h)| {
+                (
+                    op.as_str(),
+                    OpSummary {
+                        requests: h.len(),
+                        per_second: h.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+                        p50_ms: ms(h.value_at_quantile(0.5)),
+                        p90_ms: ms(h.value_at_quantile(0.9)),
+                        p99_ms: ms(h.value_at_quantile(0.99)),
+                        p999_ms: ms(h.value_at_quantile(0.999)),
+                        max_ms: ms(h.max()),
+                    },
+                )
+            })
+            .collect()
+    }
+}
