@@ -146,6 +146,7 @@ struct Finished {
     seq: u32,
     row: u64,
     external_id: String,
+    user_name: String,
     result: UserResult,
     timings: Vec<(Op, Duration)>,
     errors: Vec<String>,
@@ -200,7 +201,8 @@ struct Tally {
     ids: Vec<Option<Box<str>>>,
     created: u64,
     updated: u64,
-    pending: u64,
+    /// Users accepted but not visible yet (202, or 201 without an id): (seq, userName).
+    pending: Vec<(u32, String)>,
     failed: u64,
     failed_out: Option<csv::Writer<BufWriter<File>>>,
 }
@@ -226,7 +228,7 @@ impl Tally {
                 self.updated += 1;
                 self.ids[slot] = Some(id.into_boxed_str());
             }
-            UserResult::Pending => self.pending += 1,
+            UserResult::Pending => self.pending.push((f.seq, f.user_name)),
             UserResult::Failed { status, detail } => {
                 self.failed += 1;
                 if let Some(w) = self.failed_out.as_mut() {
@@ -325,6 +327,7 @@ impl Worker {
             seq: job.seq,
             row: job.user.row,
             external_id: job.user.external_id.clone(),
+            user_name: job.user.user_name.clone(),
             result: UserResult::Pending,
             timings: Vec::new(),
             errors: Vec::new(),
@@ -506,7 +509,7 @@ pub async fn run(
         ids: Vec::new(),
         created: 0,
         updated: 0,
-        pending: 0,
+        pending: Vec::new(),
         failed: 0,
         failed_out,
     };
@@ -550,6 +553,8 @@ pub async fn run(
     if let Some(w) = t.failed_out.as_mut() {
         let _ = w.flush();
     }
+
+    verify_pending(&client, &cfg.retry, &mut t, &progress).await;
 
     // Managers not known when their reports were created.
     deferred_managers.extend(ingested.forward_managers.iter().copied());
@@ -632,7 +637,7 @@ pub async fn run(
         updated: t.updated,
         rejected,
         failed: t.failed,
-        pending: t.pending,
+        pending: t.pending.len() as u64,
         groups_created,
         groups_existing,
         groups_failed,
@@ -646,6 +651,56 @@ pub async fn run(
         elapsed_seconds: elapsed.as_secs_f64(),
         users_per_second: (t.created + t.updated) as f64 / elapsed.as_secs_f64().max(1e-9),
     })
+}
+
+/// Asynchronously created users (202, or 201 without an id) are looked up by userName
+/// until they appear, for at most about 30 s; those that never do stay pending.
+async fn verify_pending(
+    client: &ScimClient,
+    retry: &RetryPolicy,
+    t: &mut Tally,
+    progress: &impl Fn(String),
+) {
+    let mut wait = Duration::from_millis(200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !t.pending.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+        let worker = Worker {
+            client: client.clone(),
+            retry: retry.clone(),
+            lookup: Lookup::Always,
+        };
+        let mut still = Vec::new();
+        for (seq, name) in std::mem::take(&mut t.pending) {
+            let mut f = Finished {
+                seq,
+                row: 0,
+                external_id: String::new(),
+                user_name: name.clone(),
+                result: UserResult::Pending,
+                timings: Vec::new(),
+                errors: Vec::new(),
+            };
+            match worker.find(&mut f, &name).await {
+                Ok(Some(id)) => {
+                    f.result = UserResult::Created(id);
+                    t.finish(f);
+                }
+                _ => {
+                    for (op, d) in &f.timings {
+                        t.rec.record(*op, *d);
+                    }
+                    still.push((seq, name));
+                }
+            }
+        }
+        t.pending = still;
+        progress(format!(
+            "{} users still pending on the target",
+            t.pending.len()
+        ));
+    }
 }
 
 fn account(rec: &mut Recorder, op: Op, e: &Executed, d: Duration) -> u64 {

@@ -134,7 +134,11 @@ impl Ctx<'_> {
                 "version": super::store::etag(version),
             }),
         );
-        let visible_at = self.async_create.map(|d| Instant::now() + d);
+        // Invitation-style providers create users later; groups exist at once.
+        let visible_at = self
+            .async_create
+            .filter(|_| kind == Kind::User)
+            .map(|d| Instant::now() + d);
         // A new user belongs to no group yet, so its answer can be written before the
         // lock is taken; a group's needs its members, resolved under the lock.
         let mut body = (kind == Kind::User && visible_at.is_none())

@@ -282,3 +282,33 @@ async fn import_of_20000_users_survives_throttling_errors_drops_and_a_stall() {
     );
     assert_eq!(held(&srv.url()).await, expected(&file));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_created_asynchronously_are_verified_then_grouped() {
+    let file = export(300, 21);
+    let cfg = ServerConfig {
+        async_create: Some(Duration::from_millis(400)),
+        ..ServerConfig::default()
+    };
+    let srv = spawn(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let s = run::run(
+        &file,
+        &presets::load("workday").unwrap(),
+        &IngestOptions::default(),
+        &config(srv.url()),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (s.created, s.pending, s.failed, s.memberships_skipped),
+        (300, 0, 0, 0),
+        "{}",
+        s.human()
+    );
+    assert_eq!(
+        s.managers_set, 299,
+        "managers patched once their users were verified"
+    );
+    assert_eq!(held(&srv.url()).await, expected(&file));
+}
