@@ -10,15 +10,16 @@
 # 2 cores unless PIN=1 (server on core 0, wrk on core 1).
 # Targets: >= 20,000 creates/s, >= 40,000 filtered lookups/s, and the 100k/100
 # membership-PATCH ratio <= 2. Exits 1 if a target is missed. --quick (used by CI: one
-# short run each on a machine that is doing other things) fails only below 75% of a
-# throughput target, which catches regressions without failing on noise.
+# short run each, on a machine that may be doing other things) judges throughput against
+# the reference measured in the same run instead — creates at least 25% and lookups at
+# least 45% of the static endpoint's rate (about 45% and 70% normally) — which catches
+# regressions without failing on a busy machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=${1:-}
 REPS=${REPS:-3}
 DUR=${DUR:-8s}
-SLACK=1.0
-[ "$QUICK" = "--quick" ] && { REPS=1; DUR=4s; SLACK=0.75; }
+[ "$QUICK" = "--quick" ] && { REPS=1; DUR=4s; }
 PORT=${PORT:-18190}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet
@@ -85,8 +86,15 @@ echo "|---|---:|---:|---:|---:|"
 printf '| store of 100,100 users | %.0f µs | %.0f µs | %.0f µs | %s |\n' "$P100" "$P10K" "$P100K" "$RATIO"
 
 fail=0
-at_least() { python3 -c "import sys; sys.exit(0 if $1 >= $2 * $SLACK else 1)"; }
-at_least "${R[create8]}" 20000 && at_least "${R[create64]}" 20000 || { echo "MISSED: creates below 20,000/s (x$SLACK)"; fail=1; }
-at_least "${R[filter8]}" 40000 && at_least "${R[filter64]}" 40000 || { echo "MISSED: lookups below 40,000/s (x$SLACK)"; fail=1; }
+at_least() { python3 -c "import sys; sys.exit(0 if $1 >= $2 else 1)"; }
+if [ "$QUICK" = "--quick" ]; then
+  for c in 8 64; do
+    at_least "${R[create$c]}" "${R[ref$c]} * 0.25" || { echo "REGRESSION: creates at $c connections below 25% of the reference"; fail=1; }
+    at_least "${R[filter$c]}" "${R[ref$c]} * 0.45" || { echo "REGRESSION: lookups at $c connections below 45% of the reference"; fail=1; }
+  done
+else
+  at_least "${R[create8]}" 20000 && at_least "${R[create64]}" 20000 || { echo "MISSED: creates below 20,000/s"; fail=1; }
+  at_least "${R[filter8]}" 40000 && at_least "${R[filter64]}" 40000 || { echo "MISSED: lookups below 40,000/s"; fail=1; }
+fi
 python3 -c "import sys; sys.exit(0 if $RATIO <= 2.0 else 1)" || { echo "MISSED: membership PATCH ratio above 2"; fail=1; }
 exit $fail

@@ -117,6 +117,11 @@ pub struct ImportArgs {
     /// Write target failures here (CSV: row, externalId, status, detail).
     #[arg(long)]
     pub failed: Option<PathBuf>,
+    /// State database (SQLite): a re-run skips unchanged rows and resumes without
+    /// duplicates. Default with --target: FILE.scimload-state.sqlite next to the input;
+    /// with the embedded server (new and empty each time): none.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
     /// Write summary.json, rejects.csv and failed.csv into this directory.
     #[arg(long)]
     pub report: Option<PathBuf>,

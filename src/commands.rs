@@ -166,6 +166,13 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             member_batch: a.member_batch.max(1) as usize,
             rejects: rejects.clone(),
             failed: a.failed.clone().or_else(|| in_report("failed.csv")),
+            state: a.state.clone().or_else(|| {
+                a.target.as_ref().map(|_| {
+                    let mut p = a.file.clone().into_os_string();
+                    p.push(".scimload-state.sqlite");
+                    std::path::PathBuf::from(p)
+                })
+            }),
         };
         let quiet = a.quiet;
         let s = run::run(&a.file, &spec, &opts, &cfg, |line| {

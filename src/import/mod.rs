@@ -5,3 +5,4 @@ pub mod dedup;
 pub mod dry_run;
 pub mod ingest;
 pub mod run;
+pub mod state;

@@ -52,6 +52,8 @@ pub struct ImportConfig {
     pub member_batch: usize,
     pub rejects: Option<PathBuf>,
     pub failed: Option<PathBuf>,
+    /// The state database: skip unchanged rows, resume without duplicates.
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,11 +62,15 @@ pub struct ImportSummary {
     pub rows: u64,
     pub created: u64,
     pub updated: u64,
+    /// Rows the state says the target already has, unchanged: no request sent.
+    pub unchanged: u64,
     pub rejected: u64,
     pub failed: u64,
     pub pending: u64,
     pub groups_created: u64,
     pub groups_existing: u64,
+    /// Groups whose members are as the state recorded them: no request sent.
+    pub groups_unchanged: u64,
     pub groups_failed: u64,
     pub memberships_added: u64,
     pub memberships_skipped: u64,
@@ -86,12 +92,12 @@ impl ImportSummary {
 
     pub fn human(&self) -> String {
         let mut s = format!(
-            "import into {}: {} rows -> {} created, {} updated, {} rejected, {} failed, {} pending\n",
-            self.target, self.rows, self.created, self.updated, self.rejected, self.failed, self.pending
+            "import into {}: {} rows -> {} created, {} updated, {} unchanged, {} rejected, {} failed, {} pending\n",
+            self.target, self.rows, self.created, self.updated, self.unchanged, self.rejected, self.failed, self.pending
         );
         s.push_str(&format!(
-            "  groups: {} created, {} existing, {} failed; {} memberships added, {} skipped; {} managers set, {} not among the accepted rows\n",
-            self.groups_created, self.groups_existing, self.groups_failed, self.memberships_added, self.memberships_skipped, self.managers_set, self.managers_unresolved
+            "  groups: {} created, {} existing, {} unchanged, {} failed; {} memberships added, {} skipped; {} managers set, {} not among the accepted rows\n",
+            self.groups_created, self.groups_existing, self.groups_unchanged, self.groups_failed, self.memberships_added, self.memberships_skipped, self.managers_set, self.managers_unresolved
         ));
         for (code, n) in &self.rejects_by_reason {
             s.push_str(&format!("  rejected {code}: {n}\n"));
@@ -147,6 +153,7 @@ struct Finished {
     row: u64,
     external_id: String,
     user_name: String,
+    content_hash: u64,
     result: UserResult,
     timings: Vec<(Op, Duration)>,
     errors: Vec<String>,
@@ -201,8 +208,11 @@ struct Tally {
     ids: Vec<Option<Box<str>>>,
     created: u64,
     updated: u64,
-    /// Users accepted but not visible yet (202, or 201 without an id): (seq, userName).
-    pending: Vec<(u32, String)>,
+    unchanged: u64,
+    state: Option<super::state::State>,
+    /// Users accepted but not visible yet (202, or 201 without an id):
+    /// (seq, userName, externalId, content hash).
+    pending: Vec<(u32, String, String, u64)>,
     failed: u64,
     failed_out: Option<csv::Writer<BufWriter<File>>>,
 }
@@ -219,16 +229,28 @@ impl Tally {
         if self.ids.len() <= slot {
             self.ids.resize(slot + 1, None);
         }
+        let created = matches!(f.result, UserResult::Created(_));
         match f.result {
-            UserResult::Created(id) => {
-                self.created += 1;
+            UserResult::Created(id) | UserResult::Updated(id) => {
+                if created {
+                    self.created += 1;
+                } else {
+                    self.updated += 1;
+                }
+                if let Some(st) = &self.state {
+                    st.record(super::state::Record::User {
+                        external_id: f.external_id.clone(),
+                        scim_id: id.clone(),
+                        content_hash: f.content_hash,
+                        outcome: if created { "created" } else { "updated" },
+                    });
+                }
                 self.ids[slot] = Some(id.into_boxed_str());
             }
-            UserResult::Updated(id) => {
-                self.updated += 1;
-                self.ids[slot] = Some(id.into_boxed_str());
+            UserResult::Pending => {
+                self.pending
+                    .push((f.seq, f.user_name, f.external_id, f.content_hash))
             }
-            UserResult::Pending => self.pending.push((f.seq, f.user_name)),
             UserResult::Failed { status, detail } => {
                 self.failed += 1;
                 if let Some(w) = self.failed_out.as_mut() {
@@ -322,12 +344,19 @@ impl Worker {
         }
     }
 
-    async fn provision(self: Arc<Self>, job: Job, manager_id: Option<String>) -> Finished {
+    /// Creates or updates one user. `known_id`: the state's SCIM id of a changed user.
+    async fn provision(
+        self: Arc<Self>,
+        job: Job,
+        manager_id: Option<String>,
+        known_id: Option<String>,
+    ) -> Finished {
         let mut f = Finished {
             seq: job.seq,
             row: job.user.row,
             external_id: job.user.external_id.clone(),
             user_name: job.user.user_name.clone(),
+            content_hash: job.user.content_hash,
             result: UserResult::Pending,
             timings: Vec::new(),
             errors: Vec::new(),
@@ -336,6 +365,13 @@ impl Worker {
             Some(m) => with_manager(&job.user.body, m),
             None => job.user.body.clone(),
         };
+        if let Some(id) = known_id {
+            f.result = self.update(&mut f, &id, &body).await;
+            // Deleted on the target since the last run: create it again.
+            if !matches!(&f.result, UserResult::Failed { status, .. } if status == "404") {
+                return f;
+            }
+        }
         if self.lookup == Lookup::Always {
             match self.find(&mut f, &job.user.user_name).await {
                 Ok(Some(id)) => {
@@ -488,6 +524,13 @@ pub async fn run(
         Ok(out)
     });
 
+    let state = match &cfg.state {
+        Some(p) => Some(
+            super::state::State::open(p, &cfg.base_url, &path.display().to_string())
+                .map_err(|e| IngestError::Sink(e.to_string()))?,
+        ),
+        None => None,
+    };
     let worker = Arc::new(Worker {
         client: client.clone(),
         retry: cfg.retry.clone(),
@@ -509,6 +552,8 @@ pub async fn run(
         ids: Vec::new(),
         created: 0,
         updated: 0,
+        unchanged: 0,
+        state,
         pending: Vec::new(),
         failed: 0,
         failed_out,
@@ -540,7 +585,21 @@ pub async fn run(
                             (Some(m), None) => deferred_managers.push((job.seq, m)),
                             _ => {}
                         }
-                        inflight.spawn(worker.clone().provision(job, manager_id));
+                                                // The state knows this user: unchanged, no request; changed, update it.
+                        let known = t.state.as_ref().and_then(|st| st.users.get(&job.user.external_id)).cloned();
+                        match known {
+                            Some(k) if k.content_hash == job.user.content_hash => {
+                                let slot = job.seq as usize;
+                                if t.ids.len() <= slot {
+                                    t.ids.resize(slot + 1, None);
+                                }
+                                t.ids[slot] = Some(k.scim_id.into_boxed_str());
+                                t.unchanged += 1;
+                            }
+                            k => {
+                                inflight.spawn(worker.clone().provision(job, manager_id, k.map(|k| k.scim_id)));
+                            }
+                        }
                     }
                     None => input_open = false,
                 }
@@ -591,11 +650,13 @@ pub async fn run(
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut gset: JoinSet<GroupResult> = JoinSet::new();
     let ids = Arc::new(std::mem::take(&mut t.ids));
+    let mut groups_unchanged = 0u64;
     for (name, members) in ingested.groups {
         while gset.len() >= cfg.concurrency.clamp(1, 16) {
             if let Some(Ok(g)) = gset.join_next().await {
                 tally(
                     &mut t.rec,
+                    t.state.as_ref(),
                     g,
                     &mut groups_created,
                     &mut groups_existing,
@@ -605,6 +666,19 @@ pub async fn run(
                 );
             }
         }
+        let members_hash = members_hash(&members, &ids);
+        let known = t
+            .state
+            .as_ref()
+            .and_then(|st| st.groups.get(&name))
+            .cloned();
+        if let Some((_, h)) = &known {
+            if *h == members_hash {
+                // Same members as last time: nothing to send.
+                groups_unchanged += 1;
+                continue;
+            }
+        }
         let (c, r, ids, lookup, per) = (
             client.clone(),
             cfg.retry.clone(),
@@ -612,13 +686,26 @@ pub async fn run(
             cfg.lookup,
             cfg.member_batch.max(1),
         );
-        gset.spawn(
-            async move { provision_group(&c, &r, lookup, &name, &members, &ids, per).await },
-        );
+        let known_id = known.map(|k| k.0);
+        gset.spawn(async move {
+            provision_group(
+                &c,
+                &r,
+                lookup,
+                &name,
+                &members,
+                &ids,
+                per,
+                known_id,
+                members_hash,
+            )
+            .await
+        });
     }
     while let Some(Ok(g)) = gset.join_next().await {
         tally(
             &mut t.rec,
+            t.state.as_ref(),
             g,
             &mut groups_created,
             &mut groups_existing,
@@ -628,6 +715,9 @@ pub async fn run(
         );
     }
 
+    if let Some(st) = t.state.take() {
+        st.close().map_err(|e| IngestError::Sink(e.to_string()))?;
+    }
     let elapsed = t0.elapsed();
     let rejected: u64 = ingested.rejected.values().sum();
     Ok(ImportSummary {
@@ -635,11 +725,13 @@ pub async fn run(
         rows: ingested.rows,
         created: t.created,
         updated: t.updated,
+        unchanged: t.unchanged,
         rejected,
         failed: t.failed,
         pending: t.pending.len() as u64,
         groups_created,
         groups_existing,
+        groups_unchanged,
         groups_failed,
         memberships_added: added,
         memberships_skipped: skipped,
@@ -672,12 +764,13 @@ async fn verify_pending(
             lookup: Lookup::Always,
         };
         let mut still = Vec::new();
-        for (seq, name) in std::mem::take(&mut t.pending) {
+        for (seq, name, external_id, content_hash) in std::mem::take(&mut t.pending) {
             let mut f = Finished {
                 seq,
                 row: 0,
-                external_id: String::new(),
+                external_id: external_id.clone(),
                 user_name: name.clone(),
+                content_hash,
                 result: UserResult::Pending,
                 timings: Vec::new(),
                 errors: Vec::new(),
@@ -691,7 +784,7 @@ async fn verify_pending(
                     for (op, d) in &f.timings {
                         t.rec.record(*op, *d);
                     }
-                    still.push((seq, name));
+                    still.push((seq, name, external_id, content_hash));
                 }
             }
         }
@@ -712,6 +805,10 @@ fn account(rec: &mut Recorder, op: Op, e: &Executed, d: Duration) -> u64 {
 }
 
 struct GroupResult {
+    name: String,
+    /// The group's SCIM id, once found or created.
+    id: Option<String>,
+    members_hash: u64,
     created: bool,
     existed: bool,
     added: u64,
@@ -720,8 +817,10 @@ struct GroupResult {
     errors: Vec<String>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn tally(
     rec: &mut Recorder,
+    state: Option<&super::state::State>,
     g: GroupResult,
     created: &mut u64,
     existing: &mut u64,
@@ -740,6 +839,25 @@ fn tally(
     *failed += (!g.created && !g.existed) as u64;
     *added += g.added;
     *skipped += g.skipped;
+    // Recorded only when every member went in, so a partial group is retried next run.
+    if let (Some(st), Some(id), 0) = (state, &g.id, g.skipped) {
+        st.record(super::state::Record::Group {
+            name: g.name.clone(),
+            scim_id: id.clone(),
+            members_hash: g.members_hash,
+        });
+    }
+}
+
+/// Hash of a group's sorted member SCIM ids: an unchanged hash means nothing to send.
+fn members_hash(members: &[u32], ids: &[Option<Box<str>>]) -> u64 {
+    use std::hash::BuildHasher;
+    let mut v: Vec<&str> = members
+        .iter()
+        .filter_map(|&m| ids.get(m as usize).and_then(|x| x.as_deref()))
+        .collect();
+    v.sort_unstable();
+    foldhash::quality::FixedState::with_seed(0x6a0b).hash_one(&v)
 }
 
 async fn find_group(
@@ -768,6 +886,7 @@ async fn find_group(
     (e, t, id)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn provision_group(
     c: &ScimClient,
     r: &RetryPolicy,
@@ -776,10 +895,15 @@ async fn provision_group(
     members: &[u32],
     ids: &[Option<Box<str>>],
     per: usize,
+    known_id: Option<String>,
+    members_hash: u64,
 ) -> GroupResult {
     let mut g = GroupResult {
+        name: name.to_string(),
+        id: None,
+        members_hash,
         created: false,
-        existed: false,
+        existed: known_id.is_some(),
         added: 0,
         skipped: 0,
         timings: Vec::new(),
@@ -789,8 +913,8 @@ async fn provision_group(
         g.timings.push((op, t.elapsed() / e.attempts.max(1)));
         g.errors.extend(e.errors.iter().cloned());
     };
-    let mut id = None;
-    if lookup != Lookup::Never {
+    let mut id = known_id;
+    if id.is_none() && lookup != Lookup::Never {
         let (e, t, found) = find_group(c, r, name).await;
         call(Op::LookupGroup, &e, t, &mut g);
         if found.is_some() {
@@ -833,6 +957,7 @@ async fn provision_group(
         g.skipped = members.len() as u64;
         return g;
     };
+    g.id = Some(gid.clone());
     let member_ids: Vec<&str> = members
         .iter()
         .filter_map(|&m| ids.get(m as usize).and_then(|x| x.as_deref()))

@@ -149,6 +149,7 @@ fn config(base: String) -> ImportConfig {
         member_batch: 100,
         rejects: None,
         failed: None,
+        state: None,
     }
 }
 
@@ -310,5 +311,181 @@ async fn users_created_asynchronously_are_verified_then_grouped() {
         s.managers_set, 299,
         "managers patched once their users were verified"
     );
+    assert_eq!(held(&srv.url()).await, expected(&file));
+}
+
+fn with_state(base: String, state: &Path) -> ImportConfig {
+    ImportConfig {
+        state: Some(state.to_path_buf()),
+        ..config(base)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_with_state_sends_nothing_for_unchanged_rows_and_updates_changed_ones() {
+    let file = export(1500, 31);
+    let state = tmp("rerun.sqlite");
+    let _ = std::fs::remove_file(&state);
+    let srv = spawn(ServerConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let spec = presets::load("workday").unwrap();
+    let s = run::run(
+        &file,
+        &spec,
+        &IngestOptions::default(),
+        &with_state(srv.url(), &state),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((s.created, s.unchanged), (1500, 0), "{}", s.human());
+    let s = run::run(
+        &file,
+        &spec,
+        &IngestOptions::default(),
+        &with_state(srv.url(), &state),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (s.created, s.updated, s.unchanged, s.groups_unchanged),
+        (0, 0, 1500, s.groups_unchanged),
+        "{}",
+        s.human()
+    );
+    assert!(
+        s.operations.is_empty(),
+        "an unchanged export sends no request: {:?}",
+        s.operations.keys().collect::<Vec<_>>()
+    );
+    assert!(s.groups_unchanged > 100);
+    // Change one title: that user is updated in place, nothing else is sent for users.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let changed = tmp("changed.csv");
+    let line = text.lines().nth(7).unwrap().to_string();
+    let mut fields: Vec<String> = line.split(',').map(String::from).collect();
+    fields[6] = "Chief Cartographer".into();
+    std::fs::write(&changed, text.replacen(&line, &fields.join(","), 1)).unwrap();
+    let s = run::run(
+        &changed,
+        &spec,
+        &IngestOptions::default(),
+        &with_state(srv.url(), &state),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (s.created, s.updated, s.unchanged, s.failed),
+        (0, 1, 1499, 0),
+        "{}",
+        s.human()
+    );
+    assert_eq!(s.operations["update_user"].requests, 1);
+    assert!(!s.operations.contains_key("create_user") && !s.operations.contains_key("lookup_user"));
+    // A state is bound to its target.
+    let other = spawn(ServerConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let e = run::run(
+        &file,
+        &spec,
+        &IngestOptions::default(),
+        &with_state(other.url(), &state),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("belongs to target"), "{e}");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_killed_midway_finishes_on_rerun_without_duplicates() {
+    let file = export(2000, 41);
+    let state = tmp("killed.sqlite");
+    let _ = std::fs::remove_file(&state);
+    // Slow enough that the kill lands mid-import.
+    let faults = FaultConfig {
+        latency: Some(scimload::server::faults::Latency::Fixed(
+            Duration::from_millis(3),
+        )),
+        ..FaultConfig::default()
+    };
+    let srv = spawn(
+        ServerConfig {
+            faults,
+            ..ServerConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let args = |s: &Path| {
+        vec![
+            "import".to_string(),
+            file.display().to_string(),
+            "--target".into(),
+            srv.url(),
+            "--state".into(),
+            s.display().to_string(),
+            "--concurrency".into(),
+            "8".into(),
+            "--quiet".into(),
+            "--json".into(),
+        ]
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimload"))
+        .args(args(&state))
+        .env_remove("SCIM_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let c = ScimClient::new(&srv.url(), None, Duration::from_secs(10), 2).unwrap();
+    let count = || async {
+        let r = c
+            .send(reqwest::Method::GET, "/Users?count=0", None, None)
+            .await
+            .unwrap();
+        serde_json::from_slice::<Value>(&r.body).unwrap()["totalResults"]
+            .as_u64()
+            .unwrap()
+    };
+    let t = std::time::Instant::now();
+    while count().await < 800 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the import made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to flush anything
+    child.wait().unwrap();
+    let before = count().await;
+    assert!(
+        before < 2000,
+        "killed too late to test anything ({before} users)"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimload"))
+        .args(args(&state))
+        .env_remove("SCIM_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = |k: &str| s[k].as_u64().unwrap();
+    assert_eq!(n("created") + n("updated") + n("unchanged"), 2000, "{s}");
+    assert!(
+        n("unchanged") > 0,
+        "the state remembered the first run's users: {s}"
+    );
+    assert_eq!(n("failed"), 0);
     assert_eq!(held(&srv.url()).await, expected(&file));
 }

@@ -1,0 +1,336 @@
+//! Import state (SQLite): which externalId became which SCIM id, with which content, so
+//! that a re-run skips unchanged rows without a request, updates changed ones, and an
+//! import killed at any point — SIGKILL included — finishes on the next run without a
+//! duplicate (what was created but not yet recorded answers 409 and is upserted).
+//!
+//! Results are written by one thread in transactions of a few hundred rows: a crash
+//! loses at most the last uncommitted batch, which the next run repairs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "cannot open the state file {path}: {source}; check the path, or delete it to start afresh"
+    )]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("the state file {path} belongs to target {recorded}, not {target}; give another --state for this target")]
+    OtherTarget {
+        path: String,
+        recorded: String,
+        target: String,
+    },
+    #[error("state file {path}: {source}")]
+    Sql {
+        path: String,
+        source: rusqlite::Error,
+    },
+}
+
+/// A user as the state remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownUser {
+    pub scim_id: String,
+    pub content_hash: u64,
+}
+
+/// What the writer thread records.
+#[derive(Debug)]
+pub enum Record {
+    User {
+        external_id: String,
+        scim_id: String,
+        content_hash: u64,
+        outcome: &'static str,
+    },
+    /// A group and the hash of the member ids it was last given.
+    Group {
+        name: String,
+        scim_id: String,
+        members_hash: u64,
+    },
+}
+
+pub struct State {
+    path: PathBuf,
+    pub run: i64,
+    pub users: HashMap<String, KnownUser>,
+    /// displayName → (SCIM id, hash of the members last sent).
+    pub groups: HashMap<String, (String, u64)>,
+    tx: Option<mpsc::Sender<Record>>,
+    writer: Option<JoinHandle<Result<(), StateError>>>,
+}
+
+fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+    move |source| StateError::Sql {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, StateError> {
+    let c = Connection::open(path).map_err(|source| StateError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    // WAL + NORMAL: durable across process crashes (what resume needs), cheap per commit.
+    c.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
+         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, started TEXT NOT NULL, file TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS users (external_id TEXT PRIMARY KEY, scim_id TEXT NOT NULL,
+             content_hash INTEGER NOT NULL, outcome TEXT NOT NULL, run INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY, scim_id TEXT NOT NULL, members_hash INTEGER NOT NULL DEFAULT 0,
+             run INTEGER NOT NULL);",
+    )
+    .map_err(sql(path))?;
+    Ok(c)
+}
+
+impl State {
+    /// Opens (or creates) the state for `target`, loads what it knows, starts a run.
+    pub fn open(path: &Path, target: &str, file: &str) -> Result<Self, StateError> {
+        let c = connect(path)?;
+        let e = sql(path);
+        let recorded: Option<String> = c
+            .query_row("SELECT value FROM meta WHERE key = 'target'", [], |r| {
+                r.get(0)
+            })
+            .map(Some)
+            .or_else(|err| {
+                if err == rusqlite::Error::QueryReturnedNoRows {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            })
+            .map_err(&e)?;
+        match recorded {
+            Some(r) if r != target => {
+                return Err(StateError::OtherTarget {
+                    path: path.display().to_string(),
+                    recorded: r,
+                    target: target.to_string(),
+                })
+            }
+            Some(_) => {}
+            None => {
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES ('target', ?1)",
+                    params![target],
+                )
+                .map_err(&e)?;
+            }
+        }
+        let now = crate::scim::value::format_datetime(time::OffsetDateTime::now_utc());
+        c.execute(
+            "INSERT INTO runs (started, file) VALUES (?1, ?2)",
+            params![now, file],
+        )
+        .map_err(&e)?;
+        let run = c.last_insert_rowid();
+        let (users, groups) = load(&c, path)?;
+        let (tx, rx) = mpsc::channel::<Record>();
+        let wpath = path.to_path_buf();
+        let writer = std::thread::Builder::new()
+            .name("scimload-state".into())
+            .spawn(move || write_loop(c, rx, run, &wpath))
+            .map_err(|err| StateError::Sql {
+                path: path.display().to_string(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(err)),
+            })?;
+        Ok(State {
+            path: path.to_path_buf(),
+            run,
+            users,
+            groups,
+            tx: Some(tx),
+            writer: Some(writer),
+        })
+    }
+
+    pub fn record(&self, r: Record) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(r);
+        }
+    }
+
+    /// Flushes everything recorded and stops the writer.
+    pub fn close(mut self) -> Result<(), StateError> {
+        drop(self.tx.take());
+        match self.writer.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(StateError::Sql {
+                path: self.path.display().to_string(),
+                source: rusqlite::Error::InvalidQuery,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Everything a state file holds, for `cleanup`: (user SCIM ids, group SCIM ids).
+    pub fn contents(path: &Path) -> Result<(String, Vec<String>, Vec<String>), StateError> {
+        let c = connect(path)?;
+        let e = sql(path);
+        let target: String = c
+            .query_row("SELECT value FROM meta WHERE key = 'target'", [], |r| {
+                r.get(0)
+            })
+            .map_err(&e)?;
+        let ids = |q: &str| -> Result<Vec<String>, StateError> {
+            let mut st = c.prepare(q).map_err(&e)?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(&e)?;
+            rows.collect::<Result<_, _>>().map_err(&e)
+        };
+        Ok((
+            target,
+            ids("SELECT scim_id FROM users")?,
+            ids("SELECT scim_id FROM groups")?,
+        ))
+    }
+
+    /// Forgets resources that `cleanup` deleted.
+    pub fn forget(path: &Path, users: &[String], groups: &[String]) -> Result<(), StateError> {
+        let mut c = connect(path)?;
+        let e = sql(path);
+        let tx = c.transaction().map_err(&e)?;
+        for id in users {
+            tx.execute("DELETE FROM users WHERE scim_id = ?1", params![id])
+                .map_err(&e)?;
+        }
+        for id in groups {
+            tx.execute("DELETE FROM groups WHERE scim_id = ?1", params![id])
+                .map_err(&e)?;
+        }
+        tx.commit().map_err(&e)
+    }
+}
+
+type Loaded = (HashMap<String, KnownUser>, HashMap<String, (String, u64)>);
+
+fn load(c: &Connection, path: &Path) -> Result<Loaded, StateError> {
+    let e = sql(path);
+    let mut users = HashMap::new();
+    let mut q = c
+        .prepare("SELECT external_id, scim_id, content_hash FROM users")
+        .map_err(&e)?;
+    let rows = q
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(&e)?;
+    for row in rows {
+        let (ext, id, h) = row.map_err(&e)?;
+        users.insert(
+            ext,
+            KnownUser {
+                scim_id: id,
+                content_hash: h as u64,
+            },
+        );
+    }
+    let mut q = c
+        .prepare("SELECT name, scim_id, members_hash FROM groups")
+        .map_err(&e)?;
+    let rows = q
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(&e)?;
+    let mut groups = HashMap::new();
+    for row in rows {
+        let (n, id, h) = row.map_err(&e)?;
+        groups.insert(n, (id, h as u64));
+    }
+    Ok((users, groups))
+}
+
+fn write_loop(
+    mut c: Connection,
+    rx: mpsc::Receiver<Record>,
+    run: i64,
+    path: &Path,
+) -> Result<(), StateError> {
+    let e = sql(path);
+    let mut open = true;
+    while open {
+        // Block for the first record, then take what else arrived within 100 ms, up to 500.
+        let first = match rx.recv() {
+            Ok(r) => r,
+            Err(_) => break,
+        };
+        let mut batch = vec![first];
+        let deadline = std::time::Instant::now() + Duration::from_millis(100);
+        while batch.len() < 500 {
+            match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                Ok(r) => batch.push(r),
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        let tx = c.transaction().map_err(&e)?;
+        {
+            let mut up = tx
+                .prepare_cached(
+                    "INSERT INTO users (external_id, scim_id, content_hash, outcome, run) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(external_id) DO UPDATE SET scim_id = ?2, content_hash = ?3, outcome = ?4, run = ?5",
+                )
+                .map_err(&e)?;
+            let mut gp = tx
+                .prepare_cached(
+                    "INSERT INTO groups (name, scim_id, members_hash, run) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(name) DO UPDATE SET scim_id = ?2, members_hash = ?3, run = ?4",
+                )
+                .map_err(&e)?;
+            for r in batch {
+                match r {
+                    Record::User {
+                        external_id,
+                        scim_id,
+                        content_hash,
+                        outcome,
+                    } => {
+                        up.execute(params![
+                            external_id,
+                            scim_id,
+                            content_hash as i64,
+                            outcome,
+                            run
+                        ])
+                        .map_err(&e)?;
+                    }
+                    Record::Group {
+                        name,
+                        scim_id,
+                        members_hash,
+                    } => {
+                        gp.execute(params![name, scim_id, members_hash as i64, run])
+                            .map_err(&e)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(&e)?;
+    }
+    Ok(())
+}
