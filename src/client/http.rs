@@ -123,40 +123,12 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
         .map(|s| Duration::from_secs_f64(s.min(3600.0)))
 }
 
-/// Shared by every clone of a client: after a 429, every request waits until the
-/// server's Retry-After has passed, not only the one that was throttled (adaptive
-/// throttling: the whole dispatcher slows down, then resumes).
-#[derive(Debug, Default)]
-pub struct Gate {
-    until: std::sync::Mutex<Option<tokio::time::Instant>>,
-}
-
-impl Gate {
-    pub fn pause(&self, d: Duration) {
-        let t = tokio::time::Instant::now() + d;
-        let mut g = self.until.lock().unwrap_or_else(|p| p.into_inner());
-        if g.is_none_or(|u| u < t) {
-            *g = Some(t);
-        }
-    }
-
-    pub async fn wait(&self) {
-        let until = *self.until.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(u) = until {
-            if u > tokio::time::Instant::now() {
-                tokio::time::sleep_until(u).await;
-            }
-        }
-    }
-}
-
 /// A SCIM service provider at a base URL.
 #[derive(Clone)]
 pub struct ScimClient {
     http: reqwest::Client,
     base: String,
     auth: Option<HeaderValue>,
-    gate: std::sync::Arc<Gate>,
 }
 
 impl fmt::Debug for ScimClient {
@@ -193,16 +165,11 @@ impl ScimClient {
             http,
             base: base.trim_end_matches('/').to_string(),
             auth,
-            gate: Default::default(),
         })
     }
 
     pub fn base(&self) -> &str {
         &self.base
-    }
-
-    pub fn gate(&self) -> &Gate {
-        &self.gate
     }
 
     /// Sends one request; `path` is relative to the base (`/Users?filter=…`).
@@ -213,7 +180,6 @@ impl ScimClient {
         body: Option<Vec<u8>>,
         if_match: Option<&str>,
     ) -> Result<Reply, TransportError> {
-        self.gate.wait().await;
         let mut rb = self
             .http
             .request(method, format!("{}{path}", self.base))

@@ -4,5 +4,5 @@
 pub mod http;
 pub mod retry;
 
-pub use http::{Gate, Reply, ScimClient, Secret, TransportError};
+pub use http::{Reply, ScimClient, Secret, TransportError};
 pub use retry::{Decision, RetryPolicy};

@@ -228,10 +228,7 @@ pub async fn execute(
         let d = policy.decide(attempt, creates, &outcome, rng.f64());
         match d {
             Decision::Retry(wait) | Decision::Throttled(wait) => {
-                if let Decision::Throttled(_) = d {
-                    throttled += 1;
-                    client.gate().pause(wait);
-                }
+                throttled += matches!(d, Decision::Throttled(_)) as u32;
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }

@@ -169,27 +169,3 @@ async fn conflicts_and_client_errors_are_final() {
     .await;
     assert_eq!(e.outcome.unwrap().status, 401);
 }
-
-#[tokio::test]
-async fn a_throttled_request_pauses_every_request_of_the_client() {
-    let (_s, c) = faulty(FaultConfig::default()).await;
-    let other = c.clone();
-    c.gate().pause(Duration::from_millis(300));
-    let t = Instant::now();
-    let e = execute(
-        &other,
-        &fast(),
-        reqwest::Method::GET,
-        "/Users",
-        None,
-        false,
-        1,
-    )
-    .await;
-    assert_eq!(e.outcome.unwrap().status, 200);
-    assert!(
-        t.elapsed() >= Duration::from_millis(290),
-        "a clone shares the gate: {:?}",
-        t.elapsed()
-    );
-}
