@@ -66,6 +66,48 @@ impl RejectsWriter {
     }
 }
 
+/// Where rejected rows go: counted by reason, and written to the rejects file if any.
+pub struct RejectSink {
+    pub by_code: BTreeMap<&'static str, u64>,
+    writer: Option<RejectsWriter>,
+}
+
+impl RejectSink {
+    pub fn new(path: Option<&Path>) -> Result<Self, IngestError> {
+        let writer = match path {
+            Some(p) => Some(RejectsWriter::create(p).map_err(|e| {
+                IngestError::Sink(format!(
+                    "cannot write the rejects file {}: {e}",
+                    p.display()
+                ))
+            })?),
+            None => None,
+        };
+        Ok(RejectSink {
+            by_code: BTreeMap::new(),
+            writer,
+        })
+    }
+
+    pub fn take(&mut self, r: &Rejected) -> Result<(), String> {
+        *self.by_code.entry(r.code.as_str()).or_default() += 1;
+        match self.writer.as_mut() {
+            Some(w) => w
+                .write(r)
+                .map_err(|e| format!("cannot write the rejects file: {e}")),
+            None => Ok(()),
+        }
+    }
+
+    pub fn finish(self) -> Result<BTreeMap<&'static str, u64>, IngestError> {
+        if let Some(w) = self.writer {
+            w.finish()
+                .map_err(|e| IngestError::Sink(format!("cannot write the rejects file: {e}")))?;
+        }
+        Ok(self.by_code)
+    }
+}
+
 /// Duplicate checks over accepted rows: the first userName / externalId wins.
 #[derive(Debug, Default)]
 pub struct Duplicates {
@@ -110,6 +152,20 @@ impl Duplicates {
         self.user_names.insert(u.user_key, u.row);
         None
     }
+
+    /// A user that repeats an accepted one becomes a rejected row.
+    pub fn screen(&mut self, o: RowOutcome) -> RowOutcome {
+        match o {
+            RowOutcome::User(u) => match self.check(&u) {
+                Some(mut r) => {
+                    r.raw = u.body.clone();
+                    RowOutcome::Rejected(Box::new(r))
+                }
+                None => RowOutcome::User(u),
+            },
+            r => r,
+        }
+    }
 }
 
 pub fn run(
@@ -122,13 +178,7 @@ pub fn run(
     let sink_err = |what: &str, p: &Path, e: std::io::Error| {
         format!("cannot write {what} {}: {e}", p.display())
     };
-    let mut rejects = match &opts.rejects {
-        Some(p) => Some(
-            RejectsWriter::create(p)
-                .map_err(|e| IngestError::Sink(sink_err("the rejects file", p, e)))?,
-        ),
-        None => None,
-    };
+    let mut rejects = RejectSink::new(opts.rejects.as_deref())?;
     let mut emit = match &opts.emit {
         Some(p) => Some(BufWriter::with_capacity(
             1 << 20,
@@ -139,22 +189,11 @@ pub fn run(
     let mut dups = Duplicates::default();
     let mut groups: HashMap<String, u64, foldhash::fast::RandomState> = HashMap::default();
     let (mut rows, mut users, mut memberships, mut with_manager) = (0u64, 0u64, 0u64, 0u64);
-    let mut by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut line = Vec::with_capacity(1024);
     let info = ingest(path, spec, ingest_opts, |batch| {
         for o in batch {
             rows += 1;
-            let o = match o {
-                RowOutcome::User(u) => match dups.check(&u) {
-                    Some(mut r) => {
-                        r.raw = u.body.clone();
-                        RowOutcome::Rejected(Box::new(r))
-                    }
-                    None => RowOutcome::User(u),
-                },
-                r => r,
-            };
-            match o {
+            match dups.screen(o) {
                 RowOutcome::User(u) => {
                     users += 1;
                     with_manager += u.manager.is_some() as u64;
@@ -192,21 +231,12 @@ pub fn run(
                             .map_err(|e| format!("cannot write the payload file: {e}"))?;
                     }
                 }
-                RowOutcome::Rejected(r) => {
-                    *by_code.entry(r.code.as_str()).or_default() += 1;
-                    if let Some(w) = rejects.as_mut() {
-                        w.write(&r)
-                            .map_err(|e| format!("cannot write the rejects file: {e}"))?;
-                    }
-                }
+                RowOutcome::Rejected(r) => rejects.take(&r)?,
             }
         }
         Ok(())
     })?;
-    if let Some(w) = rejects {
-        w.finish()
-            .map_err(|e| IngestError::Sink(format!("cannot write the rejects file: {e}")))?;
-    }
+    let by_code = rejects.finish()?;
     if let Some(mut w) = emit {
         w.flush()
             .map_err(|e| IngestError::Sink(format!("cannot write the payload file: {e}")))?;

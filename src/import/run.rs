@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::dry_run::{Duplicates, RejectsWriter};
+use super::dry_run::{Duplicates, RejectSink};
 use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
 use crate::client::retry::{error_key, execute, Executed};
 use crate::client::{Decision, Reply, RetryPolicy, ScimClient, Secret, TransportError};
@@ -447,13 +447,7 @@ pub async fn run(
     )
     .map_err(IngestError::Sink)?;
     let (tx, mut rx) = mpsc::channel::<Job>(cfg.concurrency.max(16) * 4);
-    let mut rejects = match &cfg.rejects {
-        Some(p) => Some(
-            RejectsWriter::create(p)
-                .map_err(|e| IngestError::Sink(format!("cannot write {}: {e}", p.display())))?,
-        ),
-        None => None,
-    };
+    let mut rejects = RejectSink::new(cfg.rejects.as_deref())?;
     let (path_owned, spec_owned, opts_owned) =
         (path.to_path_buf(), spec.clone(), ingest_opts.clone());
     let reader = tokio::task::spawn_blocking(move || -> Result<Ingested, IngestError> {
@@ -465,17 +459,7 @@ pub async fn run(
         ingest(&path_owned, &spec_owned, &opts_owned, |batch| {
             for o in batch {
                 out.rows += 1;
-                let o = match o {
-                    RowOutcome::User(u) => match dups.check(&u) {
-                        Some(mut r) => {
-                            r.raw = u.body.clone();
-                            RowOutcome::Rejected(Box::new(r))
-                        }
-                        None => RowOutcome::User(u),
-                    },
-                    r => r,
-                };
-                match o {
+                match dups.screen(o) {
                     RowOutcome::User(u) => {
                         let seq = next_seq;
                         next_seq += 1;
@@ -500,21 +484,12 @@ pub async fn run(
                         })
                         .map_err(|_| "the dispatcher stopped".to_string())?;
                     }
-                    RowOutcome::Rejected(r) => {
-                        *out.rejected.entry(r.code.as_str()).or_default() += 1;
-                        if let Some(w) = rejects.as_mut() {
-                            w.write(&r)
-                                .map_err(|e| format!("cannot write the rejects file: {e}"))?;
-                        }
-                    }
+                    RowOutcome::Rejected(r) => rejects.take(&r)?,
                 }
             }
             Ok(())
         })?;
-        if let Some(w) = rejects {
-            w.finish()
-                .map_err(|e| IngestError::Sink(format!("cannot write the rejects file: {e}")))?;
-        }
+        out.rejected = rejects.finish()?;
         for (seq, m) in later {
             match seq_of.get(&m) {
                 Some(&ms) => out.forward_managers.push((seq, ms)),
