@@ -59,6 +59,21 @@ pub fn gen(a: GenArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A target must be an http:// URL: this build speaks no TLS, and a bad URL would
+/// otherwise fail every row one by one instead of stopping here.
+fn check_target(t: &str) -> anyhow::Result<()> {
+    if t.starts_with("https://") {
+        bail!("{t}: https targets are not supported by this build yet (no TLS); use an http:// target, e.g. a TLS-terminating proxy on 127.0.0.1");
+    }
+    let Some(rest) = t.strip_prefix("http://") else {
+        bail!("--target '{t}' is not a URL; give the SCIM base URL, e.g. http://127.0.0.1:8080 or http://host/scim/v2");
+    };
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        bail!("--target '{t}' has no host; give the SCIM base URL, e.g. http://127.0.0.1:8080");
+    }
+    Ok(())
+}
+
 /// Which preset fits these columns.
 fn guess_preset(columns: &[String]) -> Option<&'static str> {
     let has = |c: &str| columns.iter().any(|x| x.eq_ignore_ascii_case(c));
@@ -124,6 +139,9 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         } else {
             ExitCode::SUCCESS
         });
+    }
+    if let Some(t) = &a.target {
+        check_target(t)?;
     }
     let token = match (&a.token_file, std::env::var("SCIM_TOKEN")) {
         (Some(p), _) => Some(Secret::new(config::read_token_file(p)?)),

@@ -621,24 +621,13 @@ pub async fn run(
     // Groups: find or create, then add members in batches; groups run in parallel, the
     // batches of one group one after the other (servers that read-modify-write lose
     // members when one group is patched concurrently).
-    let (mut groups_created, mut groups_existing, mut groups_failed, mut added, mut skipped) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut gt = GroupTotals::default();
     let mut gset: JoinSet<GroupResult> = JoinSet::new();
     let ids = Arc::new(std::mem::take(&mut t.ids));
-    let mut groups_unchanged = 0u64;
     for (name, members) in ingested.groups {
         while gset.len() >= cfg.concurrency.clamp(1, 16) {
             if let Some(Ok(g)) = gset.join_next().await {
-                tally(
-                    &mut t.rec,
-                    t.state.as_ref(),
-                    g,
-                    &mut groups_created,
-                    &mut groups_existing,
-                    &mut groups_failed,
-                    &mut added,
-                    &mut skipped,
-                );
+                gt.add(&mut t.rec, t.state.as_ref(), g);
             }
         }
         let members_hash = members_hash(&members, &ids);
@@ -650,7 +639,7 @@ pub async fn run(
         if let Some((_, h)) = &known {
             if *h == members_hash {
                 // Same members as last time: nothing to send.
-                groups_unchanged += 1;
+                gt.unchanged += 1;
                 continue;
             }
         }
@@ -678,16 +667,7 @@ pub async fn run(
         });
     }
     while let Some(Ok(g)) = gset.join_next().await {
-        tally(
-            &mut t.rec,
-            t.state.as_ref(),
-            g,
-            &mut groups_created,
-            &mut groups_existing,
-            &mut groups_failed,
-            &mut added,
-            &mut skipped,
-        );
+        gt.add(&mut t.rec, t.state.as_ref(), g);
     }
 
     if let Some(st) = t.state.take() {
@@ -704,12 +684,12 @@ pub async fn run(
         rejected,
         failed: t.failed,
         pending: t.pending.len() as u64,
-        groups_created,
-        groups_existing,
-        groups_unchanged,
-        groups_failed,
-        memberships_added: added,
-        memberships_skipped: skipped,
+        groups_created: gt.created,
+        groups_existing: gt.existing,
+        groups_unchanged: gt.unchanged,
+        groups_failed: gt.failed,
+        memberships_added: gt.added,
+        memberships_skipped: gt.skipped,
         managers_set,
         managers_unresolved: ingested.unresolved_managers,
         rejects_by_reason: ingested.rejected,
@@ -792,35 +772,38 @@ struct GroupResult {
     errors: Vec<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn tally(
-    rec: &mut Recorder,
-    state: Option<&super::state::State>,
-    g: GroupResult,
-    created: &mut u64,
-    existing: &mut u64,
-    failed: &mut u64,
-    added: &mut u64,
-    skipped: &mut u64,
-) {
-    for (op, d) in g.timings {
-        rec.record(op, d);
-    }
-    for e in g.errors {
-        rec.error(e);
-    }
-    *created += g.created as u64;
-    *existing += g.existed as u64;
-    *failed += (!g.created && !g.existed) as u64;
-    *added += g.added;
-    *skipped += g.skipped;
-    // Recorded only when every member went in, so a partial group is retried next run.
-    if let (Some(st), Some(id), 0) = (state, &g.id, g.skipped) {
-        st.record(super::state::Record::Group {
-            name: g.name.clone(),
-            scim_id: id.clone(),
-            members_hash: g.members_hash,
-        });
+/// What the groups phase did, summed over groups.
+#[derive(Default)]
+struct GroupTotals {
+    created: u64,
+    existing: u64,
+    unchanged: u64,
+    failed: u64,
+    added: u64,
+    skipped: u64,
+}
+
+impl GroupTotals {
+    fn add(&mut self, rec: &mut Recorder, state: Option<&super::state::State>, g: GroupResult) {
+        for (op, d) in g.timings {
+            rec.record(op, d);
+        }
+        for e in g.errors {
+            rec.error(e);
+        }
+        self.created += g.created as u64;
+        self.existing += g.existed as u64;
+        self.failed += (!g.created && !g.existed) as u64;
+        self.added += g.added;
+        self.skipped += g.skipped;
+        // Recorded only when every member went in, so a partial group is retried next run.
+        if let (Some(st), Some(id), 0) = (state, &g.id, g.skipped) {
+            st.record(super::state::Record::Group {
+                name: g.name,
+                scim_id: id.clone(),
+                members_hash: g.members_hash,
+            });
+        }
     }
 }
 

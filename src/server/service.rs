@@ -437,15 +437,23 @@ impl Ctx<'_> {
         let table = inner.table(kind);
         let now = Instant::now();
 
-        let mut out = Vec::with_capacity(256 + count * 400);
-        let write_page = |out: &mut Vec<u8>, ids: &[&str]| {
+        // One ListResponse writer for both paths below.
+        let respond = |total: usize, ids: &[&str], next: Option<String>| -> Outcome {
+            let mut out = Vec::with_capacity(256 + ids.len() * 400);
+            list_head(
+                &mut out,
+                total,
+                (!use_cursor).then_some(start),
+                ids.len(),
+                next.as_deref(),
+            );
             for (i, id) in ids.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
                 let e = &table.by_id[*id];
                 render(
-                    out,
+                    &mut out,
                     &ResourceView {
                         kind,
                         attrs: &e.attrs,
@@ -457,6 +465,8 @@ impl Ctx<'_> {
                     self.base_url,
                 );
             }
+            list_tail(&mut out);
+            json_outcome(out)
         };
 
         // Fast path: no filter, no sort. The order index answers any page in O(log n + count).
@@ -474,16 +484,7 @@ impl Ctx<'_> {
             } else {
                 None
             };
-            list_head(
-                &mut out,
-                total,
-                (!use_cursor).then_some(start),
-                page.len(),
-                next.as_deref(),
-            );
-            write_page(&mut out, &page);
-            list_tail(&mut out);
-            return Ok(json_outcome(out));
+            return Ok(respond(total, &page, next));
         }
 
         // Candidates: from an index when the filter allows, else a scan in order.
@@ -573,16 +574,7 @@ impl Ctx<'_> {
         } else {
             None
         };
-        list_head(
-            &mut out,
-            total,
-            (!use_cursor).then_some(start),
-            page.len(),
-            next.as_deref(),
-        );
-        write_page(&mut out, &page);
-        list_tail(&mut out);
-        Ok(json_outcome(out))
+        Ok(respond(total, &page, next))
     }
 }
 

@@ -41,6 +41,27 @@ fn serve_explains_bad_flag_values() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("rfc"));
 }
 
+#[test]
+fn import_refuses_targets_it_cannot_reach_before_reading_anything() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/workday-1k.csv");
+    for (target, says) in [
+        ("localhost:8080", "is not a URL"),
+        (
+            "https://scim.example.com/v2",
+            "https targets are not supported",
+        ),
+        ("http://", "has no host"),
+    ] {
+        let out = bin()
+            .args(["import", sample, "--target", target])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{target}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{target}: {err}");
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn serve_answers_and_stops_cleanly_on_sigterm() {
