@@ -30,6 +30,136 @@ pub enum Command {
     /// Provision an HR export's users and groups into a SCIM server (--dry-run: only
     /// parse, map and validate).
     Import(ImportArgs),
+    /// Load-test a SCIM server with provisioning traffic; latency measured from each
+    /// request's planned send time (no coordinated omission).
+    Bench(BenchArgs),
+    /// Summarise benchmark results; several directories (shards) are merged exactly.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to send: create, get, filter, paginate, group-members, update, or mixed.
+    #[arg(value_enum)]
+    pub scenario: crate::bench::scenario::Kind,
+    /// SCIM base URL of the server under test (default: an embedded server on
+    /// 127.0.0.1:0). The token comes from SCIM_TOKEN or --token-file.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Read the bearer token from this file (first line).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Offered rate in requests/s (open model): 500, or a ramp 100..2000 over --duration.
+    #[arg(long, default_value = "200", value_parser = crate::bench::schedule::RateShape::parse)]
+    pub rate: crate::bench::schedule::RateShape,
+    /// Poisson arrivals (seeded by --seed) instead of evenly spaced ones.
+    #[arg(long)]
+    pub poisson: bool,
+    /// Closed model: each connection sends as soon as its previous answer is in.
+    #[arg(long)]
+    pub closed: bool,
+    /// Connections (requests in flight at most).
+    #[arg(long, visible_alias = "concurrency", default_value = "32", value_parser = parse_count)]
+    pub connections: u64,
+    /// Measured duration (after the warm-up).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Warm-up: recorded in the interval log, left out of the results.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Stop after this many requests (per shard).
+    #[arg(long, value_parser = parse_count)]
+    pub requests: Option<u64>,
+    /// Run shard i of N (1-based): a disjoint 1/N of the data and of the rate.
+    #[arg(long, value_parser = crate::bench::schedule::Shard::parse)]
+    pub shard: Option<crate::bench::schedule::Shard>,
+    /// Users seeded before measuring (get, filter, update, paginate, mixed).
+    #[arg(long, default_value = "1000", value_parser = parse_count)]
+    pub users: u64,
+    /// Page size of the paginate scenario.
+    #[arg(long, default_value = "100", value_parser = parse_count)]
+    pub page_size: u64,
+    /// Paging method (default: index when the server offers it, else cursor).
+    #[arg(long, value_enum)]
+    pub paging: Option<crate::bench::scenario::Paging>,
+    /// Members of the group built by group-members.
+    #[arg(long, default_value = "50000", value_parser = parse_count)]
+    pub group_size: u64,
+    /// Members added or removed per PATCH in group-members.
+    #[arg(long, default_value = "100", value_parser = parse_count)]
+    pub member_batch: u64,
+    /// Weights of the mixed scenario.
+    #[arg(
+        long,
+        default_value = "get=40,filter=30,update=15,create=10,paginate=5"
+    )]
+    pub mix: String,
+    /// Search for the highest rate that meets --slo (geometric steps, then bisection).
+    #[arg(long)]
+    pub find_knee: bool,
+    /// Latency objective of the knee search, e.g. p99<300ms.
+    #[arg(long, default_value = "p99<300ms")]
+    pub slo: String,
+    /// Errors allowed in a knee step (0.1% or 0.001).
+    #[arg(long, default_value = "0.1%", value_parser = parse_fraction)]
+    pub error_budget: f64,
+    /// First rate of the knee search.
+    #[arg(long, default_value = "100", value_parser = parse_rate)]
+    pub knee_start: f64,
+    /// Highest rate the knee search tries.
+    #[arg(long, default_value = "100000", value_parser = parse_rate)]
+    pub knee_max: f64,
+    /// Duration of each knee step.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub step_duration: Duration,
+    /// Pass/fail criterion (repeatable): create_user:p99<200ms, errors<0.1%, rate>=500.
+    /// A missed one makes the exit code 1.
+    #[arg(long = "threshold")]
+    pub thresholds: Vec<String>,
+    /// Result directory (intervals.hlog, summary.json); default
+    /// scimload-results/bench-SCENARIO-RUNID.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Interval length of the histogram log.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Names the run's users and groups (shards of one run share it); default: from the clock.
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Seed of Poisson arrivals.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Delete what the run created and seeded afterwards.
+    #[arg(long)]
+    pub cleanup: bool,
+    /// Timeout of one request.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Fault injection of the embedded server (ignored with --target).
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Result directories written by `scimload bench --report`; several are merged.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Write the merged intervals.hlog and summary.json here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Re-check thresholds against the (merged) results; a missed one exits 1.
+    #[arg(long = "threshold")]
+    pub thresholds: Vec<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -62,6 +62,16 @@ impl From<&FaultArgs> for FaultConfig {
     }
 }
 
+/// The client's bearer token: from --token-file, else SCIM_TOKEN, never from a flag value.
+pub fn client_token(file: Option<&Path>) -> Result<Option<crate::client::Secret>, ConfigError> {
+    use crate::client::Secret;
+    Ok(match (file, std::env::var("SCIM_TOKEN")) {
+        (Some(p), _) => Some(Secret::new(read_token_file(p)?)),
+        (None, Ok(t)) if !t.trim().is_empty() => Some(Secret::new(t.trim())),
+        _ => None,
+    })
+}
+
 pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
     let token = match (&a.token, &a.token_file) {
         (Some(t), _) if !t.is_empty() => Some(t.clone()),
@@ -82,5 +92,6 @@ pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
         bulk_max_payload: (a.bulk_max_payload as usize).min(a.max_body as usize),
         faults: FaultConfig::from(&a.faults),
         base_url: a.base_url.clone(),
+        journal: None,
     })
 }

@@ -1,6 +1,7 @@
 //! scimload: bulk-import HR exports into SCIM 2.0 service providers and load-test them
 //! with correct latency measurement. The binary is a thin shell over this library.
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod commands;

@@ -73,5 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Gen(args) => commands::gen(args),
         Command::Import(args) => commands::import(args),
+        Command::Bench(args) => commands::bench(args),
+        Command::Report(args) => commands::report(args),
     }
 }

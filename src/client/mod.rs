@@ -1,6 +1,7 @@
 //! The SCIM client shared by import and bench: an HTTP transport that never shows its
 //! token, and the retry policy that decides what a failure means.
 
+pub mod conn;
 pub mod http;
 pub mod retry;
 

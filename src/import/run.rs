@@ -183,22 +183,12 @@ fn detail(o: &Result<Reply, TransportError>) -> String {
     }
 }
 
-/// Percent-encodes a filter for a query string.
+/// `attr eq "value"`, percent-encoded for a query string.
 fn filter_query(attr: &str, value: &str) -> String {
-    let f = format!(
+    crate::scim::filter::query_escape(&format!(
         "{attr} eq {}",
         serde_json::to_string(value).unwrap_or_default()
-    );
-    let mut q = String::with_capacity(f.len() * 3);
-    for b in f.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                q.push(b as char)
-            }
-            _ => q.push_str(&format!("%{b:02X}")),
-        }
-    }
-    q
+    ))
 }
 
 /// The dispatcher's results, owned by the dispatcher alone.

@@ -8,6 +8,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+pub mod timeline;
+
 /// The operations an import or a benchmark sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,6 +21,14 @@ pub enum Op {
     LookupGroup,
     CreateGroup,
     PatchMembers,
+    GetUser,
+    FilterUsers,
+    ListPage,
+    GetGroup,
+    GetGroupNoMembers,
+    RemoveMembers,
+    PutUser,
+    PatchUser,
 }
 
 impl Op {
@@ -31,11 +41,43 @@ impl Op {
             Op::LookupGroup => "lookup_group",
             Op::CreateGroup => "create_group",
             Op::PatchMembers => "patch_members",
+            Op::GetUser => "get_user",
+            Op::FilterUsers => "filter_users",
+            Op::ListPage => "list_page",
+            Op::GetGroup => "get_group",
+            Op::GetGroupNoMembers => "get_group_no_members",
+            Op::RemoveMembers => "remove_members",
+            Op::PutUser => "put_user",
+            Op::PatchUser => "patch_user",
         }
+    }
+
+    pub const ALL: [Op; 15] = [
+        Op::CreateUser,
+        Op::LookupUser,
+        Op::UpdateUser,
+        Op::PatchManager,
+        Op::LookupGroup,
+        Op::CreateGroup,
+        Op::PatchMembers,
+        Op::GetUser,
+        Op::FilterUsers,
+        Op::ListPage,
+        Op::GetGroup,
+        Op::GetGroupNoMembers,
+        Op::RemoveMembers,
+        Op::PutUser,
+        Op::PatchUser,
+    ];
+
+    pub fn from_name(s: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|o| o.as_str() == s)
     }
 }
 
-fn new_histogram() -> Histogram<u64> {
+/// 1 µs to 60 s at 3 significant digits: the range and precision every histogram here
+/// shares, so any two can be added.
+pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("static histogram bounds are valid")
 }
 

@@ -10,6 +10,7 @@ pub mod bulk;
 pub mod discovery;
 pub mod faults;
 pub mod handlers;
+pub mod journal;
 pub mod members;
 pub mod order;
 pub mod profile;
@@ -53,6 +54,8 @@ pub struct ServerConfig {
     pub faults: FaultConfig,
     /// Public base URL for `meta.location`; default: from the Host header.
     pub base_url: Option<String>,
+    /// Keep a record of every request received (tests).
+    pub journal: Option<Arc<journal::Journal>>,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             bulk_max_payload: 1 << 20,
             faults: FaultConfig::default(),
             base_url: None,
+            journal: None,
         }
     }
 }
@@ -240,9 +244,11 @@ pub async fn serve(
         let router = router.clone();
         let faults = faults.clone();
         let profile = state.cfg.profile;
+        let journal = state.cfg.journal.clone();
         let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let router = router.clone();
             let faults = faults.clone();
+            let journal = journal.clone();
             async move {
                 if let Some(f) = faults.as_ref().filter(|_| !is_discovery(req.uri().path())) {
                     match f.apply().await {
@@ -253,7 +259,27 @@ pub async fn serve(
                         }
                     }
                 }
-                let resp: Result<Response, Infallible> = router.oneshot(req.map(Body::new)).await;
+                let req = match &journal {
+                    Some(j) => {
+                        let (parts, body) = req.into_parts();
+                        let bytes = http_body_util::BodyExt::collect(body)
+                            .await
+                            .map(|c| c.to_bytes())
+                            .unwrap_or_default();
+                        j.push(journal::Received {
+                            method: parts.method.to_string(),
+                            target: parts
+                                .uri
+                                .path_and_query()
+                                .map_or("", |p| p.as_str())
+                                .to_string(),
+                            body: bytes.clone(),
+                        });
+                        hyper::Request::from_parts(parts, Body::from(bytes))
+                    }
+                    None => req.map(Body::new),
+                };
+                let resp: Result<Response, Infallible> = router.oneshot(req).await;
                 Ok(resp.unwrap_or_else(|e| match e {}))
             }
         });

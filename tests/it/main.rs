@@ -1,6 +1,7 @@
 //! One integration-test binary (faster to link than one per file), with a module per
 //! area. Fixtures live in tests/fixtures.
 
+mod bench;
 mod cli;
 mod client;
 mod core_filter;

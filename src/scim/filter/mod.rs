@@ -189,3 +189,23 @@ impl fmt::Display for PatchPath {
         Ok(())
     }
 }
+
+/// Percent-encodes a filter (or any value) for a URL query string: everything but RFC 3986
+/// unreserved characters.
+pub fn query_escape(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                q.push(b as char)
+            }
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                q.push('%');
+                q.push(HEX[(b >> 4) as usize] as char);
+                q.push(HEX[(b & 15) as usize] as char);
+            }
+        }
+    }
+    q
+}

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use crate::cli::{GenArgs, ImportArgs};
-use crate::client::{RetryPolicy, Secret};
+use crate::client::RetryPolicy;
 use crate::config;
 use crate::gen::{GenConfig, Generator};
 use crate::import::dry_run::{self, DryRunOptions};
@@ -17,6 +17,9 @@ use crate::import::run::{self, ImportConfig};
 use crate::mapping::{presets, MappingSpec};
 use crate::server::{self, ServerConfig};
 use crate::source;
+
+mod bench;
+pub use bench::{bench, report};
 
 pub fn gen(a: GenArgs) -> anyhow::Result<ExitCode> {
     let cfg = GenConfig {
@@ -61,7 +64,7 @@ pub fn gen(a: GenArgs) -> anyhow::Result<ExitCode> {
 
 /// A target must be an http:// URL: this build speaks no TLS, and a bad URL would
 /// otherwise fail every row one by one instead of stopping here.
-fn check_target(t: &str) -> anyhow::Result<()> {
+pub(crate) fn check_target(t: &str) -> anyhow::Result<()> {
     if t.starts_with("https://") {
         bail!("{t}: https targets are not supported by this build yet (no TLS); use an http:// target, e.g. a TLS-terminating proxy on 127.0.0.1");
     }
@@ -143,11 +146,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
     if let Some(t) = &a.target {
         check_target(t)?;
     }
-    let token = match (&a.token_file, std::env::var("SCIM_TOKEN")) {
-        (Some(p), _) => Some(Secret::new(config::read_token_file(p)?)),
-        (None, Ok(t)) if !t.trim().is_empty() => Some(Secret::new(t.trim())),
-        _ => None,
-    };
+    let token = config::client_token(a.token_file.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

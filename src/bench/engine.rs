@@ -1,0 +1,446 @@
+//! The load engine: a pacer thread that releases requests at their planned send times,
+//! a fixed set of connections that send them, and one aggregator that owns every
+//! histogram. Workers hand the aggregator small samples and never share a lock on
+//! metrics.
+//!
+//! Each sample carries three instants: when the request was meant to go (intended),
+//! when it went (sent) and when its answer was read (done). Response time is measured
+//! from the intended send, so a stalled server is charged for every request it kept
+//! waiting — not only for the few that were on the wire (coordinated omission).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use hdrhistogram::Histogram;
+use tokio::sync::{mpsc, Mutex};
+
+use super::scenario::{Scenario, Walker};
+use super::schedule::{Arrivals, RateShape};
+use crate::client::conn::{Conn, Endpoint};
+use crate::metrics::timeline::{epoch_ms, Timeline};
+use crate::metrics::{new_histogram, Op};
+
+/// How requests arrive.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Model {
+    /// Send times fixed in advance; `poisson` seeds exponential gaps.
+    Open {
+        shape: RateShape,
+        poisson: Option<u64>,
+    },
+    /// Each connection sends its next request when the previous answer is in.
+    Closed,
+}
+
+/// One phase of load: a run, or one step of a knee search.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub model: Model,
+    pub connections: usize,
+    /// Warm-up, recorded but outside the measured window.
+    pub warmup: Duration,
+    /// Measured duration after the warm-up.
+    pub duration: Duration,
+    /// Requests of this shard, at most.
+    pub max_requests: Option<u64>,
+    /// First request number (a knee search continues numbering across its steps).
+    pub first_request: u64,
+}
+
+/// One answered (or failed) request.
+#[derive(Debug)]
+struct Sample {
+    op: Op,
+    curve: Option<(&'static str, u64)>,
+    intended: Instant,
+    sent: Instant,
+    done: Instant,
+    /// HTTP status, or the kind of transport failure.
+    status: Result<u16, &'static str>,
+}
+
+/// What a phase did, counted by the engine itself (not from interval slots).
+#[derive(Debug, Clone)]
+pub struct PhaseStats {
+    pub started: SystemTime,
+    /// Epoch ms where the measured window begins (after the warm-up) and ends.
+    pub measured_from_ms: u64,
+    pub ended_ms: u64,
+    pub measured_secs: f64,
+    /// Requests planned within the phase (open model).
+    pub planned: u64,
+    pub sent: u64,
+    /// Planned but never sent: the phase ended with them still waiting for a connection.
+    pub dropped: u64,
+    /// Measured requests (intended after the warm-up) answered 2xx/3xx, and otherwise.
+    pub ok: u64,
+    pub errors: u64,
+    /// All operations' response times of measured requests, per second of the phase.
+    pub response_by_second: Vec<Histogram<u64>>,
+    pub lag: Histogram<u64>,
+    /// Ids of resources the phase created (for cleanup).
+    pub created: Vec<String>,
+    /// Next request number after this phase.
+    pub next_request: u64,
+}
+
+impl PhaseStats {
+    pub fn response(&self) -> Histogram<u64> {
+        let mut h = new_histogram();
+        for s in &self.response_by_second {
+            let _ = h.add(s);
+        }
+        h
+    }
+}
+
+/// Sleeps until `t` with the thread's timer slack lowered, so a send time is met within
+/// tens of microseconds instead of the 1 ms tick of an async timer.
+fn sleep_until(t: Instant) {
+    let now = Instant::now();
+    if t > now {
+        std::thread::sleep(t - now);
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn precise_timers() {
+    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+}
+#[cfg(not(target_os = "linux"))]
+fn precise_timers() {}
+
+/// Tag names per operation, built once.
+struct Tags {
+    response: String,
+    service: String,
+    lag: String,
+}
+
+/// Live progress: a line per second.
+pub type Progress = Option<Box<dyn Fn(&str) + Send>>;
+
+struct Aggregator {
+    timeline: Timeline,
+    tags: Vec<Option<Tags>>,
+    t0: Instant,
+    wall0_ms: u64,
+    measure_from: Instant,
+    ok: u64,
+    errors: u64,
+    response_by_second: Vec<Histogram<u64>>,
+    lag: Histogram<u64>,
+    // For the progress line.
+    tick_done: u64,
+    tick_errors: u64,
+    tick_response: Histogram<u64>,
+    tick_lag: Histogram<u64>,
+}
+
+impl Aggregator {
+    fn ms(&self, at: Instant) -> u64 {
+        self.wall0_ms + at.saturating_duration_since(self.t0).as_millis() as u64
+    }
+
+    fn add(&mut self, s: Sample) {
+        let us = |d: Duration| (d.as_micros() as u64).max(1);
+        let response = us(s.done.saturating_duration_since(s.intended));
+        let service = us(s.done.saturating_duration_since(s.sent));
+        let lag = us(s.sent.saturating_duration_since(s.intended));
+        let at = self.ms(s.done);
+        let idx = Op::ALL.iter().position(|o| *o == s.op).unwrap_or(0);
+        let tags = self.tags[idx].get_or_insert_with(|| Tags {
+            response: format!("{}.response", s.op.as_str()),
+            service: format!("{}.service", s.op.as_str()),
+            lag: format!("{}.lag", s.op.as_str()),
+        });
+        self.timeline.record(&tags.response, at, response);
+        self.timeline.record(&tags.service, at, service);
+        self.timeline.record(&tags.lag, at, lag);
+        if let Some((name, x)) = s.curve {
+            self.timeline
+                .record(&format!("{}.{name}.{x}", s.op.as_str()), at, response);
+        }
+        let failed = match s.status {
+            Ok(code) if code < 400 => false,
+            Ok(code) => {
+                self.timeline
+                    .record(&format!("{}.error.{code}", s.op.as_str()), at, service);
+                true
+            }
+            Err(kind) => {
+                self.timeline.record(
+                    &format!("{}.error.{}", s.op.as_str(), kind.replace(' ', "_")),
+                    at,
+                    service,
+                );
+                true
+            }
+        };
+        self.tick_done += 1;
+        self.tick_errors += failed as u64;
+        let _ = self
+            .tick_response
+            .record(response.min(self.tick_response.high()));
+        let _ = self.tick_lag.record(lag.min(self.tick_lag.high()));
+        if s.intended >= self.measure_from {
+            if failed {
+                self.errors += 1;
+            } else {
+                self.ok += 1;
+            }
+            let sec = s.intended.duration_since(self.measure_from).as_secs() as usize;
+            if self.response_by_second.len() <= sec {
+                self.response_by_second.resize_with(sec + 1, new_histogram);
+            }
+            let h = &mut self.response_by_second[sec];
+            let _ = h.record(response.min(h.high()));
+            let _ = self.lag.record(lag.min(self.lag.high()));
+        }
+    }
+
+    fn progress_line(&mut self, elapsed: Duration, sent: u64) -> String {
+        let ms = |us: u64| us as f64 / 1000.0;
+        let line = format!(
+            "[{:>4.0}s] sent {sent} · {}/s · errors {} · p99 {:.2} ms · max {:.2} ms · send lag p99 {:.3} ms",
+            elapsed.as_secs_f64(),
+            self.tick_done,
+            self.tick_errors,
+            ms(self.tick_response.value_at_quantile(0.99)),
+            ms(self.tick_response.max()),
+            ms(self.tick_lag.value_at_quantile(0.99)),
+        );
+        self.tick_done = 0;
+        self.tick_errors = 0;
+        self.tick_response.reset();
+        self.tick_lag.reset();
+        line
+    }
+}
+
+/// Runs one phase against `ep`, recording into `timeline`.
+pub async fn run_phase(
+    scenario: Arc<Scenario>,
+    ep: Endpoint,
+    phase: &Phase,
+    timeline: Timeline,
+    progress: &Progress,
+) -> (Timeline, PhaseStats) {
+    let conns = phase.connections.max(1);
+    // Connect first: the handshake is not part of any request's latency.
+    let mut pool = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let mut c = Conn::new(ep.clone());
+        let _ = c.warm().await;
+        pool.push(c);
+    }
+    let lead = Duration::from_millis(20);
+    let t0 = Instant::now() + lead;
+    let wall0 = SystemTime::now() + lead;
+    let measure_from = t0 + phase.warmup;
+    let total = phase.warmup + phase.duration;
+    let end = t0 + total;
+    // Requests still waiting for a connection this long after the schedule ends are
+    // counted as dropped, so a run against a dead server still stops.
+    let grace = ep.timeout.min(Duration::from_secs(5));
+    let limit = {
+        let by_scenario = scenario
+            .finite_len()
+            .map(|n| n.saturating_sub(phase.first_request));
+        match (phase.max_requests, by_scenario) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    };
+
+    let (sample_tx, mut sample_rx) = mpsc::unbounded_channel::<Sample>();
+    let sent = Arc::new(AtomicU64::new(0));
+    let planned = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // The open model's queue of (request number, intended send).
+    let (job_tx, job_rx) = mpsc::unbounded_channel::<(u64, Instant)>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let pacer = match &phase.model {
+        Model::Open { shape, poisson } => {
+            let (shape, poisson) = (*shape, *poisson);
+            let (planned, stop) = (planned.clone(), stop.clone());
+            let shard = scenario.shard;
+            let first = phase.first_request;
+            Some(std::thread::spawn(move || {
+                precise_timers();
+                let mut arrivals = Arrivals::new(shape, total, poisson);
+                let mut mine = 0u64;
+                loop {
+                    let (i, t) = arrivals.next_arrival();
+                    if t >= total.as_secs_f64() || stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if i % shard.count != shard.index {
+                        continue;
+                    }
+                    if limit.is_some_and(|l| mine >= l) {
+                        break;
+                    }
+                    let at = t0 + Duration::from_secs_f64(t);
+                    sleep_until(at);
+                    if job_tx.send((first + mine, at)).is_err() {
+                        break;
+                    }
+                    mine += 1;
+                    planned.fetch_add(1, Ordering::Relaxed);
+                }
+            }))
+        }
+        Model::Closed => {
+            drop(job_tx);
+            None
+        }
+    };
+
+    let next = Arc::new(AtomicU64::new(phase.first_request));
+    let mut workers = tokio::task::JoinSet::new();
+    for mut conn in pool {
+        let (scenario, sample_tx, job_rx, sent, next) = (
+            scenario.clone(),
+            sample_tx.clone(),
+            job_rx.clone(),
+            sent.clone(),
+            next.clone(),
+        );
+        let open = pacer.is_some();
+        let last = limit.map(|l| phase.first_request + l);
+        workers.spawn(async move {
+            let mut walker = Walker::default();
+            let mut created = Vec::new();
+            let mut dropped = 0u64;
+            loop {
+                let (m, intended) = if open {
+                    let job = job_rx.lock().await.recv().await;
+                    match job {
+                        Some(j) => j,
+                        None => break,
+                    }
+                } else {
+                    let now = Instant::now();
+                    if now < t0 {
+                        tokio::time::sleep_until(t0.into()).await;
+                    }
+                    let m = next.fetch_add(1, Ordering::Relaxed);
+                    if last.is_some_and(|l| m >= l) || Instant::now() >= end {
+                        break;
+                    }
+                    (m, Instant::now())
+                };
+                if Instant::now() > end + grace {
+                    dropped += 1;
+                    continue;
+                }
+                let req = scenario.request(m, &mut walker);
+                let sent_at = Instant::now();
+                sent.fetch_add(1, Ordering::Relaxed);
+                let reply = conn
+                    .send(req.method.clone(), &req.path, req.body.clone())
+                    .await;
+                let done = Instant::now();
+                let status = match &reply {
+                    Ok(r) => {
+                        scenario.on_reply(&mut walker, &req, &r.body);
+                        if req.keep_id && r.status == 201 {
+                            if let Some(id) = super::seed::id_of(&r.body) {
+                                created.push(id);
+                            }
+                        }
+                        Ok(r.status)
+                    }
+                    Err(e) => Err(e.kind()),
+                };
+                let _ = sample_tx.send(Sample {
+                    op: req.op,
+                    curve: req.curve,
+                    intended,
+                    sent: sent_at,
+                    done,
+                    status,
+                });
+            }
+            (created, dropped)
+        });
+    }
+    drop(sample_tx);
+
+    let mut agg = Aggregator {
+        timeline,
+        tags: (0..Op::ALL.len()).map(|_| None).collect(),
+        t0,
+        wall0_ms: epoch_ms(wall0),
+        measure_from,
+        ok: 0,
+        errors: 0,
+        response_by_second: Vec::new(),
+        lag: new_histogram(),
+        tick_done: 0,
+        tick_errors: 0,
+        tick_response: new_histogram(),
+        tick_lag: new_histogram(),
+    };
+    let mut tick =
+        tokio::time::interval_at((t0 + Duration::from_secs(1)).into(), Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            s = sample_rx.recv() => match s {
+                Some(s) => agg.add(s),
+                None => break,
+            },
+            _ = tick.tick() => {
+                if let Some(p) = progress {
+                    let line = agg.progress_line(t0.elapsed(), sent.load(Ordering::Relaxed));
+                    p(&line);
+                }
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Some(p) = pacer {
+        let _ = tokio::task::spawn_blocking(move || p.join()).await;
+    }
+    let mut created = Vec::new();
+    let mut dropped = 0;
+    while let Some(r) = workers.join_next().await {
+        if let Ok((c, d)) = r {
+            created.extend(c);
+            dropped += d;
+        }
+    }
+    let ended = Instant::now();
+    let sent = sent.load(Ordering::Relaxed);
+    let planned = match phase.model {
+        Model::Open { .. } => planned.load(Ordering::Relaxed),
+        Model::Closed => sent,
+    };
+    let measured_secs = ended
+        .min(end.max(measure_from))
+        .saturating_duration_since(measure_from)
+        .as_secs_f64()
+        .max(1e-3);
+    let stats = PhaseStats {
+        started: wall0,
+        measured_from_ms: agg.ms(measure_from),
+        ended_ms: agg.ms(ended),
+        measured_secs,
+        planned,
+        sent,
+        dropped,
+        ok: agg.ok,
+        errors: agg.errors,
+        response_by_second: std::mem::take(&mut agg.response_by_second),
+        lag: agg.lag.clone(),
+        created,
+        next_request: phase.first_request + planned.max(sent),
+    };
+    (agg.timeline, stats)
+}

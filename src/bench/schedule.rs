@@ -1,0 +1,204 @@
+//! When each request is meant to start. In the open model the send time of request *i*
+//! is fixed before the run (constant rate, a linear ramp, or seeded Poisson gaps) and
+//! never depends on how fast the server answers — the only way latency under load is
+//! measured without coordinated omission (wrk2, vegeta, k6's arrival-rate executors).
+//!
+//! Shards split one global schedule: shard k of N owns every request whose global number
+//! is k modulo N, so N generators together send exactly what one would, each at 1/N of
+//! the rate, and no two send the same request.
+
+use std::time::Duration;
+
+use crate::gen::Rng;
+
+/// `--shard i/N`, 0-based on the wire as `i` in 1..=N for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 0-based index.
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { index: 0, count: 1 }
+    }
+}
+
+impl Shard {
+    /// `1/2`, `2/2` (1-based, as people count; Kubernetes' JOB_COMPLETION_INDEX is
+    /// 0-based, so `$((JOB_COMPLETION_INDEX+1))/N`).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}' is not a shard; write i/N, e.g. 1/4"))?;
+        let (i, n): (u64, u64) = (
+            i.trim()
+                .parse()
+                .map_err(|_| format!("'{i}' is not a shard number"))?,
+            n.trim()
+                .parse()
+                .map_err(|_| format!("'{n}' is not a shard count"))?,
+        );
+        if n == 0 || i == 0 || i > n {
+            return Err(format!("shard {i}/{n}: i must be between 1 and N"));
+        }
+        Ok(Shard {
+            index: i - 1,
+            count: n,
+        })
+    }
+
+    /// The global number of this shard's `m`-th request.
+    pub fn global(&self, m: u64) -> u64 {
+        m * self.count + self.index
+    }
+}
+
+/// How the offered rate moves over a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateShape {
+    Constant(f64),
+    /// Linear from the first to the second rate over the run's duration.
+    Ramp(f64, f64),
+}
+
+impl RateShape {
+    /// `500`, `500/s`, or a ramp `100..2000`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some((a, b)) = s.split_once("..") {
+            return Ok(RateShape::Ramp(
+                crate::units::parse_rate(a)?,
+                crate::units::parse_rate(b)?,
+            ));
+        }
+        crate::units::parse_rate(s).map(RateShape::Constant)
+    }
+
+    pub fn mean(&self) -> f64 {
+        match *self {
+            RateShape::Constant(r) => r,
+            RateShape::Ramp(a, b) => (a + b) / 2.0,
+        }
+    }
+}
+
+/// The global arrival times of one run: offsets from its start.
+#[derive(Debug, Clone)]
+pub struct Arrivals {
+    shape: RateShape,
+    duration: f64,
+    poisson: Option<Rng>,
+    /// Poisson: the time of the last generated arrival and its number.
+    clock: f64,
+    next: u64,
+}
+
+impl Arrivals {
+    pub fn new(shape: RateShape, duration: Duration, poisson_seed: Option<u64>) -> Self {
+        Arrivals {
+            shape,
+            duration: duration.as_secs_f64(),
+            poisson: poisson_seed.map(Rng::new),
+            clock: 0.0,
+            next: 0,
+        }
+    }
+
+    /// The rate at offset `t` seconds.
+    fn rate_at(&self, t: f64) -> f64 {
+        match self.shape {
+            RateShape::Constant(r) => r,
+            RateShape::Ramp(a, b) => a + (b - a) * (t / self.duration.max(1e-9)).min(1.0),
+        }
+    }
+
+    /// The offset of global request `i` for deterministic schedules: the time at which
+    /// the integral of the rate reaches `i`.
+    fn offset(&self, i: u64) -> f64 {
+        let i = i as f64;
+        match self.shape {
+            RateShape::Constant(r) => i / r,
+            RateShape::Ramp(a, b) => {
+                // a·t + (b−a)·t²/(2D) = i, solved for t ≥ 0.
+                let k = (b - a) / (2.0 * self.duration.max(1e-9));
+                if k.abs() < 1e-12 {
+                    i / a
+                } else {
+                    (-a + (a * a + 4.0 * k * i).max(0.0).sqrt()) / (2.0 * k)
+                }
+            }
+        }
+    }
+
+    /// The next global arrival as (number, offset in seconds); arrivals are generated in
+    /// order, so a shard calls this and keeps its own.
+    pub fn next_arrival(&mut self) -> (u64, f64) {
+        let i = self.next;
+        self.next += 1;
+        let t = match &mut self.poisson {
+            None => self.offset(i),
+            Some(rng) => {
+                // Exponential gaps at the rate of the moment (a thinned Poisson process
+                // is overkill for rates that change slowly against the gap).
+                let gap = -(1.0 - rng.f64()).max(1e-12).ln();
+                let rate = self.rate_at(self.clock).max(1e-9);
+                if i > 0 {
+                    self.clock += gap / rate;
+                }
+                self.clock
+            }
+        };
+        (i, t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_requests() {
+        let s = Shard::parse("2/3").unwrap();
+        assert_eq!((s.index, s.count), (1, 3));
+        assert_eq!((0..3).map(|m| s.global(m)).collect::<Vec<_>>(), [1, 4, 7]);
+        assert!(Shard::parse("0/2").is_err());
+        assert!(Shard::parse("3/2").is_err());
+    }
+
+    #[test]
+    fn constant_ramp_and_poisson_offer_the_planned_count() {
+        let d = Duration::from_secs(10);
+        let count = |mut a: Arrivals| {
+            std::iter::from_fn(|| Some(a.next_arrival()))
+                .take_while(|(_, t)| *t < 10.0)
+                .count()
+        };
+        assert_eq!(
+            count(Arrivals::new(RateShape::Constant(200.0), d, None)),
+            2000
+        );
+        // 100 → 300 over 10 s: 2,000 requests, more of them late in the run.
+        let ramp = Arrivals::new(RateShape::Ramp(100.0, 300.0), d, None);
+        assert!((1999..=2001).contains(&count(ramp.clone())));
+        let first_half = std::iter::successors(Some(ramp), |a| Some(a.clone()))
+            .next()
+            .map(|mut a| {
+                std::iter::from_fn(|| Some(a.next_arrival()))
+                    .take_while(|(_, t)| *t < 5.0)
+                    .count()
+            })
+            .unwrap();
+        assert!((740..=760).contains(&first_half), "{first_half}");
+        let p = count(Arrivals::new(RateShape::Constant(200.0), d, Some(7)));
+        assert!((1850..=2150).contains(&p), "{p}");
+        assert_eq!(
+            p,
+            count(Arrivals::new(RateShape::Constant(200.0), d, Some(7)))
+        );
+        assert_eq!(
+            RateShape::parse("100..2000/s").unwrap(),
+            RateShape::Ramp(100.0, 2000.0)
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! Before measuring, a scenario puts on the server what it will read (users, a group);
+//! after, `--cleanup` takes away everything the run created. Both go through the
+//! import's client and retry policy: seeding must survive the same 429s and 503s the
+//! benchmark is about to measure, and is never itself measured.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::scenario::{Kind, Paging, Params, Person, SeedData, Seeded};
+use super::schedule::Shard;
+use crate::client::retry::{execute, Executed};
+use crate::client::{Decision, RetryPolicy, ScimClient};
+use crate::scim::filter::query_escape;
+use crate::scim::urns;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("seeding failed: {what} answered {detail}; check the target URL and token, or seed fewer users (--users)")]
+    Failed { what: String, detail: String },
+}
+
+fn detail(e: &Executed) -> String {
+    match &e.outcome {
+        Ok(r) => format!(
+            "{} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        ),
+        Err(t) => t.to_string(),
+    }
+}
+
+/// The `id` of a created resource.
+pub fn id_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    serde_json::from_slice::<Id>(body).ok().map(|i| i.id)
+}
+
+/// Creates one resource, or finds it when it exists already (a re-run with the same
+/// `--run-id`).
+async fn create_or_find(
+    client: &ScimClient,
+    policy: &RetryPolicy,
+    endpoint: &str,
+    body: &[u8],
+    attr: &str,
+    value: &str,
+    seed: u64,
+) -> Result<String, SeedError> {
+    let e = execute(
+        client,
+        policy,
+        Method::POST,
+        endpoint,
+        Some(body),
+        true,
+        seed,
+    )
+    .await;
+    if let (Decision::Done, Ok(r)) = (&e.decision, &e.outcome) {
+        if r.is_success() {
+            if let Some(id) = id_of(&r.body) {
+                return Ok(id);
+            }
+        }
+    }
+    if !matches!(e.decision, Decision::Conflict | Decision::LookUpFirst) {
+        return Err(SeedError::Failed {
+            what: format!("POST {endpoint}"),
+            detail: detail(&e),
+        });
+    }
+    let filter = query_escape(&format!("{attr} eq {}", json!(value)));
+    let path = format!("{endpoint}?filter={filter}");
+    let found = execute(client, policy, Method::GET, &path, None, false, seed).await;
+    let id = found.outcome.as_ref().ok().and_then(|r| {
+        let v: Value = serde_json::from_slice(&r.body).ok()?;
+        v["Resources"][0]["id"].as_str().map(str::to_string)
+    });
+    id.ok_or_else(|| SeedError::Failed {
+        what: format!("GET {endpoint} (after a conflict)"),
+        detail: detail(&found),
+    })
+}
+
+/// Runs `f(k)` for k in 0..n on `workers` tasks; results by k.
+async fn fan_out<T, F, Fut>(n: usize, workers: usize, f: F) -> Result<Vec<T>, SeedError>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<T, SeedError>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let out: Arc<Mutex<Vec<Option<T>>>> = Arc::new(Mutex::new((0..n).map(|_| None).collect()));
+    let f = Arc::new(f);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1).min(n.max(1)) {
+        let (next, out, f) = (next.clone(), out.clone(), f.clone());
+        set.spawn(async move {
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= n {
+                    return Ok(());
+                }
+                let v = f(k).await?;
+                out.lock().expect("no panics while holding")[k] = Some(v);
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        if let Ok(Err(e)) = r {
+            set.abort_all();
+            return Err(e);
+        }
+    }
+    let v = std::mem::take(&mut *out.lock().expect("no panics while holding"));
+    Ok(v.into_iter().flatten().collect())
+}
+
+/// Seeds what `kind` needs for this shard. `params.paging` may be switched to cursors
+/// when the server offers no index paging.
+pub async fn seed(
+    client: &ScimClient,
+    kind: Kind,
+    params: &mut Params,
+    tag: &str,
+    shard: Shard,
+    paging_chosen: bool,
+) -> Result<SeedData, SeedError> {
+    let policy = RetryPolicy::default();
+    let mut data = SeedData::default();
+    let numbers: Vec<u64> = match kind {
+        Kind::Create => Vec::new(),
+        // Each shard builds its own group from its own users.
+        Kind::GroupMembers => (0..params.group_size).map(|m| shard.global(m)).collect(),
+        _ => (0..params.users)
+            .filter(|j| j % shard.count == shard.index)
+            .collect(),
+    };
+    let users = {
+        let (client, policy, tag) = (client.clone(), policy.clone(), tag.to_string());
+        let numbers = Arc::new(numbers);
+        let nums = numbers.clone();
+        fan_out(nums.len(), 32, move |k| {
+            let (client, policy, tag, number) =
+                (client.clone(), policy.clone(), tag.clone(), numbers[k]);
+            async move {
+                let p = Person::new(&tag, "s", number);
+                let body = p.body("Seeded", number).to_string();
+                let id = create_or_find(
+                    &client,
+                    &policy,
+                    "/Users",
+                    body.as_bytes(),
+                    "userName",
+                    &p.user_name,
+                    number,
+                )
+                .await?;
+                Ok(Seeded { number, id })
+            }
+        })
+        .await?
+    };
+    data.users = users;
+    if kind == Kind::GroupMembers {
+        let name = format!("bench-{tag}-group-{}", shard.index + 1);
+        let body = json!({"schemas": [urns::GROUP], "displayName": name}).to_string();
+        data.group = Some(
+            create_or_find(
+                client,
+                &policy,
+                "/Groups",
+                body.as_bytes(),
+                "displayName",
+                &name,
+                0,
+            )
+            .await?,
+        );
+    }
+    if matches!(kind, Kind::Paginate | Kind::Mixed) {
+        let r = execute(
+            client,
+            &policy,
+            Method::GET,
+            "/Users?count=0",
+            None,
+            false,
+            0,
+        )
+        .await;
+        data.total_users = r
+            .outcome
+            .as_ref()
+            .ok()
+            .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .and_then(|v| v["totalResults"].as_u64())
+            .unwrap_or(params.users);
+        if !paging_chosen {
+            let r = execute(
+                client,
+                &policy,
+                Method::GET,
+                "/ServiceProviderConfig",
+                None,
+                false,
+                0,
+            )
+            .await;
+            let cfg = r
+                .outcome
+                .as_ref()
+                .ok()
+                .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok());
+            if let Some(p) = cfg.as_ref().map(|v| &v["pagination"]) {
+                if p["index"] == json!(false) && p["cursor"] == json!(true) {
+                    params.paging = Paging::Cursor;
+                }
+            }
+        }
+    }
+    Ok(data)
+}
+
+/// Deletes the given resources (`/Users/ID`, `/Groups/ID`), returning how many went.
+pub async fn cleanup(client: &ScimClient, paths: Vec<String>) -> usize {
+    let n = paths.len();
+    let paths = Arc::new(paths);
+    let client = client.clone();
+    fan_out(n, 16, move |k| {
+        let (client, paths) = (client.clone(), paths.clone());
+        async move {
+            let e = execute(
+                &client,
+                &RetryPolicy::default(),
+                Method::DELETE,
+                &paths[k],
+                None,
+                false,
+                k as u64,
+            )
+            .await;
+            Ok(e.outcome.is_ok_and(|r| r.is_success() || r.status == 404))
+        }
+    })
+    .await
+    .map(|v| v.into_iter().filter(|ok| *ok).count())
+    .unwrap_or(0)
+}

@@ -1,0 +1,453 @@
+//! `scimload bench` against the embedded server on port 0: the server's journal says
+//! what was really sent, the histograms must count exactly that, and latency must be
+//! measured from the intended send (coordinated omission), a rate cap must be found by
+//! the knee search, and shards must merge into what one run measures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scimload::bench::engine::Model;
+use scimload::bench::knee::KneeConfig;
+use scimload::bench::scenario::{Kind, Params};
+use scimload::bench::schedule::{RateShape, Shard};
+use scimload::bench::threshold::Threshold;
+use scimload::bench::{self, BenchConfig, BenchSummary};
+use scimload::metrics::timeline::Timeline;
+use scimload::server::faults::{FaultConfig, Latency, Stall};
+use scimload::server::journal::{Journal, Received};
+use scimload::server::{profile, spawn, ServerConfig, ServerHandle};
+
+async fn server(faults: FaultConfig) -> (ServerHandle, Arc<Journal>) {
+    let journal = Arc::new(Journal::default());
+    let h = spawn(
+        ServerConfig {
+            faults,
+            journal: Some(journal.clone()),
+            ..ServerConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    (h, journal)
+}
+
+fn config(kind: Kind, base: &str) -> BenchConfig {
+    BenchConfig {
+        scenario: kind,
+        params: Params {
+            users: 200,
+            group_size: 1000,
+            member_batch: 100,
+            ..Params::default()
+        },
+        paging_chosen: false,
+        base_url: base.to_string(),
+        token: None,
+        timeout: Duration::from_secs(10),
+        model: Model::Closed,
+        connections: 4,
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(20),
+        max_requests: Some(300),
+        shard: Shard::default(),
+        run_id: "t1".into(),
+        cleanup: false,
+        knee: None,
+        thresholds: Vec::new(),
+        interval: Duration::from_secs(1),
+    }
+}
+
+/// Requests received after seeding (which is not measured): those after the last
+/// seeding request, recognised by the run's namespace.
+fn measured(all: &[Received], seeded: usize) -> &[Received] {
+    &all[seeded..]
+}
+
+fn count(s: &BenchSummary, op: &str) -> u64 {
+    s.operations.get(op).map_or(0, |o| o.requests)
+}
+
+async fn run(cfg: &BenchConfig, journal: &Journal) -> (BenchSummary, Timeline, Vec<Received>) {
+    let (s, tl) = bench::run(cfg, None).await.expect("bench runs");
+    (s, tl, journal.entries())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_and_update_send_what_they_count() {
+    let (h, journal) = server(FaultConfig::default()).await;
+    let (s, tl, all) = run(&config(Kind::Get, &h.url()), &journal).await;
+    // 200 seeding POSTs, then exactly the 300 measured GETs by id.
+    let m = measured(&all, 200);
+    assert_eq!(m.len(), 300);
+    assert!(m
+        .iter()
+        .all(|r| r.method == "GET" && r.target.starts_with("/Users/")));
+    assert_eq!((count(&s, "get_user"), s.ok, s.errors), (300, 300, 0));
+    let (from, to) = tl.span().unwrap();
+    assert_eq!(tl.total("get_user.service", from, to).len(), 300);
+    assert_eq!(tl.total("get_user.lag", from, to).len(), 300);
+
+    journal.clear();
+    let mut cfg = config(Kind::Update, &h.url());
+    cfg.run_id = "t2".into();
+    let (s, _, all) = run(&cfg, &journal).await;
+    let m = measured(&all, 200);
+    let puts = m.iter().filter(|r| r.method == "PUT").count();
+    let patches: Vec<_> = m.iter().filter(|r| r.method == "PATCH").collect();
+    assert_eq!((puts, patches.len()), (150, 150));
+    assert_eq!(patches[0].json()["Operations"][0]["path"], "title");
+    assert_eq!((count(&s, "put_user"), count(&s, "patch_user")), (150, 150));
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_mix_covers_every_filter_shape() {
+    let (h, journal) = server(FaultConfig::default()).await;
+    let (s, _, all) = run(&config(Kind::Filter, &h.url()), &journal).await;
+    let m = measured(&all, 200);
+    assert_eq!(m.len(), 300);
+    assert_eq!(count(&s, "filter_users"), 300);
+    let decoded: Vec<String> = m
+        .iter()
+        .map(|r| {
+            let q = r.target.split_once("filter=").unwrap().1;
+            let q = q.split('&').next().unwrap();
+            let bytes: Vec<u8> = {
+                let b = q.as_bytes();
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < b.len() {
+                    if b[i] == b'%' {
+                        out.push(u8::from_str_radix(&q[i + 1..i + 3], 16).unwrap());
+                        i += 3;
+                    } else {
+                        out.push(b[i]);
+                        i += 1;
+                    }
+                }
+                out
+            };
+            String::from_utf8(bytes).unwrap()
+        })
+        .collect();
+    for shape in [
+        "userName eq",
+        "externalId eq",
+        "userName sw",
+        "displayName co",
+        "emails[type eq \"work\" and value eq",
+        " or externalId eq",
+        "active eq true and",
+        "missing.",
+    ] {
+        assert!(
+            decoded.iter().any(|f| f.contains(shape)),
+            "no filter with '{shape}' in {decoded:?}"
+        );
+    }
+    // Every filter parses on the server: no 400s.
+    assert_eq!(s.errors, 0);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paginate_walks_pages_by_index_and_by_cursor() {
+    let (h, journal) = server(FaultConfig::default()).await;
+    let mut cfg = config(Kind::Paginate, &h.url());
+    cfg.params.page_size = 50;
+    cfg.max_requests = Some(40);
+    let (s, _, all) = run(&cfg, &journal).await;
+    let m: Vec<_> = measured(&all, 200)
+        .iter()
+        .filter(|r| r.target.contains("count=50"))
+        .collect();
+    assert_eq!(m.len(), 40);
+    // 200 users in pages of 50: startIndex 1, 51, 101, 151 in turn.
+    for k in [1, 51, 101, 151] {
+        assert!(m
+            .iter()
+            .any(|r| r.target.contains(&format!("startIndex={k}&"))));
+    }
+    assert_eq!(count(&s, "list_page"), 40);
+    assert_eq!(
+        s.curves["list_page.by_position"]
+            .iter()
+            .map(|p| p.requests)
+            .sum::<u64>(),
+        40
+    );
+    h.shutdown().await;
+
+    // A cursor-only server (the entra-api profile): the walk follows nextCursor.
+    let journal = Arc::new(Journal::default());
+    let h = spawn(
+        ServerConfig {
+            profile: &profile::ENTRA_API,
+            journal: Some(journal.clone()),
+            ..ServerConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut cfg = config(Kind::Paginate, &h.url());
+    cfg.params.page_size = 50;
+    cfg.max_requests = Some(20);
+    cfg.connections = 1;
+    let (s, _, all) = run(&cfg, &journal).await;
+    assert_eq!(s.params["paging"], "cursor");
+    let pages: Vec<_> = all
+        .iter()
+        .filter(|r| r.target.contains("cursor="))
+        .collect();
+    assert_eq!(pages.len(), 20);
+    assert!(pages[0].target.contains("cursor=&"));
+    assert!(pages[1].target.contains("cursor=") && !pages[1].target.contains("cursor=&"));
+    assert_eq!(s.errors, 0, "{:?}", s.operations);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_members_builds_and_empties_a_group_with_a_size_curve() {
+    let (h, journal) = server(FaultConfig::default()).await;
+    let mut cfg = config(Kind::GroupMembers, &h.url());
+    cfg.max_requests = None;
+    cfg.connections = 1;
+    let (s, _, all) = run(&cfg, &journal).await;
+    // 1000 users + 1 group seeded; then 10 adds of 100, 10 removes, and reads.
+    let m = measured(&all, 1001);
+    let adds: Vec<_> = m
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.json()["Operations"][0]["op"] == "add")
+        .collect();
+    assert_eq!(adds.len(), 10);
+    assert!(adds
+        .iter()
+        .all(|r| r.json()["Operations"][0]["value"].as_array().unwrap().len() == 100));
+    let removes = m
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.json()["Operations"][0]["op"] == "remove")
+        .count();
+    assert_eq!(removes, 10);
+    assert_eq!(
+        (
+            count(&s, "patch_members"),
+            count(&s, "remove_members"),
+            count(&s, "get_group"),
+            count(&s, "get_group_no_members")
+        ),
+        (10, 10, 11, 10)
+    );
+    assert!(m
+        .iter()
+        .any(|r| r.target.ends_with("excludedAttributes=members")));
+    let curve = &s.curves["patch_members.by_group_size"];
+    assert_eq!(curve.first().unwrap().x, 0);
+    assert_eq!(curve.last().unwrap().x, 900);
+    // The group ends empty: every member added was removed.
+    let gid = m[0].target.rsplit('/').next().unwrap().to_string();
+    let r = reqwest::get(format!("{}/Groups/{gid}", h.url()))
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert!(v["members"].as_array().is_none_or(|a| a.is_empty()), "{v}");
+    assert_eq!(s.errors, 0);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_and_mixed_count_every_request_and_cleanup_removes_them() {
+    let (h, journal) = server(FaultConfig::default()).await;
+    let mut cfg = config(Kind::Create, &h.url());
+    cfg.cleanup = true;
+    let (s, _, all) = run(&cfg, &journal).await;
+    let posts = all.iter().filter(|r| r.method == "POST").count();
+    let deletes = all.iter().filter(|r| r.method == "DELETE").count();
+    assert_eq!((posts, deletes, count(&s, "create_user")), (300, 300, 300));
+    let r = reqwest::get(format!("{}/Users?count=0", h.url()))
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["totalResults"], 0);
+
+    journal.clear();
+    let mut cfg = config(Kind::Mixed, &h.url());
+    cfg.run_id = "t3".into();
+    cfg.max_requests = Some(1000);
+    let (s, _, all) = run(&cfg, &journal).await;
+    let total: u64 = s.operations.values().map(|o| o.requests).sum();
+    assert_eq!(total, 1000);
+    // Seeding: 200 POSTs, a count and a config read; the rest is the measured mix.
+    assert_eq!(all.len(), 200 + 2 + 1000);
+    for op in ["get_user", "filter_users", "create_user", "list_page"] {
+        assert!(count(&s, op) > 0, "{op} missing from the mix");
+    }
+    assert!(count(&s, "put_user") + count(&s, "patch_user") > 0);
+    h.shutdown().await;
+}
+
+/// The server stalls for 1 s in the middle of an open-model run at 200 requests/s for
+/// 10 s. Measured from the intended send, the requests that waited behind the stall
+/// push p99 past 0.5 s; measured from the actual send (the service time), only the few
+/// requests on the wire during the stall are slow, and p99 stays small. A generator
+/// that measured from the actual send would report the second figure as the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinated_omission_is_corrected() {
+    let (h, _journal) = server(FaultConfig {
+        stalls: vec![Stall {
+            at: Duration::from_secs(5),
+            duration: Duration::from_secs(1),
+        }],
+        ..FaultConfig::default()
+    })
+    .await;
+    let mut cfg = config(Kind::Create, &h.url());
+    cfg.model = Model::Open {
+        shape: RateShape::Constant(200.0),
+        poisson: None,
+    };
+    cfg.max_requests = None;
+    cfg.duration = Duration::from_secs(10);
+    let (s, _) = bench::run(&cfg, None).await.unwrap();
+    let o = &s.operations["create_user"];
+    assert_eq!(o.requests, 2000);
+    assert!(
+        o.response.p99_ms >= 500.0,
+        "response p99 {} ms",
+        o.response.p99_ms
+    );
+    assert!(
+        o.response.max_ms >= 900.0,
+        "response max {} ms",
+        o.response.max_ms
+    );
+    assert!(
+        o.service.p99_ms < 100.0,
+        "service p99 {} ms",
+        o.service.p99_ms
+    );
+    // The stall shows up as late starts, and the run says it fell behind.
+    assert!(o.late_starts >= 100, "{}", o.late_starts);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knee_search_finds_the_rate_cap() {
+    let cap = 1000.0;
+    let (h, _journal) = server(FaultConfig {
+        rate_cap: Some(cap),
+        ..FaultConfig::default()
+    })
+    .await;
+    let mut cfg = config(Kind::Create, &h.url());
+    cfg.connections = 16;
+    cfg.knee = Some((
+        KneeConfig {
+            slo: Threshold::parse("p99<300ms").unwrap(),
+            error_budget: 0.001,
+            start_rate: 250.0,
+            max_rate: 100_000.0,
+            precision: 0.05,
+        },
+        Duration::from_secs(2),
+    ));
+    let (s, _) = bench::run(&cfg, None).await.unwrap();
+    let k = s.knee.as_ref().unwrap();
+    let found = k.max_sustainable_rate;
+    assert!(
+        (found - cap).abs() <= cap * 0.1,
+        "found {found}/s for a cap of {cap}/s: {:#?}",
+        k.steps
+    );
+    assert!(k
+        .steps
+        .iter()
+        .any(|s| !s.passed && s.reason.contains("errors")));
+    h.shutdown().await;
+}
+
+/// Two shards of 1/2 each, run at the same time, merged: the same request count as one
+/// run carrying both halves, and histograms that agree within their precision (the
+/// server adds a fixed 20 ms, so latencies are comparable between runs).
+#[test]
+fn shards_merge_into_one_run() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let h = rt
+        .block_on(server(FaultConfig {
+            latency: Some(Latency::Fixed(Duration::from_millis(20))),
+            ..FaultConfig::default()
+        }))
+        .0;
+    let base = h.url();
+    let dir = std::env::temp_dir().join(format!("scimload-shards-{}", std::process::id()));
+    let bin = env!("CARGO_BIN_EXE_scimload");
+    let run = |shard: Option<&str>, out: &str| {
+        let mut c = std::process::Command::new(bin);
+        c.args([
+            "bench",
+            "get",
+            "--target",
+            &base,
+            "--rate",
+            "200",
+            "--duration",
+            "4s",
+        ])
+        .args([
+            "--users",
+            "100",
+            "--connections",
+            "8",
+            "--quiet",
+            "--run-id",
+            "shards",
+        ])
+        .arg("--report")
+        .arg(dir.join(out));
+        if let Some(s) = shard {
+            c.args(["--shard", s]);
+        }
+        c.stdout(std::process::Stdio::null()).spawn().unwrap()
+    };
+    let single = run(None, "single").wait_with_output().unwrap();
+    assert!(single.status.success());
+    let (a, b) = (run(Some("1/2"), "s1"), run(Some("2/2"), "s2"));
+    assert!(a.wait_with_output().unwrap().status.success());
+    assert!(b.wait_with_output().unwrap().status.success());
+    let merged = std::process::Command::new(bin)
+        .args(["report", "--json", "--out"])
+        .arg(dir.join("merged"))
+        .arg(dir.join("s1"))
+        .arg(dir.join("s2"))
+        .output()
+        .unwrap();
+    assert!(
+        merged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let m: BenchSummary = serde_json::from_slice(&merged.stdout).unwrap();
+    let (one, _) = bench::read_results(&dir.join("single")).unwrap();
+    assert_eq!(m.shards, 2);
+    let (x, y) = (&one.operations["get_user"], &m.operations["get_user"]);
+    assert_eq!(x.requests, 800);
+    assert_eq!(y.requests, x.requests);
+    for (p, q) in [
+        (x.response.p50_ms, y.response.p50_ms),
+        (x.response.p90_ms, y.response.p90_ms),
+        (x.service.p50_ms, y.service.p50_ms),
+    ] {
+        assert!((p - q).abs() <= p * 0.1 + 0.5, "{p} vs {q}");
+    }
+    // The merged log re-read gives the same numbers.
+    let (again, _) = bench::read_results(&dir.join("merged")).unwrap();
+    assert_eq!(again.operations["get_user"], m.operations["get_user"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    rt.block_on(h.shutdown());
+}
