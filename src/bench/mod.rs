@@ -11,6 +11,7 @@ pub mod schedule;
 pub mod seed;
 pub mod summary;
 pub mod threshold;
+pub mod timer;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
