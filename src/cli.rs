@@ -32,14 +32,15 @@ pub enum Command {
     Import(ImportArgs),
     /// Load-test a SCIM server with provisioning traffic; latency measured from each
     /// request's planned send time (no coordinated omission).
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
     /// Summarise benchmark results; several directories (shards) are merged exactly.
     Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// What to send: create, get, filter, paginate, group-members, update, or mixed.
+    /// What to send: create, get, filter, paginate, group-members, update, mixed, or
+    /// replay.
     #[arg(value_enum)]
     pub scenario: crate::bench::scenario::Kind,
     /// SCIM base URL of the server under test (default: an embedded server on
@@ -52,6 +53,10 @@ pub struct BenchArgs {
     /// Offered rate in requests/s (open model): 500, or a ramp 100..2000 over --duration.
     #[arg(long, default_value = "200", value_parser = crate::bench::schedule::RateShape::parse)]
     pub rate: crate::bench::schedule::RateShape,
+    /// Ramp the offered rate linearly over --duration, e.g. 100..2000 (same as
+    /// --rate 100..2000).
+    #[arg(long, value_parser = crate::bench::schedule::RateShape::parse)]
+    pub ramp: Option<crate::bench::schedule::RateShape>,
     /// Poisson arrivals (seeded by --seed) instead of evenly spaced ones.
     #[arg(long)]
     pub poisson: bool,
@@ -88,6 +93,10 @@ pub struct BenchArgs {
     /// Members added or removed per PATCH in group-members.
     #[arg(long, default_value = "100", value_parser = parse_count)]
     pub member_batch: u64,
+    /// Whose request shapes replay (and update's PATCHes) use: generic, entra,
+    /// entra-legacy, okta, okta-aiw, aws.
+    #[arg(long, value_enum, default_value = "generic")]
+    pub dialect: crate::client::dialect::DialectName,
     /// Weights of the mixed scenario.
     #[arg(
         long,
@@ -97,7 +106,11 @@ pub struct BenchArgs {
     /// Search for the highest rate that meets --slo (geometric steps, then bisection).
     #[arg(long)]
     pub find_knee: bool,
-    /// Latency objective of the knee search, e.g. p99<300ms.
+    /// Run these rates one after another (--step-duration each) and judge each against
+    /// --slo, e.g. 100,200,400.
+    #[arg(long, conflicts_with = "find_knee")]
+    pub steps: Option<String>,
+    /// Latency objective of the knee search and of --steps, e.g. p99<300ms.
     #[arg(long, default_value = "p99<300ms")]
     pub slo: String,
     /// Errors allowed in a knee step (0.1% or 0.001).
@@ -109,7 +122,7 @@ pub struct BenchArgs {
     /// Highest rate the knee search tries.
     #[arg(long, default_value = "100000", value_parser = parse_rate)]
     pub knee_max: f64,
-    /// Duration of each knee step.
+    /// Duration of each knee step or --steps step.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub step_duration: Duration,
     /// Pass/fail criterion (repeatable): create_user:p99<200ms, errors<0.1%, rate>=500.

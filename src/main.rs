@@ -73,7 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Gen(args) => commands::gen(args),
         Command::Import(args) => commands::import(args),
-        Command::Bench(args) => commands::bench(args),
+        Command::Bench(args) => commands::bench(*args),
         Command::Report(args) => commands::report(args),
     }
 }

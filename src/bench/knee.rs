@@ -44,6 +44,8 @@ pub struct Step {
 /// The result: the highest passing rate and every step on the way.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KneeResult {
+    /// True for a knee search, false for fixed `--steps`.
+    pub searched: bool,
     pub slo: String,
     pub error_budget: f64,
     pub max_sustainable_rate: f64,

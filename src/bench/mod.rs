@@ -66,9 +66,19 @@ pub struct BenchConfig {
     pub shard: Shard,
     pub run_id: String,
     pub cleanup: bool,
-    pub knee: Option<(KneeConfig, Duration)>,
+    /// A knee search, or fixed rate steps (`--steps`), each step lasting the duration.
+    pub knee: Option<Sweep>,
     pub thresholds: Vec<Threshold>,
     pub interval: Duration,
+}
+
+/// Rate steps judged against an SLO: searched (`--find-knee`) or given (`--steps`).
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    pub judge: KneeConfig,
+    pub step: Duration,
+    /// Fixed rates to step through; `None` searches for the knee.
+    pub rates: Option<Vec<f64>>,
 }
 
 /// What ran on which machine.
@@ -234,7 +244,12 @@ impl BenchSummary {
         if let Some(k) = &self.knee {
             let _ = writeln!(
                 s,
-                "  knee search ({}, error budget {:.2}%):",
+                "  {} ({}, error budget {:.2}%):",
+                if k.searched {
+                    "knee search"
+                } else {
+                    "rate steps"
+                },
                 k.slo,
                 k.error_budget * 100.0
             );
@@ -327,15 +342,20 @@ pub async fn run(
             created.extend(st.created.iter().cloned());
             (vec![st], None)
         }
-        Some((kc, step)) => {
+        Some(sweep) => {
+            let kc = &sweep.judge;
             let mut search = Search::new(kc.clone());
-            let mut rate = search.first();
+            let mut fixed = sweep.rates.clone().map(|r| r.into_iter());
+            let mut rate = match &mut fixed {
+                Some(it) => it.next().unwrap_or(kc.start_rate),
+                None => search.first(),
+            };
             let mut steps = Vec::new();
             let mut all = Vec::new();
             let mut next_request = 0;
             loop {
                 if let Some(p) = &progress {
-                    p(&format!("knee step at {rate:.0} requests/s"));
+                    p(&format!("step at {rate:.0} requests/s"));
                 }
                 let phase = Phase {
                     model: Model::Open {
@@ -344,7 +364,7 @@ pub async fn run(
                     },
                     connections: cfg.connections,
                     warmup: Duration::ZERO,
-                    duration: *step,
+                    duration: sweep.step,
                     max_requests: None,
                     first_request: next_request,
                 };
@@ -358,17 +378,30 @@ pub async fn run(
                 let passed = j.passed;
                 steps.push(j);
                 all.push(st);
-                match search.next(rate, passed) {
+                let next = match &mut fixed {
+                    Some(it) => it.next(),
+                    None => search.next(rate, passed),
+                };
+                match next {
                     Some(r) => rate = r,
                     None => break,
                 }
                 // Let the server drain the last step's queue before the next.
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
+            let best = match &fixed {
+                Some(_) => steps
+                    .iter()
+                    .filter(|s| s.passed)
+                    .map(|s| s.offered)
+                    .fold(0.0, f64::max),
+                None => search.result(),
+            };
             let result = KneeResult {
                 slo: kc.slo.text.clone(),
                 error_budget: kc.error_budget,
-                max_sustainable_rate: search.result(),
+                searched: fixed.is_none(),
+                max_sustainable_rate: best,
                 steps,
             };
             (all, Some(result))
@@ -396,7 +429,16 @@ pub async fn run(
     let last = stats.last().unwrap_or(first);
     let measured_seconds: f64 = stats.iter().map(|s| s.measured_secs).sum();
     let (model, offered_rate, rate) = match (&cfg.knee, &cfg.model) {
-        (Some(_), _) => ("open".to_string(), None, "knee search".to_string()),
+        (Some(sw), _) => (
+            "open".to_string(),
+            None,
+            if sw.rates.is_some() {
+                "rate steps"
+            } else {
+                "knee search"
+            }
+            .to_string(),
+        ),
         (None, Model::Closed) => (
             "closed".to_string(),
             None,

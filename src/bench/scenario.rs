@@ -12,6 +12,7 @@ use hyper::Method;
 use serde_json::json;
 
 use super::schedule::Shard;
+use crate::client::dialect::{DialectName, Shaped, UpdateStyle, GENERIC};
 use crate::gen::names::{DEPARTMENTS, DOMAIN, FIRST, LAST, TITLES};
 use crate::gen::Rng;
 use crate::metrics::Op;
@@ -29,6 +30,9 @@ pub enum Kind {
     GroupMembers,
     Update,
     Mixed,
+    /// An identity provider's provisioning cycle in --dialect: lookups, creates,
+    /// updates, deactivations and group pushes, shaped as that provider sends them.
+    Replay,
 }
 
 impl Kind {
@@ -41,6 +45,7 @@ impl Kind {
             Kind::GroupMembers => "group-members",
             Kind::Update => "update",
             Kind::Mixed => "mixed",
+            Kind::Replay => "replay",
         }
     }
 
@@ -181,6 +186,8 @@ pub struct Params {
     pub member_batch: u64,
     /// Weights of the `mixed` scenario.
     pub mix: Vec<(Kind, u32)>,
+    /// Request shapes of `replay` and of `update`'s PATCHes.
+    pub dialect: DialectName,
 }
 
 impl Default for Params {
@@ -192,6 +199,7 @@ impl Default for Params {
             group_size: 50_000,
             member_batch: 100,
             mix: default_mix(),
+            dialect: DialectName::Generic,
         }
     }
 }
@@ -217,7 +225,7 @@ pub fn parse_mix(s: &str) -> Result<Vec<(Kind, u32)>, String> {
         let kind = Kind::from_str(k.trim(), true).map_err(|_| {
             format!("'{k}' is not a scenario (create, get, filter, paginate, update)")
         })?;
-        if matches!(kind, Kind::Mixed | Kind::GroupMembers) {
+        if matches!(kind, Kind::Mixed | Kind::GroupMembers | Kind::Replay) {
             return Err(format!("'{k}' cannot be part of a mix"));
         }
         let w: u32 = w
@@ -238,6 +246,21 @@ enum GroupStep {
     Add(u64),
     Remove(u64),
     Read { members: bool },
+}
+
+/// One request of a replayed provisioning cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplayStep {
+    LookupNew,
+    CreateNew,
+    LookupExisting,
+    UpdatePatch,
+    UpdateGet,
+    UpdatePut,
+    Deactivate,
+    AddMember,
+    RemoveMember,
+    ReadGroup,
 }
 
 /// A scenario bound to its run: what to send for request `m`.
@@ -347,23 +370,22 @@ impl Scenario {
             Kind::Update => {
                 let (u, p) = self.user(m, 3);
                 let title = format!("{} {m}", TITLES[(m % TITLES.len() as u64) as usize]);
+                let body = p.body(&title, u.number);
                 if m.is_multiple_of(2) {
-                    Req::with_body(
-                        Op::PutUser,
-                        Method::PUT,
-                        format!("/Users/{}", u.id),
-                        p.body(&title, u.number),
-                    )
+                    Req::with_body(Op::PutUser, Method::PUT, format!("/Users/{}", u.id), body)
                 } else {
-                    Req::with_body(
-                        Op::PatchUser,
-                        Method::PATCH,
-                        format!("/Users/{}", u.id),
-                        json!({"schemas": [urns::PATCH_OP],
-                               "Operations": [{"op": "replace", "path": "title", "value": title}]}),
-                    )
+                    // The PATCH as the dialect shapes it; a dialect that updates by PUT
+                    // (Okta) is compared with the RFC's per-attribute PATCH.
+                    let d = match self.dialect().update {
+                        UpdateStyle::GetThenPut => &GENERIC,
+                        _ => self.dialect(),
+                    };
+                    let patch = json!({"title": title});
+                    let shaped = d.update(&u.id, &patch).swap_remove(0);
+                    shaped_req(Op::PatchUser, shaped)
                 }
             }
+            Kind::Replay => self.replay(m),
             Kind::Paginate => self.page(m, walker),
             Kind::GroupMembers => self.group_step(m),
             Kind::Mixed => {
@@ -474,6 +496,114 @@ impl Scenario {
         walker.page += 1;
     }
 
+    pub fn dialect(&self) -> &'static crate::client::dialect::Dialect {
+        self.params.dialect.table()
+    }
+
+    /// The steps of one provisioning cycle in the dialect.
+    fn replay_program(&self) -> Vec<ReplayStep> {
+        let mut p = vec![
+            ReplayStep::LookupNew,
+            ReplayStep::CreateNew,
+            ReplayStep::LookupExisting,
+        ];
+        if self.dialect().update == UpdateStyle::GetThenPut {
+            p.extend([ReplayStep::UpdateGet, ReplayStep::UpdatePut]);
+        } else {
+            p.push(ReplayStep::UpdatePatch);
+        }
+        p.extend([
+            ReplayStep::Deactivate,
+            ReplayStep::AddMember,
+            ReplayStep::RemoveMember,
+            ReplayStep::ReadGroup,
+        ]);
+        p
+    }
+
+    /// Request `m` of a replayed cycle. Cycle `c` creates a new user, updates and
+    /// deactivates existing ones, and moves one member in and one out of the shard's
+    /// group: the seeded users are split in halves A (members at the start) and B;
+    /// in even epochs B joins and A leaves, one user a cycle, in odd epochs the
+    /// reverse, so every add and remove finds the group as it expects.
+    fn replay(&self, m: u64) -> Req {
+        let program = self.replay_program();
+        let c = m / program.len() as u64;
+        let d = self.dialect();
+        let users = &self.seed.users;
+        let half = (users.len() / 2).max(1) as u64;
+        let (epoch, k) = (c / half, c % half);
+        let (a, b) = (
+            &users[k as usize],
+            &users[((half + k) as usize).min(users.len() - 1)],
+        );
+        let (joins, leaves) = if epoch.is_multiple_of(2) {
+            (b, a)
+        } else {
+            (a, b)
+        };
+        let gid = self.seed.group.as_deref().unwrap_or("missing-group");
+        let (existing, p) = self.user(c, 6);
+        let newcomer = Person::new(&self.tag, "r", self.shard.global(c));
+        let title = format!("{} {c}", TITLES[(c % TITLES.len() as u64) as usize]);
+        match program[(m % program.len() as u64) as usize] {
+            ReplayStep::LookupNew => shaped_req(Op::LookupUser, d.lookup(&newcomer.user_name)),
+            ReplayStep::CreateNew => {
+                let i = self.shard.global(c);
+                let mut r = Req::with_body(
+                    Op::CreateUser,
+                    Method::POST,
+                    "/Users".into(),
+                    newcomer.body(TITLES[(i % TITLES.len() as u64) as usize], i),
+                );
+                r.keep_id = true;
+                r
+            }
+            ReplayStep::LookupExisting => shaped_req(Op::LookupUser, d.lookup(&p.user_name)),
+            ReplayStep::UpdatePatch => {
+                let mut full = p.body(&title, existing.number);
+                if let Some(o) = full.as_object_mut() {
+                    o.remove("externalId");
+                }
+                shaped_req(Op::PatchUser, d.update(&existing.id, &full).swap_remove(0))
+            }
+            ReplayStep::UpdateGet => shaped_req(
+                Op::GetUser,
+                d.update(&existing.id, &json!({})).swap_remove(0),
+            ),
+            ReplayStep::UpdatePut => {
+                let full = p.body(&title, existing.number);
+                shaped_req(Op::PutUser, d.update(&existing.id, &full).swap_remove(1))
+            }
+            ReplayStep::Deactivate => {
+                let (u, q) = self.user(c, 7);
+                shaped_req(
+                    Op::DeactivateUser,
+                    d.deactivate(&u.id, &q.body(&title, u.number)),
+                )
+            }
+            ReplayStep::AddMember => shaped_req(
+                Op::PatchMembers,
+                d.add_members(gid, &[joins.id.as_str()], None)
+                    .swap_remove(0),
+            ),
+            ReplayStep::RemoveMember => shaped_req(
+                Op::RemoveMembers,
+                d.remove_members(gid, &[leaves.id.as_str()], None)
+                    .swap_remove(0),
+            ),
+            ReplayStep::ReadGroup => {
+                let s = d.read_group(gid);
+                let op = if s.path.contains("excludedAttributes") {
+                    Op::GetGroupNoMembers
+                } else {
+                    Op::GetGroup
+                };
+                shaped_req(op, s)
+            }
+        }
+    }
+
     fn group_step(&self, m: u64) -> Req {
         let gid = self.seed.group.as_deref().unwrap_or("missing-group");
         let (step, size) = self.steps[(m as usize).min(self.steps.len() - 1)];
@@ -510,6 +640,17 @@ impl Scenario {
         };
         r.curve = Some(("by_group_size", bucket(size, span)));
         r
+    }
+}
+
+fn shaped_req(op: Op, s: Shaped) -> Req {
+    Req {
+        op,
+        method: Method::from_bytes(s.method.as_bytes()).unwrap_or(Method::GET),
+        path: s.path,
+        body: s.body.map(|b| Bytes::from(b.to_string())),
+        curve: None,
+        keep_id: false,
     }
 }
 

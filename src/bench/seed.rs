@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::scenario::{Kind, Paging, Params, Person, SeedData, Seeded};
 use super::schedule::Shard;
+use crate::client::dialect::GENERIC;
 use crate::client::retry::{execute, Executed};
 use crate::client::{Decision, RetryPolicy, ScimClient};
 use crate::scim::filter::query_escape;
@@ -172,21 +173,44 @@ pub async fn seed(
         .await?
     };
     data.users = users;
-    if kind == Kind::GroupMembers {
+    if matches!(kind, Kind::GroupMembers | Kind::Replay) {
         let name = format!("bench-{tag}-group-{}", shard.index + 1);
         let body = json!({"schemas": [urns::GROUP], "displayName": name}).to_string();
-        data.group = Some(
-            create_or_find(
-                client,
-                &policy,
-                "/Groups",
-                body.as_bytes(),
-                "displayName",
-                &name,
-                0,
-            )
-            .await?,
-        );
+        let gid = create_or_find(
+            client,
+            &policy,
+            "/Groups",
+            body.as_bytes(),
+            "displayName",
+            &name,
+            0,
+        )
+        .await?;
+        if kind == Kind::Replay {
+            // The first half of the users start as members (see Scenario::replay).
+            let half = data.users.len() / 2;
+            let ids: Vec<&str> = data.users[..half].iter().map(|u| u.id.as_str()).collect();
+            for s in GENERIC.add_members(&gid, &ids, None) {
+                let body = s.body.map(|b| b.to_string()).unwrap_or_default();
+                let e = execute(
+                    client,
+                    &policy,
+                    Method::PATCH,
+                    &s.path,
+                    Some(body.as_bytes()),
+                    false,
+                    0,
+                )
+                .await;
+                if !e.outcome.as_ref().is_ok_and(|r| r.is_success()) {
+                    return Err(SeedError::Failed {
+                        what: format!("PATCH {}", s.path),
+                        detail: detail(&e),
+                    });
+                }
+            }
+        }
+        data.group = Some(gid);
     }
     if matches!(kind, Kind::Paginate | Kind::Mixed) {
         let r = execute(

@@ -2,6 +2,7 @@
 //! token, and the retry policy that decides what a failure means.
 
 pub mod conn;
+pub mod dialect;
 pub mod http;
 pub mod retry;
 

@@ -12,7 +12,7 @@ use crate::bench::engine::Model;
 use crate::bench::knee::KneeConfig;
 use crate::bench::scenario::{parse_mix, Params};
 use crate::bench::threshold::{Metric, Threshold};
-use crate::bench::{self, BenchConfig};
+use crate::bench::{self, BenchConfig, Sweep};
 use crate::cli::{BenchArgs, ReportArgs};
 use crate::config;
 use crate::server::faults::FaultConfig;
@@ -46,7 +46,17 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         super::check_target(t)?;
     }
     let token = config::client_token(a.token_file.as_deref())?;
-    let knee = if a.find_knee {
+    let steps = match &a.steps {
+        Some(list) => Some(
+            list.split(',')
+                .map(|r| crate::units::parse_rate(r.trim()))
+                .collect::<Result<Vec<f64>, _>>()
+                .map_err(anyhow::Error::msg)
+                .context("bad --steps; give rates like 100,200,400")?,
+        ),
+        None => None,
+    };
+    let knee = if a.find_knee || steps.is_some() {
         let slo = Threshold::parse(&a.slo)
             .map_err(anyhow::Error::msg)
             .context("bad --slo")?;
@@ -54,18 +64,19 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             bail!("--slo must bound a percentile of all requests, e.g. p99<300ms");
         }
         if a.closed {
-            bail!("--find-knee drives the open model; drop --closed");
+            bail!("--find-knee and --steps drive the open model; drop --closed");
         }
-        Some((
-            KneeConfig {
+        Some(Sweep {
+            judge: KneeConfig {
                 slo,
                 error_budget: a.error_budget,
                 start_rate: a.knee_start.max(1.0),
                 max_rate: a.knee_max.max(a.knee_start),
                 precision: 0.05,
             },
-            a.step_duration,
-        ))
+            step: a.step_duration,
+            rates: steps,
+        })
     } else {
         None
     };
@@ -81,6 +92,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             paging: a.paging.unwrap_or(crate::bench::scenario::Paging::Index),
             group_size: a.group_size.max(1),
             member_batch: a.member_batch.max(1),
+            dialect: a.dialect,
             mix: parse_mix(&a.mix)
                 .map_err(anyhow::Error::msg)
                 .context("bad --mix")?,
@@ -93,7 +105,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             Model::Closed
         } else {
             Model::Open {
-                shape: a.rate,
+                shape: a.ramp.unwrap_or(a.rate),
                 poisson: a.poisson.then_some(a.seed),
             }
         },

@@ -29,6 +29,7 @@ pub enum Op {
     RemoveMembers,
     PutUser,
     PatchUser,
+    DeactivateUser,
 }
 
 impl Op {
@@ -49,10 +50,11 @@ impl Op {
             Op::RemoveMembers => "remove_members",
             Op::PutUser => "put_user",
             Op::PatchUser => "patch_user",
+            Op::DeactivateUser => "deactivate_user",
         }
     }
 
-    pub const ALL: [Op; 15] = [
+    pub const ALL: [Op; 16] = [
         Op::CreateUser,
         Op::LookupUser,
         Op::UpdateUser,
@@ -68,6 +70,7 @@ impl Op {
         Op::RemoveMembers,
         Op::PutUser,
         Op::PatchUser,
+        Op::DeactivateUser,
     ];
 
     pub fn from_name(s: &str) -> Option<Op> {

@@ -11,7 +11,7 @@ use scimload::bench::knee::KneeConfig;
 use scimload::bench::scenario::{Kind, Params};
 use scimload::bench::schedule::{RateShape, Shard};
 use scimload::bench::threshold::Threshold;
-use scimload::bench::{self, BenchConfig, BenchSummary};
+use scimload::bench::{self, BenchConfig, BenchSummary, Sweep};
 use scimload::metrics::timeline::Timeline;
 use scimload::server::faults::{FaultConfig, Latency, Stall};
 use scimload::server::journal::{Journal, Received};
@@ -343,16 +343,17 @@ async fn knee_search_finds_the_rate_cap() {
     .await;
     let mut cfg = config(Kind::Create, &h.url());
     cfg.connections = 16;
-    cfg.knee = Some((
-        KneeConfig {
+    cfg.knee = Some(Sweep {
+        judge: KneeConfig {
             slo: Threshold::parse("p99<300ms").unwrap(),
             error_budget: 0.001,
             start_rate: 250.0,
             max_rate: 100_000.0,
             precision: 0.05,
         },
-        Duration::from_secs(2),
-    ));
+        step: Duration::from_secs(2),
+        rates: None,
+    });
     let (s, _) = bench::run(&cfg, None).await.unwrap();
     let k = s.knee.as_ref().unwrap();
     let found = k.max_sustainable_rate;
@@ -450,4 +451,122 @@ fn shards_merge_into_one_run() {
     assert_eq!(again.operations["get_user"], m.operations["get_user"]);
     let _ = std::fs::remove_dir_all(&dir);
     rt.block_on(h.shutdown());
+}
+
+/// `replay` sends an identity provider's cycle in its own shapes; the server's journal
+/// shows each dialect's signature requests, and every one of them is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_speaks_each_dialect() {
+    use scimload::client::dialect::DialectName;
+    let (h, journal) = server(FaultConfig::default()).await;
+    for (n, dialect) in [
+        DialectName::Generic,
+        DialectName::Entra,
+        DialectName::EntraLegacy,
+        DialectName::Okta,
+        DialectName::OktaAiw,
+        DialectName::Aws,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        journal.clear();
+        let mut cfg = config(Kind::Replay, &h.url());
+        cfg.params.users = 40;
+        cfg.params.dialect = dialect;
+        cfg.run_id = format!("r{n}");
+        cfg.connections = 1;
+        // Ten cycles of the dialect's program (8 or 9 requests each).
+        let per_cycle = if matches!(dialect, DialectName::Okta | DialectName::OktaAiw) {
+            9
+        } else {
+            8
+        };
+        cfg.max_requests = Some(10 * per_cycle);
+        let (s, _, all) = run(&cfg, &journal).await;
+        assert_eq!(s.errors, 0, "{dialect:?}: {:#?}", s.operations);
+        // Seeding: 40 users, a group, one PATCH with the first 20 as members.
+        let m = measured(&all, 42);
+        assert_eq!(m.len() as u64, 10 * per_cycle, "{dialect:?}");
+        let ops = |r: &Received| r.json()["Operations"].clone();
+        let deactivations: Vec<&Received> = m
+            .iter()
+            .filter(|r| {
+                let o = ops(r);
+                r.body.windows(6).any(|w| w == b"active")
+                    && (o[0]["path"] == "active"
+                        || o[0]["value"]["active"] == false
+                        || r.method == "PUT" && r.json()["active"] == false)
+            })
+            .collect();
+        assert_eq!(
+            deactivations.len(),
+            10,
+            "{dialect:?}: {:?}",
+            deactivations
+                .iter()
+                .map(|r| (&r.method, &r.target, r.json()))
+                .collect::<Vec<_>>()
+        );
+        let d = deactivations[0];
+        match dialect {
+            DialectName::EntraLegacy => {
+                assert_eq!(
+                    ops(d)[0],
+                    serde_json::json!({"op": "Replace", "path": "active", "value": "False"})
+                );
+                let rm = m.iter().find(|r| ops(r)[0]["op"] == "Remove").unwrap();
+                assert_eq!(ops(rm)[0]["path"], "members");
+                assert!(m
+                    .iter()
+                    .any(|r| r.target.ends_with("?excludedAttributes=members")));
+            }
+            DialectName::Entra => {
+                let upd = m
+                    .iter()
+                    .find(|r| r.method == "PATCH" && ops(r)[0]["value"]["title"].is_string())
+                    .unwrap();
+                assert!(ops(upd)[0].get("path").is_none(), "path-less replace");
+                let adds: Vec<_> = m.iter().filter(|r| ops(r)[0]["op"] == "add").collect();
+                assert!(adds
+                    .iter()
+                    .all(|r| ops(r)[0]["value"].as_array().unwrap().len() == 1));
+            }
+            DialectName::Okta => {
+                assert_eq!(
+                    ops(d)[0],
+                    serde_json::json!({"op": "replace", "value": {"active": false}})
+                );
+                assert!(m
+                    .iter()
+                    .any(|r| r.target.contains("&startIndex=1&count=100")));
+                assert!(m.iter().any(|r| r.method == "PUT"));
+            }
+            DialectName::OktaAiw => assert_eq!(d.method, "PUT"),
+            DialectName::Generic | DialectName::Aws => {
+                assert_eq!(
+                    ops(d)[0],
+                    serde_json::json!({"op": "replace", "path": "active", "value": false})
+                );
+                let rm = m.iter().find(|r| ops(r)[0]["op"] == "remove").unwrap();
+                assert!(ops(rm)[0]["path"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("members[value eq"));
+            }
+        }
+        // One member in and one out per cycle: the group keeps its 20 members.
+        let gid = all[41].target.rsplit('/').next().unwrap().to_string();
+        let r = reqwest::get(format!("{}/Groups/{gid}", h.url()))
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(
+            v["members"].as_array().map_or(0, Vec::len),
+            20,
+            "{dialect:?}"
+        );
+        assert_eq!(count(&s, "create_user"), 10);
+    }
+    h.shutdown().await;
 }

@@ -1,0 +1,406 @@
+//! How each identity provider shapes its SCIM requests, as data: one table row per
+//! dialect, and builders that turn an intent (look up, update, deactivate, add or remove
+//! members) into the exact requests that provider sends. Sources are in
+//! ../reference/scim-dialects.md §2–4 and §12; where a provider's behaviour is
+//! unconfirmed the row takes the RFC's form.
+
+use serde_json::{json, Map, Value};
+
+use crate::scim::filter::query_escape;
+use crate::scim::urns;
+
+/// `--dialect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DialectName {
+    Generic,
+    Entra,
+    EntraLegacy,
+    Okta,
+    OktaAiw,
+    Aws,
+}
+
+/// How a changed user is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateStyle {
+    /// One PATCH, one `replace` per attribute with a path (RFC 7644 §3.5.2.3).
+    PatchPerAttribute,
+    /// One PATCH, one path-less `replace` whose value holds every attribute (Entra
+    /// compliant mode).
+    PatchPathless,
+    /// GET the user, then PUT the full object (Okta).
+    GetThenPut,
+}
+
+/// How a user is deactivated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeactivateStyle {
+    /// PATCH replace with `path: active`.
+    PatchPath,
+    /// PATCH replace without a path, `value: {active: false}` (Okta OIN).
+    PatchPathless,
+    /// PUT the full user with `active: false` (Okta AIW).
+    Put,
+}
+
+/// How one member leaves a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoveStyle {
+    /// `remove` with `path: members[value eq "id"]` (RFC form).
+    Filter,
+    /// `remove` with `path: members` and a value list (Entra legacy; an RFC-literal
+    /// server removes everyone).
+    ValueList,
+}
+
+/// One dialect's row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dialect {
+    pub name: DialectName,
+    /// Appended to the lookup filter's query (Okta pages its lookups).
+    pub lookup_suffix: &'static str,
+    /// Providers look a user up before creating it.
+    pub lookup_before_create: bool,
+    pub update: UpdateStyle,
+    pub deactivate: DeactivateStyle,
+    /// `Add`/`Replace`/`Remove` instead of lowercase.
+    pub capitalized_ops: bool,
+    /// Booleans sent as `"True"`/`"False"` strings.
+    pub string_booleans: bool,
+    /// Members added per PATCH (Entra: one user per PATCH).
+    pub member_add_batch: usize,
+    /// Members removed per PATCH.
+    pub member_remove_batch: usize,
+    pub remove: RemoveStyle,
+    /// Group reads carry `excludedAttributes=members` (Entra always does).
+    pub group_reads_exclude_members: bool,
+}
+
+pub const GENERIC: Dialect = Dialect {
+    name: DialectName::Generic,
+    lookup_suffix: "",
+    lookup_before_create: false,
+    update: UpdateStyle::PatchPerAttribute,
+    deactivate: DeactivateStyle::PatchPath,
+    capitalized_ops: false,
+    string_booleans: false,
+    member_add_batch: 100,
+    member_remove_batch: 100,
+    remove: RemoveStyle::Filter,
+    group_reads_exclude_members: false,
+};
+
+pub const ENTRA: Dialect = Dialect {
+    name: DialectName::Entra,
+    lookup_before_create: true,
+    update: UpdateStyle::PatchPathless,
+    member_add_batch: 1,
+    member_remove_batch: 1,
+    group_reads_exclude_members: true,
+    ..GENERIC
+};
+
+pub const ENTRA_LEGACY: Dialect = Dialect {
+    name: DialectName::EntraLegacy,
+    update: UpdateStyle::PatchPerAttribute,
+    capitalized_ops: true,
+    string_booleans: true,
+    remove: RemoveStyle::ValueList,
+    ..ENTRA
+};
+
+pub const OKTA: Dialect = Dialect {
+    name: DialectName::Okta,
+    lookup_suffix: "&startIndex=1&count=100",
+    lookup_before_create: true,
+    update: UpdateStyle::GetThenPut,
+    deactivate: DeactivateStyle::PatchPathless,
+    member_add_batch: 100,
+    ..GENERIC
+};
+
+pub const OKTA_AIW: Dialect = Dialect {
+    name: DialectName::OktaAiw,
+    deactivate: DeactivateStyle::Put,
+    ..OKTA
+};
+
+/// A client of an AWS-like target: at most 100 membership changes per PATCH.
+pub const AWS: Dialect = Dialect {
+    name: DialectName::Aws,
+    lookup_before_create: true,
+    ..GENERIC
+};
+
+impl DialectName {
+    pub fn table(self) -> &'static Dialect {
+        match self {
+            DialectName::Generic => &GENERIC,
+            DialectName::Entra => &ENTRA,
+            DialectName::EntraLegacy => &ENTRA_LEGACY,
+            DialectName::Okta => &OKTA,
+            DialectName::OktaAiw => &OKTA_AIW,
+            DialectName::Aws => &AWS,
+        }
+    }
+}
+
+/// A request a dialect sends: method, path below the SCIM root, JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shaped {
+    pub method: &'static str,
+    pub path: String,
+    pub body: Option<Value>,
+}
+
+impl Shaped {
+    fn get(path: String) -> Self {
+        Shaped {
+            method: "GET",
+            path,
+            body: None,
+        }
+    }
+    fn patch(path: String, ops: Vec<Value>) -> Self {
+        Shaped {
+            method: "PATCH",
+            path,
+            body: Some(json!({"schemas": [urns::PATCH_OP], "Operations": ops})),
+        }
+    }
+}
+
+/// Attributes a PATCH never sets: identity and bookkeeping.
+const NOT_PATCHED: [&str; 4] = ["schemas", "id", "meta", "userName"];
+
+impl Dialect {
+    fn op(&self, name: &str) -> String {
+        if self.capitalized_ops {
+            let mut c = name.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        } else {
+            name.to_string()
+        }
+    }
+
+    fn boolean(&self, b: bool) -> Value {
+        if self.string_booleans {
+            Value::String(if b { "True" } else { "False" }.into())
+        } else {
+            Value::Bool(b)
+        }
+    }
+
+    /// `GET /Users?filter=userName eq "…"` as this provider asks it.
+    pub fn lookup(&self, user_name: &str) -> Shaped {
+        let f = format!("userName eq {}", json!(user_name));
+        Shaped::get(format!(
+            "/Users?filter={}{}",
+            query_escape(&f),
+            self.lookup_suffix
+        ))
+    }
+
+    /// The requests that bring user `id` to `user` (a full User resource).
+    pub fn update(&self, id: &str, user: &Value) -> Vec<Shaped> {
+        let path = format!("/Users/{id}");
+        let attrs: Vec<(&String, &Value)> = user
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| !NOT_PATCHED.contains(&k.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let value = |v: &Value| match v {
+            Value::Bool(b) => self.boolean(*b),
+            v => v.clone(),
+        };
+        match self.update {
+            UpdateStyle::GetThenPut => vec![
+                Shaped::get(path.clone()),
+                Shaped {
+                    method: "PUT",
+                    path,
+                    body: Some(user.clone()),
+                },
+            ],
+            UpdateStyle::PatchPathless => {
+                // Simple attributes collapse into one path-less replace; extension
+                // attributes stay under their URN key.
+                let m: Map<String, Value> = attrs
+                    .iter()
+                    .map(|(k, v)| ((*k).clone(), value(v)))
+                    .collect();
+                vec![Shaped::patch(
+                    path,
+                    vec![json!({"op": self.op("replace"), "value": m})],
+                )]
+            }
+            UpdateStyle::PatchPerAttribute => {
+                let mut ops = Vec::new();
+                for (k, v) in attrs {
+                    match (k.starts_with("urn:"), v) {
+                        // Extension attributes go one by one with URN-qualified paths.
+                        (true, Value::Object(ext)) => {
+                            for (sub, sv) in ext {
+                                ops.push(json!({"op": self.op("replace"), "path": format!("{k}:{sub}"), "value": value(sv)}));
+                            }
+                        }
+                        _ => ops
+                            .push(json!({"op": self.op("replace"), "path": k, "value": value(v)})),
+                    }
+                }
+                vec![Shaped::patch(path, ops)]
+            }
+        }
+    }
+
+    /// The request that deactivates user `id` (`user`: its full resource, for PUT).
+    pub fn deactivate(&self, id: &str, user: &Value) -> Shaped {
+        let path = format!("/Users/{id}");
+        match self.deactivate {
+            DeactivateStyle::PatchPath => Shaped::patch(
+                path,
+                vec![
+                    json!({"op": self.op("replace"), "path": "active", "value": self.boolean(false)}),
+                ],
+            ),
+            DeactivateStyle::PatchPathless => Shaped::patch(
+                path,
+                vec![json!({"op": self.op("replace"), "value": {"active": false}})],
+            ),
+            DeactivateStyle::Put => {
+                let mut u = user.clone();
+                u["active"] = Value::Bool(false);
+                Shaped {
+                    method: "PUT",
+                    path,
+                    body: Some(u),
+                }
+            }
+        }
+    }
+
+    /// PATCHes adding `ids` to group `gid`, in this dialect's batch size (capped by the
+    /// target's, when it has one).
+    pub fn add_members(&self, gid: &str, ids: &[&str], target_cap: Option<usize>) -> Vec<Shaped> {
+        let batch = target_cap
+            .map_or(self.member_add_batch, |c| c.min(self.member_add_batch))
+            .max(1);
+        ids.chunks(batch)
+            .map(|chunk| {
+                let value: Vec<Value> = chunk.iter().map(|id| json!({"value": id})).collect();
+                Shaped::patch(
+                    format!("/Groups/{gid}"),
+                    vec![json!({"op": self.op("add"), "path": "members", "value": value})],
+                )
+            })
+            .collect()
+    }
+
+    /// PATCHes removing `ids` from group `gid`.
+    pub fn remove_members(
+        &self,
+        gid: &str,
+        ids: &[&str],
+        target_cap: Option<usize>,
+    ) -> Vec<Shaped> {
+        let batch = target_cap
+            .map_or(self.member_remove_batch, |c| {
+                c.min(self.member_remove_batch)
+            })
+            .max(1);
+        ids.chunks(batch)
+            .map(|chunk| {
+                let ops = match self.remove {
+                    RemoveStyle::Filter => chunk
+                        .iter()
+                        .map(|id| json!({"op": self.op("remove"), "path": format!("members[value eq \"{id}\"]")}))
+                        .collect(),
+                    RemoveStyle::ValueList => vec![json!({
+                        "op": self.op("remove"), "path": "members",
+                        "value": chunk.iter().map(|id| json!({"value": id})).collect::<Vec<_>>(),
+                    })],
+                };
+                Shaped::patch(format!("/Groups/{gid}"), ops)
+            })
+            .collect()
+    }
+
+    /// A group read as this provider does it.
+    pub fn read_group(&self, gid: &str) -> Shaped {
+        Shaped::get(if self.group_reads_exclude_members {
+            format!("/Groups/{gid}?excludedAttributes=members")
+        } else {
+            format!("/Groups/{gid}")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> Value {
+        json!({"schemas": [urns::USER], "userName": "a@x", "title": "T", "active": true,
+               (urns::ENTERPRISE_USER): {"department": "D"}})
+    }
+
+    #[test]
+    fn shapes_follow_the_table() {
+        let legacy = ENTRA_LEGACY.deactivate("1", &user());
+        assert_eq!(
+            legacy.body.unwrap()["Operations"][0],
+            json!({"op": "Replace", "path": "active", "value": "False"})
+        );
+        let okta = OKTA.deactivate("1", &user());
+        assert_eq!(
+            okta.body.unwrap()["Operations"][0],
+            json!({"op": "replace", "value": {"active": false}})
+        );
+        let aiw = OKTA_AIW.deactivate("1", &user());
+        assert_eq!(
+            (aiw.method, aiw.body.unwrap()["active"].clone()),
+            ("PUT", json!(false))
+        );
+
+        let u = OKTA.update("1", &user());
+        assert_eq!((u[0].method, u[1].method), ("GET", "PUT"));
+        let p = ENTRA.update("1", &user());
+        let op = &p[0].body.as_ref().unwrap()["Operations"][0];
+        assert!(op.get("path").is_none() && op["value"]["title"] == "T");
+        let g = GENERIC.update("1", &user());
+        let paths: Vec<&str> = g[0].body.as_ref().unwrap()["Operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "title",
+                "active",
+                &format!("{}:department", urns::ENTERPRISE_USER)
+            ]
+        );
+
+        let ids = ["a", "b", "c"];
+        assert_eq!(ENTRA.add_members("g", &ids, None).len(), 3);
+        assert_eq!(GENERIC.add_members("g", &ids, Some(2)).len(), 2);
+        let r = ENTRA_LEGACY.remove_members("g", &ids[..1], None);
+        assert_eq!(
+            r[0].body.as_ref().unwrap()["Operations"][0],
+            json!({"op": "Remove", "path": "members", "value": [{"value": "a"}]})
+        );
+        assert!(OKTA.lookup("a b").path.ends_with("&startIndex=1&count=100"));
+        assert!(ENTRA
+            .read_group("g")
+            .path
+            .ends_with("excludedAttributes=members"));
+    }
+}
