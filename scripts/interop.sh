@@ -2,6 +2,8 @@
 # Imports a sample into a SCIM server nobody on this team wrote — the PyPI package
 # scim2-server, in a virtualenv, on loopback — and verifies the result by listing it:
 # users, groups and memberships must equal what `import --dry-run` says the export holds.
+# Then `scimload cleanup --state` deletes what the import recorded, and the listing must
+# be empty.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/scimload}
@@ -21,7 +23,8 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/ServiceProviderConfig" 
 
 "$BIN" import "$SAMPLE" --dry-run --json >"$LOG/expected.json" 2>/dev/null || true
 start=$(date +%s)
-"$BIN" import "$SAMPLE" --target "http://127.0.0.1:$PORT" --concurrency 8 --quiet --json >"$LOG/import.json"
+"$BIN" import "$SAMPLE" --target "http://127.0.0.1:$PORT" --concurrency 8 --quiet --json \
+  --state "$LOG/state.sqlite" >"$LOG/import.json"
 echo "interop: import took $(( $(date +%s) - start )) s"
 
 "$VENV/bin/python" - "$PORT" "$LOG/expected.json" "$LOG/import.json" <<'PY'
@@ -52,4 +55,26 @@ for k, (got, want) in checks.items():
 if bad:
     sys.exit(f"interop: MISMATCH {bad}")
 print("interop: 5 passed, 0 failed")
+PY
+
+start=$(date +%s)
+"$BIN" cleanup --state "$LOG/state.sqlite" --json >"$LOG/cleanup.json"
+echo "interop: cleanup took $(( $(date +%s) - start )) s"
+"$VENV/bin/python" - "$PORT" "$LOG/cleanup.json" <<'PY'
+import json, sys, urllib.request
+port, c = sys.argv[1], json.load(open(sys.argv[2]))
+def total(what):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/{what}?count=0") as r:
+        return json.load(r)["totalResults"]
+checks = {
+    "users left": (total("Users"), 0),
+    "groups left": (total("Groups"), 0),
+    "cleanup failures": (c["users_failed"] + c["groups_failed"], 0),
+}
+for k, (got, want) in checks.items():
+    print(f"interop: {k}: {got} (expected {want}); deleted {c['users_deleted']} users, {c['groups_deleted']} groups")
+bad = {k: v for k, v in checks.items() if v[0] != v[1]}
+if bad:
+    sys.exit(f"interop: MISMATCH after cleanup {bad}")
+print("interop: cleanup 3 passed, 0 failed")
 PY

@@ -35,6 +35,29 @@ pub enum Command {
     Bench(Box<BenchArgs>),
     /// Summarise benchmark results; several directories (shards) are merged exactly.
     Report(ReportArgs),
+    /// Delete from the target every user and group an import recorded in a state file.
+    Cleanup(CleanupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// The import's state file (--state of the import; default there:
+    /// FILE.scimload-state.sqlite next to the input).
+    #[arg(long)]
+    pub state: PathBuf,
+    /// SCIM base URL, when the server is reached another way than at import time
+    /// (default: the target recorded in the state).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Read the bearer token from this file (first line); else SCIM_TOKEN.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Deletes in flight at once.
+    #[arg(long, default_value = "16", value_parser = parse_count)]
+    pub concurrency: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -244,13 +267,22 @@ pub struct ImportArgs {
     /// Requests in flight at once.
     #[arg(long, default_value = "32", value_parser = parse_count)]
     pub concurrency: u64,
+    /// Users started per second at most (e.g. 200 or 200/s); default: as fast as
+    /// --concurrency and the target allow.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Whose request shapes to send: generic (RFC 7644), entra, entra-legacy, okta,
+    /// okta-aiw, aws — lookups, updates and member batches as that provider sends them.
+    #[arg(long, value_enum, default_value = "generic")]
+    pub dialect: crate::client::dialect::DialectName,
     /// Look users up before creating them: always (as IdPs do), never (fastest on a fresh
-    /// tenant), or on-conflict (create, and on 409 look up and update).
-    #[arg(long, value_enum, default_value = "on-conflict")]
-    pub lookup: crate::import::run::Lookup,
-    /// Members added per group PATCH.
-    #[arg(long, default_value = "100", value_parser = parse_count)]
-    pub member_batch: u64,
+    /// tenant), or on-conflict (create, and on 409 look up and update). Default: always
+    /// for the entra, okta and aws dialects, on-conflict for generic.
+    #[arg(long, value_enum)]
+    pub lookup: Option<crate::import::run::Lookup>,
+    /// Members added per group PATCH (default: the dialect's, e.g. 100 generic, 1 entra).
+    #[arg(long, value_parser = parse_count)]
+    pub member_batch: Option<u64>,
     /// Timeout of one request.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,

@@ -75,5 +75,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => commands::import(args),
         Command::Bench(args) => commands::bench(*args),
         Command::Report(args) => commands::report(args),
+        Command::Cleanup(args) => commands::cleanup(args),
     }
 }

@@ -422,7 +422,11 @@ pub async fn run(
             paths.push(format!("/Groups/{g}"));
         }
         let n = paths.len();
-        let gone = seed::cleanup(&client, paths).await;
+        let gone = crate::client::fan::delete_all(&client, paths, 16)
+            .await
+            .into_iter()
+            .filter(|ok| *ok)
+            .count();
         if let Some(p) = &progress {
             p(&format!("cleanup: deleted {gone} of {n} resources"));
         }
@@ -496,7 +500,16 @@ pub async fn run(
         duration_seconds: cfg.duration.as_secs_f64(),
         started: rfc3339(first.started),
         machine: Machine::this(),
-        window_ms: [first.measured_from_ms, last.ended_ms + 1],
+        // With a warm-up, the window starts at the first interval boundary after it:
+        // the interval holding the end of the warm-up is left out whole.
+        window_ms: [
+            if cfg.warmup.is_zero() {
+                first.measured_from_ms
+            } else {
+                timeline.slot(first.measured_from_ms + timeline.interval_ms - 1)
+            },
+            last.ended_ms + 1,
+        ],
         measured_seconds,
         planned: sum(|s| s.planned),
         sent: sum(|s| s.sent),

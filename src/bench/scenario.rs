@@ -584,12 +584,11 @@ impl Scenario {
             }
             ReplayStep::AddMember => shaped_req(
                 Op::PatchMembers,
-                d.add_members(gid, &[joins.id.as_str()], None)
-                    .swap_remove(0),
+                d.add_members(gid, &[joins.id.as_str()], 1).swap_remove(0),
             ),
             ReplayStep::RemoveMember => shaped_req(
                 Op::RemoveMembers,
-                d.remove_members(gid, &[leaves.id.as_str()], None)
+                d.remove_members(gid, &[leaves.id.as_str()], 1)
                     .swap_remove(0),
             ),
             ReplayStep::ReadGroup => {

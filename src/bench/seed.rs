@@ -3,8 +3,7 @@
 //! import's client and retry policy: seeding must survive the same 429s and 503s the
 //! benchmark is about to measure, and is never itself measured.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -12,6 +11,7 @@ use serde_json::{json, Value};
 use super::scenario::{Kind, Paging, Params, Person, SeedData, Seeded};
 use super::schedule::Shard;
 use crate::client::dialect::GENERIC;
+use crate::client::fan::fan_out;
 use crate::client::retry::{execute, Executed};
 use crate::client::{Decision, RetryPolicy, ScimClient};
 use crate::scim::filter::query_escape;
@@ -93,40 +93,6 @@ async fn create_or_find(
     })
 }
 
-/// Runs `f(k)` for k in 0..n on `workers` tasks; results by k.
-async fn fan_out<T, F, Fut>(n: usize, workers: usize, f: F) -> Result<Vec<T>, SeedError>
-where
-    T: Send + 'static,
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<T, SeedError>> + Send,
-{
-    let next = Arc::new(AtomicUsize::new(0));
-    let out: Arc<Mutex<Vec<Option<T>>>> = Arc::new(Mutex::new((0..n).map(|_| None).collect()));
-    let f = Arc::new(f);
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..workers.max(1).min(n.max(1)) {
-        let (next, out, f) = (next.clone(), out.clone(), f.clone());
-        set.spawn(async move {
-            loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= n {
-                    return Ok(());
-                }
-                let v = f(k).await?;
-                out.lock().expect("no panics while holding")[k] = Some(v);
-            }
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        if let Ok(Err(e)) = r {
-            set.abort_all();
-            return Err(e);
-        }
-    }
-    let v = std::mem::take(&mut *out.lock().expect("no panics while holding"));
-    Ok(v.into_iter().flatten().collect())
-}
-
 /// Seeds what `kind` needs for this shard. `params.paging` may be switched to cursors
 /// when the server offers no index paging.
 pub async fn seed(
@@ -190,7 +156,7 @@ pub async fn seed(
             // The first half of the users start as members (see Scenario::replay).
             let half = data.users.len() / 2;
             let ids: Vec<&str> = data.users[..half].iter().map(|u| u.id.as_str()).collect();
-            for s in GENERIC.add_members(&gid, &ids, None) {
+            for s in GENERIC.add_members(&gid, &ids, 100) {
                 let body = s.body.map(|b| b.to_string()).unwrap_or_default();
                 let e = execute(
                     client,
@@ -254,30 +220,4 @@ pub async fn seed(
         }
     }
     Ok(data)
-}
-
-/// Deletes the given resources (`/Users/ID`, `/Groups/ID`), returning how many went.
-pub async fn cleanup(client: &ScimClient, paths: Vec<String>) -> usize {
-    let n = paths.len();
-    let paths = Arc::new(paths);
-    let client = client.clone();
-    fan_out(n, 16, move |k| {
-        let (client, paths) = (client.clone(), paths.clone());
-        async move {
-            let e = execute(
-                &client,
-                &RetryPolicy::default(),
-                Method::DELETE,
-                &paths[k],
-                None,
-                false,
-                k as u64,
-            )
-            .await;
-            Ok(e.outcome.is_ok_and(|r| r.is_success() || r.status == 404))
-        }
-    })
-    .await
-    .map(|v| v.into_iter().filter(|ok| *ok).count())
-    .unwrap_or(0)
 }

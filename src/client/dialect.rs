@@ -285,13 +285,10 @@ impl Dialect {
         }
     }
 
-    /// PATCHes adding `ids` to group `gid`, in this dialect's batch size (capped by the
-    /// target's, when it has one).
-    pub fn add_members(&self, gid: &str, ids: &[&str], target_cap: Option<usize>) -> Vec<Shaped> {
-        let batch = target_cap
-            .map_or(self.member_add_batch, |c| c.min(self.member_add_batch))
-            .max(1);
-        ids.chunks(batch)
+    /// PATCHes adding `ids` to group `gid`, `batch` members each (the caller chooses:
+    /// an explicit flag, the dialect's size, or the target's limit).
+    pub fn add_members(&self, gid: &str, ids: &[&str], batch: usize) -> Vec<Shaped> {
+        ids.chunks(batch.max(1))
             .map(|chunk| {
                 let value: Vec<Value> = chunk.iter().map(|id| json!({"value": id})).collect();
                 Shaped::patch(
@@ -302,19 +299,9 @@ impl Dialect {
             .collect()
     }
 
-    /// PATCHes removing `ids` from group `gid`.
-    pub fn remove_members(
-        &self,
-        gid: &str,
-        ids: &[&str],
-        target_cap: Option<usize>,
-    ) -> Vec<Shaped> {
-        let batch = target_cap
-            .map_or(self.member_remove_batch, |c| {
-                c.min(self.member_remove_batch)
-            })
-            .max(1);
-        ids.chunks(batch)
+    /// PATCHes removing `ids` from group `gid`, `batch` members each.
+    pub fn remove_members(&self, gid: &str, ids: &[&str], batch: usize) -> Vec<Shaped> {
+        ids.chunks(batch.max(1))
             .map(|chunk| {
                 let ops = match self.remove {
                     RemoveStyle::Filter => chunk
@@ -390,9 +377,12 @@ mod tests {
         );
 
         let ids = ["a", "b", "c"];
-        assert_eq!(ENTRA.add_members("g", &ids, None).len(), 3);
-        assert_eq!(GENERIC.add_members("g", &ids, Some(2)).len(), 2);
-        let r = ENTRA_LEGACY.remove_members("g", &ids[..1], None);
+        assert_eq!(
+            ENTRA.add_members("g", &ids, ENTRA.member_add_batch).len(),
+            3
+        );
+        assert_eq!(GENERIC.add_members("g", &ids, 2).len(), 2);
+        let r = ENTRA_LEGACY.remove_members("g", &ids[..1], 1);
         assert_eq!(
             r[0].body.as_ref().unwrap()["Operations"][0],
             json!({"op": "Remove", "path": "members", "value": [{"value": "a"}]})

@@ -13,7 +13,7 @@ use crate::config;
 use crate::gen::{GenConfig, Generator};
 use crate::import::dry_run::{self, DryRunOptions};
 use crate::import::ingest::IngestOptions;
-use crate::import::run::{self, ImportConfig};
+use crate::import::run::{self, ImportConfig, Lookup};
 use crate::mapping::{presets, MappingSpec};
 use crate::server::{self, ServerConfig};
 use crate::source;
@@ -147,6 +147,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         check_target(t)?;
     }
     let token = config::client_token(a.token_file.as_deref())?;
+    let dialect = a.dialect.table();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -174,13 +175,20 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             base_url: base,
             token,
             concurrency: a.concurrency.max(1) as usize,
-            lookup: a.lookup,
+            lookup: a.lookup.unwrap_or(if dialect.lookup_before_create {
+                Lookup::Always
+            } else {
+                Lookup::OnConflict
+            }),
+            dialect,
             retry: RetryPolicy {
                 max_attempts: a.max_attempts.max(1),
                 ..RetryPolicy::default()
             },
             timeout: a.timeout,
-            member_batch: a.member_batch.max(1) as usize,
+            member_batch: a
+                .member_batch
+                .map_or(dialect.member_add_batch, |b| b.max(1) as usize),
             rejects: rejects.clone(),
             failed: a.failed.clone().or_else(|| in_report("failed.csv")),
             state: a.state.clone().or_else(|| {
@@ -190,8 +198,22 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
                     std::path::PathBuf::from(p)
                 })
             }),
+            rate: a.rate,
+            interrupt: Some(std::sync::Arc::new(run::Interrupt::default())),
         };
         let quiet = a.quiet;
+        // Ctrl-C: stop sending, finish what is in flight, record it, print the summary;
+        // a second Ctrl-C aborts at once.
+        let interrupt = cfg.interrupt.clone().expect("set above");
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupt.fire();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("scimload: aborted; requests in flight are lost (the state file is intact; run again to finish)");
+                    std::process::exit(130);
+                }
+            }
+        });
         let s = run::run(&a.file, &spec, &opts, &cfg, |line| {
             if !quiet {
                 eprintln!("scimload: {line}");
@@ -207,6 +229,18 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(&p, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
+    if let (Some(p), Some(tl)) = (in_report("intervals.hlog"), &summary.timeline) {
+        let mut buf = Vec::new();
+        tl.write_log(
+            &mut buf,
+            &[format!(
+                "import of {} into {}",
+                a.file.display(),
+                summary.target
+            )],
+        )?;
+        std::fs::write(&p, buf).with_context(|| format!("cannot write {}", p.display()))?;
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -216,6 +250,39 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if summary.incomplete() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn cleanup(a: crate::cli::CleanupArgs) -> anyhow::Result<ExitCode> {
+    if let Some(t) = &a.target {
+        check_target(t)?;
+    }
+    if !a.state.exists() {
+        bail!(
+            "no state file at {}; give the --state an import wrote (default: the input file's name + .scimload-state.sqlite)",
+            a.state.display()
+        );
+    }
+    let token = config::client_token(a.token_file.as_deref())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let s = rt.block_on(crate::import::cleanup::cleanup(
+        &a.state,
+        a.target.as_deref(),
+        token.as_ref(),
+        a.concurrency.max(1) as usize,
+    ))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print!("{}", s.human());
+    }
+    Ok(if s.users_failed + s.groups_failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

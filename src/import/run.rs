@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 
 use super::dry_run::{Duplicates, RejectSink};
 use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
+use crate::client::dialect::Dialect;
 use crate::client::retry::{error_key, execute, Executed};
 use crate::client::{Decision, Reply, RetryPolicy, ScimClient, Secret, TransportError};
 use crate::mapping::build::with_manager;
@@ -46,6 +47,8 @@ pub struct ImportConfig {
     pub token: Option<Secret>,
     pub concurrency: usize,
     pub lookup: Lookup,
+    /// Request shapes: how lookups, updates and member changes are sent.
+    pub dialect: &'static Dialect,
     pub retry: RetryPolicy,
     pub timeout: Duration,
     /// Members added per group PATCH.
@@ -54,6 +57,35 @@ pub struct ImportConfig {
     pub failed: Option<PathBuf>,
     /// The state database: skip unchanged rows, resume without duplicates.
     pub state: Option<PathBuf>,
+    /// Users sent per second at most (`--rate`); `None`: as fast as `concurrency` allows.
+    pub rate: Option<f64>,
+    /// Set (and notified) on Ctrl-C: stop sending, finish what is in flight, record it.
+    pub interrupt: Option<Arc<Interrupt>>,
+}
+
+/// A request to stop an import cleanly.
+#[derive(Debug, Default)]
+pub struct Interrupt {
+    flag: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Interrupt {
+    pub fn fire(&self) {
+        self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn fired(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn wait(&self) {
+        let n = self.notify.notified();
+        if !self.fired() {
+            n.await;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,6 +99,10 @@ pub struct ImportSummary {
     pub rejected: u64,
     pub failed: u64,
     pub pending: u64,
+    /// Rows read but not sent because the import was interrupted (Ctrl-C); a re-run
+    /// with the same state sends them.
+    pub not_sent: u64,
+    pub interrupted: bool,
     pub groups_created: u64,
     pub groups_existing: u64,
     /// Groups whose members are as the state recorded them: no request sent.
@@ -81,19 +117,29 @@ pub struct ImportSummary {
     pub errors: BTreeMap<String, u64>,
     pub elapsed_seconds: f64,
     pub users_per_second: f64,
+    /// Latencies over time, written as the report's interval log.
+    #[serde(skip)]
+    pub timeline: Option<crate::metrics::timeline::Timeline>,
 }
 
 impl ImportSummary {
     /// Rows that ended as anything but created or updated.
     pub fn incomplete(&self) -> bool {
-        self.rejected + self.failed + self.pending + self.groups_failed + self.memberships_skipped
-            > 0
+        self.interrupted
+            || self.rejected
+                + self.failed
+                + self.pending
+                + self.not_sent
+                + self.groups_failed
+                + self.memberships_skipped
+                > 0
     }
 
     pub fn human(&self) -> String {
         let mut s = format!(
-            "import into {}: {} rows -> {} created, {} updated, {} unchanged, {} rejected, {} failed, {} pending\n",
-            self.target, self.rows, self.created, self.updated, self.unchanged, self.rejected, self.failed, self.pending
+            "import into {}: {} rows -> {} created, {} updated, {} unchanged, {} rejected, {} failed, {} pending{}\n",
+            self.target, self.rows, self.created, self.updated, self.unchanged, self.rejected, self.failed, self.pending,
+            if self.interrupted { format!(", {} not sent (interrupted; run the same command again to finish)", self.not_sent) } else { String::new() }
         );
         s.push_str(&format!(
             "  groups: {} created, {} existing, {} unchanged, {} failed; {} memberships added, {} skipped; {} managers set, {} not among the accepted rows\n",
@@ -264,6 +310,7 @@ struct Worker {
     client: ScimClient,
     retry: RetryPolicy,
     lookup: Lookup,
+    dialect: &'static Dialect,
 }
 
 impl Worker {
@@ -292,12 +339,10 @@ impl Worker {
         e
     }
 
-    /// `GET /Users?filter=userName eq "x"`: the id, if the user exists.
+    /// `GET /Users?filter=userName eq "x"` as the dialect asks it: the id, if the user
+    /// exists.
     async fn find(&self, f: &mut Finished, user_name: &str) -> Result<Option<String>, String> {
-        let path = format!(
-            "/Users?filter={}&attributes=id",
-            filter_query("userName", user_name)
-        );
+        let path = self.dialect.lookup(user_name).path;
         let e = self
             .timed(f, Op::LookupUser, Method::GET, &path, None, false)
             .await;
@@ -314,24 +359,42 @@ impl Worker {
         }
     }
 
+    /// Brings user `id` to `body` the dialect's way: a PATCH per attribute, one
+    /// path-less PATCH, or a GET and a PUT of the full object.
     async fn update(&self, f: &mut Finished, id: &str, body: &[u8]) -> UserResult {
-        let e = self
-            .timed(
-                f,
-                Op::UpdateUser,
-                Method::PUT,
-                &format!("/Users/{id}"),
-                Some(body),
-                false,
-            )
-            .await;
-        match &e.outcome {
-            Ok(r) if r.is_success() => UserResult::Updated(id.to_string()),
-            o => UserResult::Failed {
-                status: error_key(o).unwrap_or_default(),
-                detail: detail(o),
-            },
+        let user: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => {
+                return UserResult::Failed {
+                    status: "mapping".into(),
+                    detail: format!("the mapped user is not JSON: {e}"),
+                }
+            }
+        };
+        let shaped = self.dialect.update(id, &user);
+        let last = shaped.len().saturating_sub(1);
+        for (k, s) in shaped.into_iter().enumerate() {
+            let method = Method::from_bytes(s.method.as_bytes()).unwrap_or(Method::PATCH);
+            let op = if k < last {
+                Op::GetUser
+            } else {
+                Op::UpdateUser
+            };
+            let payload = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
+            let e = self
+                .timed(f, op, method, &s.path, payload.as_deref(), false)
+                .await;
+            match &e.outcome {
+                Ok(r) if r.is_success() => {}
+                o => {
+                    return UserResult::Failed {
+                        status: error_key(o).unwrap_or_default(),
+                        detail: detail(o),
+                    }
+                }
+            }
         }
+        UserResult::Updated(id.to_string())
     }
 
     /// Creates or updates one user. `known_id`: the state's SCIM id of a changed user.
@@ -500,6 +563,7 @@ pub async fn run(
         client: client.clone(),
         retry: cfg.retry.clone(),
         lookup: cfg.lookup,
+        dialect: cfg.dialect,
     });
     let failed_out = match &cfg.failed {
         Some(p) => {
@@ -528,9 +592,25 @@ pub async fn run(
     let mut inflight: JoinSet<Finished> = JoinSet::new();
     let mut input_open = true;
     let mut last_report = Instant::now();
+    // --rate: one user start every 1/rate seconds, scheduled (not reactive), so the
+    // cap holds over any window.
+    let gap = cfg
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(1.0 / r));
+    let mut next_start = Instant::now();
+    let mut stopping = false;
+    let mut not_sent = 0u64;
+    let interrupt = cfg.interrupt.clone().unwrap_or_default();
     while input_open || !inflight.is_empty() {
+        let paced = gap.is_some() && !stopping && Instant::now() < next_start;
         tokio::select! {
             biased;
+            _ = interrupt.wait(), if !stopping => {
+                stopping = true;
+                progress(format!("interrupted: finishing {} requests in flight, then recording them (Ctrl-C again aborts)", inflight.len()));
+            }
+            _ = tokio::time::sleep_until(next_start.into()), if paced && input_open => {}
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                 if let Ok(f) = done {
                     t.finish(f);
@@ -540,9 +620,14 @@ pub async fn run(
                     progress(format!("users: {} created, {} updated, {} failed, {} in flight", t.created, t.updated, t.failed, inflight.len()));
                 }
             }
-            job = rx.recv(), if input_open && inflight.len() < cfg.concurrency => {
+            job = rx.recv(), if input_open && (stopping || (!paced && inflight.len() < cfg.concurrency)) => {
                 match job {
+                    // After Ctrl-C the rest of the file is read (to count it) but not sent.
+                    Some(_) if stopping => not_sent += 1,
                     Some(job) => {
+                        if let Some(g) = gap {
+                            next_start = next_start.max(Instant::now() - g) + g;
+                        }
                         let manager_id = job.manager.and_then(|m| t.id(m)).map(String::from);
                         match (job.manager, &manager_id) {
                             (Some(_), Some(_)) => managers_set += 1,
@@ -578,10 +663,17 @@ pub async fn run(
         let _ = w.flush();
     }
 
-    verify_pending(&client, &cfg.retry, &mut t, &progress).await;
+    if !stopping {
+        verify_pending(&client, &cfg.retry, cfg.dialect, &mut t, &progress).await;
+    }
 
-    // Managers not known when their reports were created.
-    deferred_managers.extend(ingested.forward_managers.iter().copied());
+    // Managers not known when their reports were created (not after Ctrl-C: nothing
+    // more is sent; a re-run sets them).
+    if stopping {
+        deferred_managers.clear();
+    } else {
+        deferred_managers.extend(ingested.forward_managers.iter().copied());
+    }
     let mut batch: JoinSet<(Executed, Duration)> = JoinSet::new();
     for (seq, m) in deferred_managers {
         let (Some(uid), Some(mid)) = (t.id(seq), t.id(m)) else {
@@ -614,7 +706,12 @@ pub async fn run(
     let mut gt = GroupTotals::default();
     let mut gset: JoinSet<GroupResult> = JoinSet::new();
     let ids = Arc::new(std::mem::take(&mut t.ids));
-    for (name, members) in ingested.groups {
+    let groups = if stopping {
+        BTreeMap::new()
+    } else {
+        ingested.groups
+    };
+    for (name, members) in groups {
         while gset.len() >= cfg.concurrency.clamp(1, 16) {
             if let Some(Ok(g)) = gset.join_next().await {
                 gt.add(&mut t.rec, t.state.as_ref(), g);
@@ -633,18 +730,20 @@ pub async fn run(
                 continue;
             }
         }
-        let (c, r, ids, lookup, per) = (
+        let (c, r, ids, lookup, per, dialect) = (
             client.clone(),
             cfg.retry.clone(),
             ids.clone(),
             cfg.lookup,
             cfg.member_batch.max(1),
+            cfg.dialect,
         );
         let known_id = known.map(|k| k.0);
         gset.spawn(async move {
             provision_group(
                 &c,
                 &r,
+                dialect,
                 lookup,
                 &name,
                 &members,
@@ -674,6 +773,8 @@ pub async fn run(
         rejected,
         failed: t.failed,
         pending: t.pending.len() as u64,
+        not_sent,
+        interrupted: stopping,
         groups_created: gt.created,
         groups_existing: gt.existing,
         groups_unchanged: gt.unchanged,
@@ -684,6 +785,7 @@ pub async fn run(
         managers_unresolved: ingested.unresolved_managers,
         rejects_by_reason: ingested.rejected,
         operations: t.rec.summary(elapsed),
+        timeline: Some(t.rec.timeline),
         errors: t.rec.errors,
         elapsed_seconds: elapsed.as_secs_f64(),
         users_per_second: (t.created + t.updated) as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -695,6 +797,7 @@ pub async fn run(
 async fn verify_pending(
     client: &ScimClient,
     retry: &RetryPolicy,
+    dialect: &'static Dialect,
     t: &mut Tally,
     progress: &impl Fn(String),
 ) {
@@ -707,6 +810,7 @@ async fn verify_pending(
             client: client.clone(),
             retry: retry.clone(),
             lookup: Lookup::Always,
+            dialect,
         };
         let mut still = Vec::new();
         for (seq, name, external_id, content_hash) in std::mem::take(&mut t.pending) {
@@ -838,6 +942,7 @@ async fn find_group(
 async fn provision_group(
     c: &ScimClient,
     r: &RetryPolicy,
+    dialect: &'static Dialect,
     lookup: Lookup,
     name: &str,
     members: &[u32],
@@ -911,20 +1016,13 @@ async fn provision_group(
         .filter_map(|&m| ids.get(m as usize).and_then(|x| x.as_deref()))
         .collect();
     g.skipped += (members.len() - member_ids.len()) as u64;
-    for chunk in member_ids.chunks(per) {
-        let value: Vec<Value> = chunk.iter().map(|id| json!({"value": id})).collect();
-        let body = serde_json::to_vec(&json!({"schemas": [urns::PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": value}]})).unwrap_or_default();
+    for (chunk, s) in member_ids
+        .chunks(per)
+        .zip(dialect.add_members(&gid, &member_ids, per))
+    {
+        let body = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
         let t = Instant::now();
-        let e = execute(
-            c,
-            r,
-            Method::PATCH,
-            &format!("/Groups/{gid}"),
-            Some(&body),
-            false,
-            13,
-        )
-        .await;
+        let e = execute(c, r, Method::PATCH, &s.path, body.as_deref(), false, 13).await;
         call(Op::PatchMembers, &e, t, &mut g);
         match &e.outcome {
             Ok(rep) if rep.is_success() => g.added += chunk.len() as u64,

@@ -96,11 +96,23 @@ pub struct OpSummary {
     pub max_ms: f64,
 }
 
-/// Per-operation histograms plus error counts by status and scimType.
-#[derive(Debug, Default)]
+/// Per-operation histograms plus error counts by status and scimType, and the same
+/// latencies over time (the interval log an import leaves in its report).
+#[derive(Debug)]
 pub struct Recorder {
     hist: BTreeMap<Op, Histogram<u64>>,
     pub errors: BTreeMap<String, u64>,
+    pub timeline: timeline::Timeline,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            hist: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            timeline: timeline::Timeline::new(Duration::from_secs(1)),
+        }
+    }
 }
 
 impl Recorder {
@@ -109,6 +121,10 @@ impl Recorder {
         let h = self.hist.entry(op).or_insert_with(new_histogram);
         // Saturated at the upper bound above, so recording cannot fail.
         let _ = h.record(us);
+        // An import is a closed model: response time is service time.
+        let now = timeline::epoch_ms(std::time::SystemTime::now());
+        self.timeline
+            .record(&format!("{}.response", op.as_str()), now, us);
     }
 
     /// Counts an error answer: `"409 uniqueness"`, `"503"`, `"transport: timeout"`.

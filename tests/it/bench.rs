@@ -570,3 +570,30 @@ async fn replay_speaks_each_dialect() {
     }
     h.shutdown().await;
 }
+
+/// The warm-up is recorded in the interval log but left out of the results, cut at an
+/// interval boundary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warmup_is_recorded_but_trimmed() {
+    let (h, _journal) = server(FaultConfig::default()).await;
+    let mut cfg = config(Kind::Get, &h.url());
+    cfg.model = Model::Open {
+        shape: RateShape::Constant(200.0),
+        poisson: None,
+    };
+    cfg.max_requests = None;
+    cfg.warmup = Duration::from_secs(2);
+    cfg.duration = Duration::from_secs(3);
+    let (s, tl) = bench::run(&cfg, None).await.unwrap();
+    let (from, to) = tl.span().unwrap();
+    assert_eq!(
+        tl.total("get_user.response", from, to).len(),
+        1000,
+        "all recorded"
+    );
+    let measured = s.operations["get_user"].requests;
+    // 3 s at 200/s, less at most the one interval that straddles the warm-up's end.
+    assert!((400..=600).contains(&measured), "{measured}");
+    assert_eq!(s.window_ms[0] % 1000, 0);
+    h.shutdown().await;
+}

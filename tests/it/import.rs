@@ -140,6 +140,7 @@ fn config(base: String) -> ImportConfig {
         token: None,
         concurrency: 64,
         lookup: Lookup::OnConflict,
+        dialect: &scimload::client::dialect::GENERIC,
         retry: RetryPolicy {
             max_attempts: 30,
             base_delay: Duration::from_millis(20),
@@ -150,6 +151,8 @@ fn config(base: String) -> ImportConfig {
         rejects: None,
         failed: None,
         state: None,
+        rate: None,
+        interrupt: None,
     }
 }
 
@@ -488,4 +491,350 @@ async fn an_import_killed_midway_finishes_on_rerun_without_duplicates() {
     );
     assert_eq!(n("failed"), 0);
     assert_eq!(held(&srv.url()).await, expected(&file));
+}
+
+/// Rewrites every row's Business_Title, so a re-run with state updates every user.
+fn retitled(file: &Path, name: &str, title: &str) -> PathBuf {
+    let mut r = csv::Reader::from_path(file).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let col = headers.iter().position(|h| h == "Business_Title").unwrap();
+    let out = tmp(name);
+    let mut w = csv::Writer::from_path(&out).unwrap();
+    w.write_record(&headers).unwrap();
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        let row: Vec<&str> = rec
+            .iter()
+            .enumerate()
+            .map(|(i, v)| if i == col { title } else { v })
+            .collect();
+        w.write_record(&row).unwrap();
+    }
+    w.flush().unwrap();
+    out
+}
+
+/// Each dialect's request shapes, as the server received them: lookups before creates
+/// (entra, okta, aws; Okta's paged form), member batches (one user per PATCH for Entra),
+/// and updates on a re-run (per-attribute PATCH, path-less PATCH, Entra legacy's
+/// "Replace" and string booleans, Okta's GET then PUT) — and every shape is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_dialect_sends_its_own_request_shapes() {
+    use scimload::client::dialect::DialectName;
+    use scimload::server::journal::Journal;
+    let file = export(30, 77);
+    let changed = retitled(&file, "retitled-30.csv", "Chief Cartographer");
+    let spec = presets::load("workday").unwrap();
+    for name in [
+        DialectName::Generic,
+        DialectName::Entra,
+        DialectName::EntraLegacy,
+        DialectName::Okta,
+        DialectName::OktaAiw,
+        DialectName::Aws,
+    ] {
+        let d = name.table();
+        let journal = std::sync::Arc::new(Journal::default());
+        let srv = spawn(
+            ServerConfig {
+                journal: Some(journal.clone()),
+                ..ServerConfig::default()
+            },
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let state = tmp(&format!("dialect-{name:?}.sqlite"));
+        let _ = std::fs::remove_file(&state);
+        let cfg = ImportConfig {
+            dialect: d,
+            lookup: if d.lookup_before_create {
+                Lookup::Always
+            } else {
+                Lookup::OnConflict
+            },
+            member_batch: d.member_add_batch,
+            concurrency: 4,
+            ..with_state(srv.url(), &state)
+        };
+        let s = run::run(&file, &spec, &IngestOptions::default(), &cfg, |_| {})
+            .await
+            .unwrap();
+        assert_eq!((s.created, s.failed), (30, 0), "{name:?}: {}", s.human());
+        let first = journal.entries();
+        let posts = first
+            .iter()
+            .filter(|r| r.method == "POST" && r.target == "/Users")
+            .count();
+        let lookups: Vec<_> = first
+            .iter()
+            .filter(|r| r.method == "GET" && r.target.starts_with("/Users?filter=userName"))
+            .collect();
+        assert_eq!(posts, 30, "{name:?}");
+        if d.lookup_before_create {
+            assert_eq!(lookups.len(), 30, "{name:?}: a lookup before every create");
+        } else {
+            assert!(lookups.is_empty(), "{name:?}");
+        }
+        if name == DialectName::Okta {
+            assert!(lookups
+                .iter()
+                .all(|r| r.target.ends_with("&startIndex=1&count=100")));
+        }
+        let adds: Vec<Value> = first
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.target.starts_with("/Groups/"))
+            .map(|r| r.json()["Operations"][0].clone())
+            .collect();
+        assert!(!adds.is_empty());
+        let most = adds
+            .iter()
+            .map(|o| o["value"].as_array().unwrap().len())
+            .max()
+            .unwrap();
+        match name {
+            DialectName::Entra | DialectName::EntraLegacy => assert_eq!(most, 1, "{name:?}"),
+            _ => assert!(most > 1, "{name:?}: members go in batches"),
+        }
+        let op = if name == DialectName::EntraLegacy {
+            "Add"
+        } else {
+            "add"
+        };
+        assert!(adds.iter().all(|o| o["op"] == op), "{name:?}");
+
+        // Re-run with every title changed: updates in the dialect's form.
+        journal.clear();
+        let s = run::run(&changed, &spec, &IngestOptions::default(), &cfg, |_| {})
+            .await
+            .unwrap();
+        assert_eq!((s.updated, s.failed), (30, 0), "{name:?}: {}", s.human());
+        let second = journal.entries();
+        let user_writes: Vec<_> = second
+            .iter()
+            .filter(|r| {
+                (r.method == "PATCH" || r.method == "PUT") && r.target.starts_with("/Users/")
+            })
+            // Managers still in flight when their reports went out are set afterwards.
+            .filter(|r| {
+                !r.json()["Operations"][0]["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with(":manager"))
+            })
+            .collect();
+        assert_eq!(user_writes.len(), 30, "{name:?}");
+        let w = user_writes[0].json();
+        match name {
+            DialectName::Generic | DialectName::Aws => {
+                let ops = w["Operations"].as_array().unwrap();
+                assert!(ops
+                    .iter()
+                    .any(|o| o["path"] == "title" && o["value"] == "Chief Cartographer"));
+            }
+            DialectName::Entra => {
+                let o = &w["Operations"][0];
+                assert!(o.get("path").is_none());
+                assert_eq!(o["value"]["title"], "Chief Cartographer");
+            }
+            DialectName::EntraLegacy => {
+                let ops = w["Operations"].as_array().unwrap();
+                assert!(ops.iter().all(|o| o["op"] == "Replace"));
+                assert!(ops
+                    .iter()
+                    .any(|o| o["path"] == "active" && o["value"].is_string()));
+            }
+            DialectName::Okta | DialectName::OktaAiw => {
+                assert_eq!(user_writes[0].method, "PUT");
+                let gets = second
+                    .iter()
+                    .filter(|r| {
+                        r.method == "GET"
+                            && r.target.starts_with("/Users/")
+                            && !r.target.contains('?')
+                    })
+                    .count();
+                assert_eq!(gets, 30, "{name:?}: GET before every PUT");
+            }
+        }
+        // The server holds the new titles.
+        let c = ScimClient::new(&srv.url(), None, Duration::from_secs(5), 4).unwrap();
+        let users = list_all(&c, "Users").await;
+        assert_eq!(users.len(), 30);
+        assert!(
+            users.iter().all(|u| u["title"] == "Chief Cartographer"),
+            "{name:?}"
+        );
+        srv.shutdown().await;
+    }
+}
+
+/// `scimload cleanup --state` deletes every user and group the import recorded, and
+/// forgets them; a second cleanup finds nothing left to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_deletes_what_the_state_recorded() {
+    let file = export(200, 41);
+    let state = tmp("cleanup.sqlite");
+    let _ = std::fs::remove_file(&state);
+    let srv = spawn(ServerConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let spec = presets::load("workday").unwrap();
+    let s = run::run(
+        &file,
+        &spec,
+        &IngestOptions::default(),
+        &with_state(srv.url(), &state),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.created, 200);
+    let groups = s.groups_created;
+    assert!(groups > 5);
+    // Someone else's user on the same server is left alone.
+    let c = ScimClient::new(&srv.url(), None, Duration::from_secs(5), 4).unwrap();
+    let other =
+        serde_json::json!({"schemas": [scimload::scim::urns::USER], "userName": "not-ours"});
+    c.send(
+        reqwest::Method::POST,
+        "/Users",
+        Some(other.to_string().into_bytes()),
+        None,
+    )
+    .await
+    .unwrap();
+    let done = scimload::import::cleanup::cleanup(&state, None, None, 8)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            done.users_deleted,
+            done.groups_deleted,
+            done.users_failed,
+            done.groups_failed
+        ),
+        (200, groups, 0, 0)
+    );
+    let left = list_all(&c, "Users").await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["userName"], "not-ours");
+    assert!(list_all(&c, "Groups").await.is_empty());
+    let again = scimload::import::cleanup::cleanup(&state, None, None, 8)
+        .await
+        .unwrap();
+    assert_eq!((again.users_deleted, again.groups_deleted), (0, 0));
+}
+
+/// `--rate` caps how fast users start: 150 users at 100/s take at least 1.4 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_caps_the_import() {
+    let file = export(150, 43);
+    let srv = spawn(ServerConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let cfg = ImportConfig {
+        rate: Some(100.0),
+        ..config(srv.url())
+    };
+    let spec = presets::load("workday").unwrap();
+    let t = std::time::Instant::now();
+    let s = run::run(&file, &spec, &IngestOptions::default(), &cfg, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(s.created, 150);
+    assert!(
+        t.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+/// Ctrl-C (SIGINT) stops sending, lets requests in flight finish, records them and
+/// prints a summary whose counts add up; the same command run again finishes the job
+/// without a duplicate.
+#[test]
+fn ctrl_c_stops_cleanly_and_a_rerun_finishes() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let srv = rt
+        .block_on(spawn(
+            ServerConfig {
+                faults: FaultConfig {
+                    latency: Some(scimload::server::faults::Latency::Fixed(
+                        Duration::from_millis(20),
+                    )),
+                    ..FaultConfig::default()
+                },
+                ..ServerConfig::default()
+            },
+            "127.0.0.1:0".parse().unwrap(),
+        ))
+        .unwrap();
+    let file = export(2000, 47);
+    let state = tmp("ctrl-c.sqlite");
+    let _ = std::fs::remove_file(&state);
+    let import = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_scimload"))
+            .arg("import")
+            .arg(&file)
+            .args([
+                "--target",
+                &srv.url(),
+                "--concurrency",
+                "4",
+                "--quiet",
+                "--json",
+            ])
+            .arg("--state")
+            .arg(&state)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let child = import();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: sends SIGINT to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(first["interrupted"], true);
+    let (created, not_sent) = (
+        first["created"].as_u64().unwrap(),
+        first["not_sent"].as_u64().unwrap(),
+    );
+    assert!(created > 0 && not_sent > 0, "{first}");
+    assert_eq!(
+        created + not_sent + first["failed"].as_u64().unwrap(),
+        2000,
+        "{first}"
+    );
+
+    let out = import().wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(second["unchanged"].as_u64().unwrap(), created);
+    assert_eq!(second["created"].as_u64().unwrap() + created, 2000);
+    let users = rt.block_on(async {
+        let c = ScimClient::new(&srv.url(), None, Duration::from_secs(5), 4).unwrap();
+        list_all(&c, "Users").await
+    });
+    assert_eq!(users.len(), 2000);
+    rt.block_on(srv.shutdown());
 }
