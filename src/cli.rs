@@ -271,6 +271,17 @@ pub struct ImportArgs {
     /// --concurrency and the target allow.
     #[arg(long, value_parser = parse_rate)]
     pub rate: Option<f64>,
+    /// Deactivate (in the dialect's way) users the state knows but the export no longer
+    /// has. Needs a state file.
+    #[arg(long, conflicts_with = "delete_missing")]
+    pub deactivate_missing: bool,
+    /// Delete users the state knows but the export no longer has. Needs a state file.
+    #[arg(long)]
+    pub delete_missing: bool,
+    /// Leave missing users alone when they are more than this share of the users the
+    /// state knows (a truncated or wrong file must not empty a directory).
+    #[arg(long, default_value = "50%", value_parser = parse_fraction)]
+    pub missing_limit: f64,
     /// Whose request shapes to send: generic (RFC 7644), entra, entra-legacy, okta,
     /// okta-aiw, aws — lookups, updates and member batches as that provider sends them.
     #[arg(long, value_enum, default_value = "generic")]

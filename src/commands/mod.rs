@@ -199,8 +199,19 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
                 })
             }),
             rate: a.rate,
+            missing: if a.delete_missing {
+                run::Missing::Delete
+            } else if a.deactivate_missing {
+                run::Missing::Deactivate
+            } else {
+                run::Missing::Keep
+            },
+            missing_limit: a.missing_limit,
             interrupt: Some(std::sync::Arc::new(run::Interrupt::default())),
         };
+        if cfg.missing != run::Missing::Keep && cfg.state.is_none() {
+            bail!("--deactivate-missing and --delete-missing compare the export with a state file; give --state (the embedded server keeps none)");
+        }
         let quiet = a.quiet;
         // Ctrl-C: stop sending, finish what is in flight, record it, print the summary;
         // a second Ctrl-C aborts at once.

@@ -59,8 +59,26 @@ pub struct ImportConfig {
     pub state: Option<PathBuf>,
     /// Users sent per second at most (`--rate`); `None`: as fast as `concurrency` allows.
     pub rate: Option<f64>,
+    /// What to do with users the state knows but the export no longer has.
+    pub missing: Missing,
+    /// Refuse to act on missing users when they are more than this fraction of the
+    /// users the state knows (a wrong or truncated file must not empty a directory).
+    pub missing_limit: f64,
     /// Set (and notified) on Ctrl-C: stop sending, finish what is in flight, record it.
     pub interrupt: Option<Arc<Interrupt>>,
+}
+
+/// Users the state knows that are not in this export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Missing {
+    /// Leave them alone (the default).
+    #[default]
+    Keep,
+    /// Deactivate them in the dialect's way (`--deactivate-missing`).
+    Deactivate,
+    /// Delete them and forget them (`--delete-missing`).
+    Delete,
 }
 
 /// A request to stop an import cleanly.
@@ -109,7 +127,17 @@ pub struct ImportSummary {
     pub groups_unchanged: u64,
     pub groups_failed: u64,
     pub memberships_added: u64,
+    /// Members removed because the export no longer puts them in the group.
+    pub memberships_removed: u64,
     pub memberships_skipped: u64,
+    /// Users the state knew that the export no longer has: how many, and what was done.
+    pub missing: u64,
+    pub deactivated: u64,
+    pub deleted: u64,
+    pub missing_failed: u64,
+    /// Why missing users were left alone although asked to act on them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_refused: Option<String>,
     pub managers_set: u64,
     pub managers_unresolved: u64,
     pub rejects_by_reason: BTreeMap<&'static str, u64>,
@@ -132,7 +160,9 @@ impl ImportSummary {
                 + self.not_sent
                 + self.groups_failed
                 + self.memberships_skipped
+                + self.missing_failed
                 > 0
+            || self.missing_refused.is_some()
     }
 
     pub fn human(&self) -> String {
@@ -145,6 +175,15 @@ impl ImportSummary {
             "  groups: {} created, {} existing, {} unchanged, {} failed; {} memberships added, {} skipped; {} managers set, {} not among the accepted rows\n",
             self.groups_created, self.groups_existing, self.groups_unchanged, self.groups_failed, self.memberships_added, self.memberships_skipped, self.managers_set, self.managers_unresolved
         ));
+        if self.missing > 0 || self.memberships_removed > 0 {
+            s.push_str(&format!(
+                "  sync: {} users no longer in the export ({} deactivated, {} deleted, {} failed); {} memberships removed\n",
+                self.missing, self.deactivated, self.deleted, self.missing_failed, self.memberships_removed
+            ));
+        }
+        if let Some(r) = &self.missing_refused {
+            s.push_str(&format!("  missing users left alone: {r}\n"));
+        }
         for (code, n) in &self.rejects_by_reason {
             s.push_str(&format!("  rejected {code}: {n}\n"));
         }
@@ -184,6 +223,8 @@ struct Ingested {
     /// Managers that appear later in the file than their reports: (user, manager).
     forward_managers: Vec<(u32, u32)>,
     unresolved_managers: u64,
+    /// externalIds of rejected rows: still in the export, so never "missing".
+    rejected_ids: Vec<String>,
 }
 
 /// The dispatcher's view of one finished user.
@@ -537,7 +578,12 @@ pub async fn run(
                         })
                         .map_err(|_| "the dispatcher stopped".to_string())?;
                     }
-                    RowOutcome::Rejected(r) => rejects.take(&r)?,
+                    RowOutcome::Rejected(r) => {
+                        if let Some(id) = &r.external_id {
+                            out.rejected_ids.push(id.clone());
+                        }
+                        rejects.take(&r)?
+                    }
                 }
             }
             Ok(())
@@ -587,6 +633,7 @@ pub async fn run(
         failed: 0,
         failed_out,
     };
+    let known_at_start = t.state.as_ref().map_or(0, |st| st.users.len());
     let mut deferred_managers: Vec<(u32, u32)> = Vec::new();
     let mut managers_set = 0u64;
     let mut inflight: JoinSet<Finished> = JoinSet::new();
@@ -623,7 +670,12 @@ pub async fn run(
             job = rx.recv(), if input_open && (stopping || (!paced && inflight.len() < cfg.concurrency)) => {
                 match job {
                     // After Ctrl-C the rest of the file is read (to count it) but not sent.
-                    Some(_) if stopping => not_sent += 1,
+                    Some(job) if stopping => {
+                        not_sent += 1;
+                        if let Some(st) = t.state.as_mut() {
+                            st.users.remove(&job.user.external_id);
+                        }
+                    }
                     Some(job) => {
                         if let Some(g) = gap {
                             next_start = next_start.max(Instant::now() - g) + g;
@@ -636,7 +688,7 @@ pub async fn run(
                             _ => {}
                         }
                                                 // The state knows this user: unchanged, no request; changed, update it.
-                        let known = t.state.as_ref().and_then(|st| st.users.get(&job.user.external_id)).cloned();
+                        let known = t.state.as_mut().and_then(|st| st.users.remove(&job.user.external_id));
                         match known {
                             Some(k) if k.content_hash == job.user.content_hash => {
                                 let slot = job.seq as usize;
@@ -700,6 +752,48 @@ pub async fn run(
         managers_set += account(&mut t.rec, Op::PatchManager, &e, d);
     }
 
+    // Users the state knows that this export no longer has (not after Ctrl-C: the rest
+    // of the file was not looked at).
+    let mut sync = MissingTotals::default();
+    if let (false, Some(st)) = (stopping, t.state.as_mut()) {
+        let rejected: std::collections::HashSet<&str> =
+            ingested.rejected_ids.iter().map(String::as_str).collect();
+        let missing: Vec<(String, super::state::KnownUser)> = st
+            .users
+            .drain()
+            .filter(|(ext, _)| !rejected.contains(ext.as_str()))
+            .collect();
+        sync.missing = missing.len() as u64;
+        // A content hash of 0 marks a user already deactivated by an earlier run.
+        let todo: Vec<_> = missing
+            .into_iter()
+            .filter(|(_, k)| cfg.missing == Missing::Delete || k.content_hash != 0)
+            .collect();
+        let limit = (cfg.missing_limit * known_at_start as f64).max(10.0);
+        if cfg.missing != Missing::Keep && sync.missing as f64 > limit {
+            sync.refused = Some(format!(
+                "{} of the {} users the state knows are not in this export, more than --missing-limit {:.0}%; check that the file is complete, or raise --missing-limit",
+                sync.missing,
+                known_at_start,
+                cfg.missing_limit * 100.0
+            ));
+        } else if cfg.missing != Missing::Keep {
+            let mut set: JoinSet<Retired> = JoinSet::new();
+            for (external_id, k) in todo {
+                while set.len() >= cfg.concurrency {
+                    if let Some(Ok(r)) = set.join_next().await {
+                        sync.add(&mut t.rec, st, r);
+                    }
+                }
+                let (c, r, d, mode) = (client.clone(), cfg.retry.clone(), cfg.dialect, cfg.missing);
+                set.spawn(retire(c, r, d, mode, external_id, k.scim_id));
+            }
+            while let Some(Ok(r)) = set.join_next().await {
+                sync.add(&mut t.rec, st, r);
+            }
+        }
+    }
+
     // Groups: find or create, then add members in batches; groups run in parallel, the
     // batches of one group one after the other (servers that read-modify-write lose
     // members when one group is patched concurrently).
@@ -709,7 +803,15 @@ pub async fn run(
     let groups = if stopping {
         BTreeMap::new()
     } else {
-        ingested.groups
+        // A group the state knows that no row names any more keeps no members from
+        // the export: it is visited with an empty member list, so its members leave.
+        let mut g = ingested.groups;
+        if let Some(st) = &t.state {
+            for name in st.groups.keys() {
+                g.entry(name.clone()).or_default();
+            }
+        }
+        g
     };
     for (name, members) in groups {
         while gset.len() >= cfg.concurrency.clamp(1, 16) {
@@ -780,6 +882,12 @@ pub async fn run(
         groups_unchanged: gt.unchanged,
         groups_failed: gt.failed,
         memberships_added: gt.added,
+        memberships_removed: gt.removed,
+        missing: sync.missing,
+        deactivated: sync.deactivated,
+        deleted: sync.deleted,
+        missing_failed: sync.failed,
+        missing_refused: sync.refused,
         memberships_skipped: gt.skipped,
         managers_set,
         managers_unresolved: ingested.unresolved_managers,
@@ -845,6 +953,116 @@ async fn verify_pending(
     }
 }
 
+/// How one missing user was handled.
+struct Retired {
+    external_id: String,
+    scim_id: String,
+    mode: Missing,
+    /// Deactivated or deleted (or already gone: 404).
+    ok: bool,
+    timings: Vec<(Op, Duration)>,
+    errors: Vec<String>,
+}
+
+/// Deactivates (the dialect's way) or deletes one user the export no longer has.
+async fn retire(
+    c: ScimClient,
+    r: RetryPolicy,
+    d: &'static Dialect,
+    mode: Missing,
+    external_id: String,
+    scim_id: String,
+) -> Retired {
+    let mut out = Retired {
+        external_id,
+        scim_id: scim_id.clone(),
+        mode,
+        ok: false,
+        timings: Vec::new(),
+        errors: Vec::new(),
+    };
+    let path = format!("/Users/{scim_id}");
+    let mut call = |op: Op, e: &Executed, t: Instant| {
+        out.timings.push((op, t.elapsed() / e.attempts.max(1)));
+        out.errors.extend(e.errors.iter().cloned());
+        matches!(&e.outcome, Ok(rep) if rep.is_success() || rep.status == 404)
+    };
+    let ok = if mode == Missing::Delete {
+        let t = Instant::now();
+        let e = execute(&c, &r, Method::DELETE, &path, None, false, 17).await;
+        call(Op::DeleteUser, &e, t)
+    } else {
+        // A dialect that deactivates by PUT sends the whole user back: read it first.
+        let mut user = Value::Null;
+        if d.deactivate == crate::client::dialect::DeactivateStyle::Put {
+            let t = Instant::now();
+            let e = execute(&c, &r, Method::GET, &path, None, false, 19).await;
+            if !call(Op::GetUser, &e, t) {
+                return Retired { ok: false, ..out };
+            }
+            user = e
+                .outcome
+                .as_ref()
+                .ok()
+                .and_then(|rep| serde_json::from_slice(&rep.body).ok())
+                .unwrap_or(Value::Null);
+            if user.is_null() {
+                // 404: the user is gone already; nothing to deactivate.
+                return Retired { ok: true, ..out };
+            }
+        }
+        let s = d.deactivate(&scim_id, &user);
+        let body = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
+        let method = Method::from_bytes(s.method.as_bytes()).unwrap_or(Method::PATCH);
+        let t = Instant::now();
+        let e = execute(&c, &r, method, &s.path, body.as_deref(), false, 23).await;
+        call(Op::DeactivateUser, &e, t)
+    };
+    out.ok = ok;
+    out
+}
+
+/// What was done with users no longer in the export.
+#[derive(Default)]
+struct MissingTotals {
+    missing: u64,
+    deactivated: u64,
+    deleted: u64,
+    failed: u64,
+    refused: Option<String>,
+}
+
+impl MissingTotals {
+    fn add(&mut self, rec: &mut Recorder, st: &super::state::State, r: Retired) {
+        for (op, d) in r.timings {
+            rec.record(op, d);
+        }
+        for e in r.errors {
+            rec.error(e);
+        }
+        match (r.ok, r.mode) {
+            (false, _) => self.failed += 1,
+            (true, Missing::Delete) => {
+                self.deleted += 1;
+                st.record(super::state::Record::ForgetUser {
+                    external_id: r.external_id,
+                });
+            }
+            (true, _) => {
+                self.deactivated += 1;
+                // Hash 0: never equal to a real row's, so a user who comes back is
+                // updated (and reactivated) instead of skipped as unchanged.
+                st.record(super::state::Record::User {
+                    external_id: r.external_id,
+                    scim_id: r.scim_id,
+                    content_hash: 0,
+                    outcome: "deactivated",
+                });
+            }
+        }
+    }
+}
+
 fn account(rec: &mut Recorder, op: Op, e: &Executed, d: Duration) -> u64 {
     rec.record(op, d / e.attempts.max(1));
     for k in &e.errors {
@@ -861,6 +1079,7 @@ struct GroupResult {
     created: bool,
     existed: bool,
     added: u64,
+    removed: u64,
     skipped: u64,
     timings: Vec<(Op, Duration)>,
     errors: Vec<String>,
@@ -874,6 +1093,7 @@ struct GroupTotals {
     unchanged: u64,
     failed: u64,
     added: u64,
+    removed: u64,
     skipped: u64,
 }
 
@@ -889,6 +1109,7 @@ impl GroupTotals {
         self.existing += g.existed as u64;
         self.failed += (!g.created && !g.existed) as u64;
         self.added += g.added;
+        self.removed += g.removed;
         self.skipped += g.skipped;
         // Recorded only when every member went in, so a partial group is retried next run.
         if let (Some(st), Some(id), 0) = (state, &g.id, g.skipped) {
@@ -958,6 +1179,7 @@ async fn provision_group(
         created: false,
         existed: known_id.is_some(),
         added: 0,
+        removed: 0,
         skipped: 0,
         timings: Vec::new(),
         errors: Vec::new(),
@@ -1016,9 +1238,63 @@ async fn provision_group(
         .filter_map(|&m| ids.get(m as usize).and_then(|x| x.as_deref()))
         .collect();
     g.skipped += (members.len() - member_ids.len()) as u64;
-    for (chunk, s) in member_ids
+    // A group that existed: memberships follow the export. Read its members and send
+    // only the difference; a target that never returns members (AWS) gets every add
+    // again (adds are idempotent) and no removals.
+    let mut to_add: Vec<&str> = member_ids.clone();
+    if g.existed {
+        let t = Instant::now();
+        let e = execute(
+            c,
+            r,
+            Method::GET,
+            &format!("/Groups/{gid}"),
+            None,
+            false,
+            29,
+        )
+        .await;
+        call(Op::GetGroup, &e, t, &mut g);
+        let current: Option<std::collections::HashSet<String>> = e
+            .outcome
+            .as_ref()
+            .ok()
+            .filter(|rep| rep.is_success())
+            .and_then(|rep| serde_json::from_slice::<Value>(&rep.body).ok())
+            .and_then(|v| {
+                v.get("members").and_then(Value::as_array).map(|a| {
+                    a.iter()
+                        .filter_map(|m| m["value"].as_str().map(str::to_string))
+                        .collect()
+                })
+            });
+        if let Some(current) = current {
+            let wanted: std::collections::HashSet<&str> = member_ids.iter().copied().collect();
+            to_add.retain(|id| !current.contains(*id));
+            let leaving: Vec<&str> = current
+                .iter()
+                .map(String::as_str)
+                .filter(|id| !wanted.contains(id))
+                .collect();
+            let batch = per.min(dialect.member_remove_batch).max(1);
+            for (chunk, s) in leaving
+                .chunks(batch)
+                .zip(dialect.remove_members(&gid, &leaving, batch))
+            {
+                let body = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
+                let t = Instant::now();
+                let e = execute(c, r, Method::PATCH, &s.path, body.as_deref(), false, 31).await;
+                call(Op::RemoveMembers, &e, t, &mut g);
+                match &e.outcome {
+                    Ok(rep) if rep.is_success() => g.removed += chunk.len() as u64,
+                    _ => g.skipped += chunk.len() as u64,
+                }
+            }
+        }
+    }
+    for (chunk, s) in to_add
         .chunks(per)
-        .zip(dialect.add_members(&gid, &member_ids, per))
+        .zip(dialect.add_members(&gid, &to_add, per))
     {
         let body = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
         let t = Instant::now();

@@ -52,6 +52,8 @@ pub enum Record {
         content_hash: u64,
         outcome: &'static str,
     },
+    /// A user deleted from the target: forget it.
+    ForgetUser { external_id: String },
     /// A group and the hash of the member ids it was last given.
     Group {
         name: String,
@@ -317,6 +319,13 @@ fn write_loop(
                             outcome,
                             run
                         ])
+                        .map_err(&e)?;
+                    }
+                    Record::ForgetUser { external_id } => {
+                        tx.execute(
+                            "DELETE FROM users WHERE external_id = ?1",
+                            params![external_id],
+                        )
                         .map_err(&e)?;
                     }
                     Record::Group {

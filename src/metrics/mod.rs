@@ -30,6 +30,7 @@ pub enum Op {
     PutUser,
     PatchUser,
     DeactivateUser,
+    DeleteUser,
 }
 
 impl Op {
@@ -51,10 +52,11 @@ impl Op {
             Op::PutUser => "put_user",
             Op::PatchUser => "patch_user",
             Op::DeactivateUser => "deactivate_user",
+            Op::DeleteUser => "delete_user",
         }
     }
 
-    pub const ALL: [Op; 16] = [
+    pub const ALL: [Op; 17] = [
         Op::CreateUser,
         Op::LookupUser,
         Op::UpdateUser,
@@ -71,6 +73,7 @@ impl Op {
         Op::PutUser,
         Op::PatchUser,
         Op::DeactivateUser,
+        Op::DeleteUser,
     ];
 
     pub fn from_name(s: &str) -> Option<Op> {

@@ -152,6 +152,8 @@ fn config(base: String) -> ImportConfig {
         failed: None,
         state: None,
         rate: None,
+        missing: run::Missing::Keep,
+        missing_limit: 0.5,
         interrupt: None,
     }
 }
@@ -837,4 +839,116 @@ fn ctrl_c_stops_cleanly_and_a_rerun_finishes() {
     });
     assert_eq!(users.len(), 2000);
     rt.block_on(srv.shutdown());
+}
+
+/// Keeps the first `keep` rows of an export and moves every 20th kept row into another
+/// department.
+fn shrunk_and_moved(file: &Path, name: &str, keep: usize) -> PathBuf {
+    let mut r = csv::Reader::from_path(file).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let col = headers
+        .iter()
+        .position(|h| h == "Supervisory_Organization")
+        .unwrap();
+    let out = tmp(name);
+    let mut w = csv::Writer::from_path(&out).unwrap();
+    w.write_record(&headers).unwrap();
+    for (i, rec) in r.records().take(keep).enumerate() {
+        let rec = rec.unwrap();
+        let row: Vec<&str> = rec
+            .iter()
+            .enumerate()
+            .map(|(c, v)| {
+                if c == col && i % 20 == 0 {
+                    "Cartography"
+                } else {
+                    v
+                }
+            })
+            .collect();
+        w.write_record(&row).unwrap();
+    }
+    w.flush().unwrap();
+    out
+}
+
+/// A re-run follows the export: users no longer in it are deactivated (or deleted), and
+/// group memberships end exactly as the export says — members who left a department
+/// are removed from its group. A file that would retire most of the directory is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reruns_sync_missing_users_and_memberships() {
+    let full = export(300, 53);
+    let smaller = shrunk_and_moved(&full, "shrunk-270.csv", 270);
+    let tiny = shrunk_and_moved(&full, "shrunk-10.csv", 10);
+    let state = tmp("sync.sqlite");
+    let _ = std::fs::remove_file(&state);
+    let srv = spawn(ServerConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let spec = presets::load("workday").unwrap();
+    let go = |file: PathBuf, missing: run::Missing| {
+        let cfg = ImportConfig {
+            missing,
+            ..with_state(srv.url(), &state)
+        };
+        let spec = spec.clone();
+        async move {
+            run::run(&file, &spec, &IngestOptions::default(), &cfg, |_| {})
+                .await
+                .unwrap()
+        }
+    };
+    let s = go(full.clone(), run::Missing::Deactivate).await;
+    assert_eq!((s.created, s.missing), (300, 0), "{}", s.human());
+
+    // 30 users gone, 14 moved to a new department.
+    let s = go(smaller.clone(), run::Missing::Deactivate).await;
+    assert_eq!(
+        (s.missing, s.deactivated, s.missing_failed),
+        (30, 30, 0),
+        "{}",
+        s.human()
+    );
+    assert!(s.memberships_removed >= 14, "{}", s.human());
+    let c = ScimClient::new(&srv.url(), None, Duration::from_secs(5), 4).unwrap();
+    let users = list_all(&c, "Users").await;
+    let inactive = users.iter().filter(|u| u["active"] == false).count();
+    let kept: BTreeSet<String> = expected(&smaller).into_keys().collect();
+    let gone_inactive = users
+        .iter()
+        .filter(|u| !kept.contains(u["externalId"].as_str().unwrap()))
+        .all(|u| u["active"] == false);
+    assert!(gone_inactive && inactive >= 30, "{inactive}");
+    // Memberships exactly as the smaller export says; the retired users are in no group.
+    let mut want = expected(&smaller);
+    let have = held(&srv.url()).await;
+    for (ext, groups) in &have {
+        if !kept.contains(ext) {
+            assert!(groups.is_empty(), "{ext} still in {groups:?}");
+            want.insert(ext.clone(), BTreeSet::new());
+        }
+    }
+    assert_eq!(have, want);
+
+    // The same file again: the retired users are not sent again.
+    let s = go(smaller.clone(), run::Missing::Deactivate).await;
+    assert_eq!((s.missing, s.deactivated), (30, 0), "{}", s.human());
+
+    // Most of the directory missing: refused, nothing retired.
+    let s = go(tiny.clone(), run::Missing::Delete).await;
+    assert!(
+        s.missing_refused.is_some() && s.deleted == 0,
+        "{}",
+        s.human()
+    );
+    assert!(s.incomplete());
+
+    // Delete the 30, then bring them back: created anew.
+    let s = go(smaller.clone(), run::Missing::Delete).await;
+    assert_eq!((s.deleted, s.missing_failed), (30, 0), "{}", s.human());
+    assert_eq!(list_all(&c, "Users").await.len(), 270);
+    let s = go(full.clone(), run::Missing::Delete).await;
+    assert_eq!((s.created, s.missing), (30, 0), "{}", s.human());
+    assert_eq!(held(&srv.url()).await, expected(&full));
 }
