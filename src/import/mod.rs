@@ -1,9 +1,13 @@
-//! `scimload import`: the input half of the pipeline (read, map, validate, deduplicate)
-//! and the dry run built on it.
+//! `scimload import`: the input half of the pipeline (read, map, validate, deduplicate),
+//! the dry run built on it, and the provisioning half (dispatcher, worker, groups, sync
+//! of missing users, state, cleanup).
 
 pub mod cleanup;
 pub mod dedup;
 pub mod dry_run;
+mod groups;
 pub mod ingest;
 pub mod run;
 pub mod state;
+mod sync;
+mod worker;

@@ -1,0 +1,259 @@
+//! The groups phase: find or create each group, then bring its members to what the
+//! export says — adds in the dialect's batches, and for a group that existed, removal
+//! of the members who left. One group's requests go one after the other (servers that
+//! read-modify-write lose members when one group is patched concurrently).
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::run::Lookup;
+use super::worker::{filter_query, id_from};
+use crate::client::dialect::Dialect;
+use crate::client::retry::{execute, Executed};
+use crate::client::{Decision, RetryPolicy, ScimClient};
+use crate::metrics::{Op, Recorder};
+use crate::scim::urns;
+
+pub(super) struct GroupResult {
+    pub(super) name: String,
+    /// The group's SCIM id, once found or created.
+    pub(super) id: Option<String>,
+    pub(super) members_hash: u64,
+    pub(super) created: bool,
+    pub(super) existed: bool,
+    pub(super) added: u64,
+    pub(super) removed: u64,
+    pub(super) skipped: u64,
+    pub(super) timings: Vec<(Op, Duration)>,
+    pub(super) errors: Vec<String>,
+}
+
+/// What the groups phase did, summed over groups.
+#[derive(Default)]
+pub(super) struct GroupTotals {
+    pub(super) created: u64,
+    pub(super) existing: u64,
+    pub(super) unchanged: u64,
+    pub(super) failed: u64,
+    pub(super) added: u64,
+    pub(super) removed: u64,
+    pub(super) skipped: u64,
+}
+
+impl GroupTotals {
+    pub(super) fn add(
+        &mut self,
+        rec: &mut Recorder,
+        state: Option<&super::state::State>,
+        g: GroupResult,
+    ) {
+        for (op, d) in g.timings {
+            rec.record(op, d);
+        }
+        for e in g.errors {
+            rec.error(e);
+        }
+        self.created += g.created as u64;
+        self.existing += g.existed as u64;
+        self.failed += (!g.created && !g.existed) as u64;
+        self.added += g.added;
+        self.removed += g.removed;
+        self.skipped += g.skipped;
+        // Recorded only when every member went in, so a partial group is retried next run.
+        if let (Some(st), Some(id), 0) = (state, &g.id, g.skipped) {
+            st.record(super::state::Record::Group {
+                name: g.name,
+                scim_id: id.clone(),
+                members_hash: g.members_hash,
+            });
+        }
+    }
+}
+
+/// Hash of a group's sorted member SCIM ids: an unchanged hash means nothing to send.
+pub(super) fn members_hash(members: &[u32], ids: &[Option<Box<str>>]) -> u64 {
+    use std::hash::BuildHasher;
+    let mut v: Vec<&str> = members
+        .iter()
+        .filter_map(|&m| ids.get(m as usize).and_then(|x| x.as_deref()))
+        .collect();
+    v.sort_unstable();
+    foldhash::quality::FixedState::with_seed(0x6a0b).hash_one(&v)
+}
+
+pub(super) async fn find_group(
+    c: &ScimClient,
+    r: &RetryPolicy,
+    name: &str,
+) -> (Executed, Instant, Option<String>) {
+    let t = Instant::now();
+    let path = format!(
+        "/Groups?filter={}&excludedAttributes=members",
+        filter_query("displayName", name)
+    );
+    let e = execute(c, r, Method::GET, &path, None, false, 7).await;
+    let id =
+        match &e.outcome {
+            Ok(rep) if rep.is_success() => serde_json::from_slice::<Value>(&rep.body)
+                .ok()
+                .and_then(|v| {
+                    v["Resources"]
+                        .get(0)
+                        .and_then(|x| x["id"].as_str())
+                        .map(str::to_string)
+                }),
+            _ => None,
+        };
+    (e, t, id)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn provision_group(
+    c: &ScimClient,
+    r: &RetryPolicy,
+    dialect: &'static Dialect,
+    lookup: Lookup,
+    name: &str,
+    members: &[u32],
+    ids: &[Option<Box<str>>],
+    per: usize,
+    known_id: Option<String>,
+    members_hash: u64,
+) -> GroupResult {
+    let mut g = GroupResult {
+        name: name.to_string(),
+        id: None,
+        members_hash,
+        created: false,
+        existed: known_id.is_some(),
+        added: 0,
+        removed: 0,
+        skipped: 0,
+        timings: Vec::new(),
+        errors: Vec::new(),
+    };
+    let call = |op: Op, e: &Executed, t: Instant, g: &mut GroupResult| {
+        g.timings.push((op, t.elapsed() / e.attempts.max(1)));
+        g.errors.extend(e.errors.iter().cloned());
+    };
+    let mut id = known_id;
+    if id.is_none() && lookup != Lookup::Never {
+        let (e, t, found) = find_group(c, r, name).await;
+        call(Op::LookupGroup, &e, t, &mut g);
+        if found.is_some() {
+            g.existed = true;
+            id = found;
+        }
+    }
+    // As for users: a create that may have reached the server is looked up, and sent
+    // again only if it did not.
+    let body = serde_json::to_vec(&json!({"schemas": [urns::GROUP], "displayName": name}))
+        .unwrap_or_default();
+    for _ in 0..3 {
+        if id.is_some() {
+            break;
+        }
+        let t = Instant::now();
+        let e = execute(c, r, Method::POST, "/Groups", Some(&body), true, 11).await;
+        call(Op::CreateGroup, &e, t, &mut g);
+        match (&e.decision, &e.outcome) {
+            (Decision::Done, Ok(rep)) if rep.is_success() => {
+                id = id_from(rep);
+                g.created = id.is_some();
+                break;
+            }
+            (d @ (Decision::Conflict | Decision::LookUpFirst), _) => {
+                let conflict = *d == Decision::Conflict;
+                let (e, t, found) = find_group(c, r, name).await;
+                call(Op::LookupGroup, &e, t, &mut g);
+                if found.is_some() {
+                    // Someone else's group on a 409; ours if only the answer was lost.
+                    g.existed = conflict;
+                    g.created = !conflict;
+                    id = found;
+                }
+            }
+            _ => break,
+        }
+    }
+    let Some(gid) = id else {
+        g.skipped = members.len() as u64;
+        return g;
+    };
+    g.id = Some(gid.clone());
+    let member_ids: Vec<&str> = members
+        .iter()
+        .filter_map(|&m| ids.get(m as usize).and_then(|x| x.as_deref()))
+        .collect();
+    g.skipped += (members.len() - member_ids.len()) as u64;
+    // A group that existed: memberships follow the export. Read its members and send
+    // only the difference; a target that never returns members (AWS) gets every add
+    // again (adds are idempotent) and no removals.
+    let mut to_add: Vec<&str> = member_ids.clone();
+    if g.existed {
+        let t = Instant::now();
+        let e = execute(
+            c,
+            r,
+            Method::GET,
+            &format!("/Groups/{gid}"),
+            None,
+            false,
+            29,
+        )
+        .await;
+        call(Op::GetGroup, &e, t, &mut g);
+        let current: Option<std::collections::HashSet<String>> = e
+            .outcome
+            .as_ref()
+            .ok()
+            .filter(|rep| rep.is_success())
+            .and_then(|rep| serde_json::from_slice::<Value>(&rep.body).ok())
+            .and_then(|v| {
+                v.get("members").and_then(Value::as_array).map(|a| {
+                    a.iter()
+                        .filter_map(|m| m["value"].as_str().map(str::to_string))
+                        .collect()
+                })
+            });
+        if let Some(current) = current {
+            let wanted: std::collections::HashSet<&str> = member_ids.iter().copied().collect();
+            to_add.retain(|id| !current.contains(*id));
+            let leaving: Vec<&str> = current
+                .iter()
+                .map(String::as_str)
+                .filter(|id| !wanted.contains(id))
+                .collect();
+            let batch = per.min(dialect.member_remove_batch).max(1);
+            for (chunk, s) in leaving
+                .chunks(batch)
+                .zip(dialect.remove_members(&gid, &leaving, batch))
+            {
+                let body = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
+                let t = Instant::now();
+                let e = execute(c, r, Method::PATCH, &s.path, body.as_deref(), false, 31).await;
+                call(Op::RemoveMembers, &e, t, &mut g);
+                match &e.outcome {
+                    Ok(rep) if rep.is_success() => g.removed += chunk.len() as u64,
+                    _ => g.skipped += chunk.len() as u64,
+                }
+            }
+        }
+    }
+    for (chunk, s) in to_add
+        .chunks(per)
+        .zip(dialect.add_members(&gid, &to_add, per))
+    {
+        let body = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
+        let t = Instant::now();
+        let e = execute(c, r, Method::PATCH, &s.path, body.as_deref(), false, 13).await;
+        call(Op::PatchMembers, &e, t, &mut g);
+        match &e.outcome {
+            Ok(rep) if rep.is_success() => g.added += chunk.len() as u64,
+            _ => g.skipped += chunk.len() as u64,
+        }
+    }
+    g
+}

@@ -1,0 +1,123 @@
+//! Users the state knows that the export no longer has: deactivated in the dialect's
+//! form, or deleted and forgotten (`--deactivate-missing`, `--delete-missing`).
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::Value;
+
+use super::run::Missing;
+use crate::client::dialect::Dialect;
+use crate::client::retry::{execute, Executed};
+use crate::client::{RetryPolicy, ScimClient};
+use crate::metrics::{Op, Recorder};
+
+/// How one missing user was handled.
+pub(super) struct Retired {
+    pub(super) external_id: String,
+    pub(super) scim_id: String,
+    pub(super) mode: Missing,
+    /// Deactivated or deleted (or already gone: 404).
+    pub(super) ok: bool,
+    pub(super) timings: Vec<(Op, Duration)>,
+    pub(super) errors: Vec<String>,
+}
+
+/// Deactivates (the dialect's way) or deletes one user the export no longer has.
+pub(super) async fn retire(
+    c: ScimClient,
+    r: RetryPolicy,
+    d: &'static Dialect,
+    mode: Missing,
+    external_id: String,
+    scim_id: String,
+) -> Retired {
+    let mut out = Retired {
+        external_id,
+        scim_id: scim_id.clone(),
+        mode,
+        ok: false,
+        timings: Vec::new(),
+        errors: Vec::new(),
+    };
+    let path = format!("/Users/{scim_id}");
+    let mut call = |op: Op, e: &Executed, t: Instant| {
+        out.timings.push((op, t.elapsed() / e.attempts.max(1)));
+        out.errors.extend(e.errors.iter().cloned());
+        matches!(&e.outcome, Ok(rep) if rep.is_success() || rep.status == 404)
+    };
+    let ok = if mode == Missing::Delete {
+        let t = Instant::now();
+        let e = execute(&c, &r, Method::DELETE, &path, None, false, 17).await;
+        call(Op::DeleteUser, &e, t)
+    } else {
+        // A dialect that deactivates by PUT sends the whole user back: read it first.
+        let mut user = Value::Null;
+        if d.deactivate == crate::client::dialect::DeactivateStyle::Put {
+            let t = Instant::now();
+            let e = execute(&c, &r, Method::GET, &path, None, false, 19).await;
+            if !call(Op::GetUser, &e, t) {
+                return Retired { ok: false, ..out };
+            }
+            user = e
+                .outcome
+                .as_ref()
+                .ok()
+                .and_then(|rep| serde_json::from_slice(&rep.body).ok())
+                .unwrap_or(Value::Null);
+            if user.is_null() {
+                // 404: the user is gone already; nothing to deactivate.
+                return Retired { ok: true, ..out };
+            }
+        }
+        let s = d.deactivate(&scim_id, &user);
+        let body = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
+        let method = Method::from_bytes(s.method.as_bytes()).unwrap_or(Method::PATCH);
+        let t = Instant::now();
+        let e = execute(&c, &r, method, &s.path, body.as_deref(), false, 23).await;
+        call(Op::DeactivateUser, &e, t)
+    };
+    out.ok = ok;
+    out
+}
+
+/// What was done with users no longer in the export.
+#[derive(Default)]
+pub(super) struct MissingTotals {
+    pub(super) missing: u64,
+    pub(super) deactivated: u64,
+    pub(super) deleted: u64,
+    pub(super) failed: u64,
+    pub(super) refused: Option<String>,
+}
+
+impl MissingTotals {
+    pub(super) fn add(&mut self, rec: &mut Recorder, st: &super::state::State, r: Retired) {
+        for (op, d) in r.timings {
+            rec.record(op, d);
+        }
+        for e in r.errors {
+            rec.error(e);
+        }
+        match (r.ok, r.mode) {
+            (false, _) => self.failed += 1,
+            (true, Missing::Delete) => {
+                self.deleted += 1;
+                st.record(super::state::Record::ForgetUser {
+                    external_id: r.external_id,
+                });
+            }
+            (true, _) => {
+                self.deactivated += 1;
+                // Hash 0: never equal to a real row's, so a user who comes back is
+                // updated (and reactivated) instead of skipped as unchanged.
+                st.record(super::state::Record::User {
+                    external_id: r.external_id,
+                    scim_id: r.scim_id,
+                    content_hash: 0,
+                    outcome: "deactivated",
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! One user's way to the target: the worker that looks it up, creates or updates it in
+//! the dialect's form (upsert on 409, lookup before re-sending a create that may have
+//! been applied), and the dispatcher's tally of what became of every user.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::Value;
+
+use super::run::Lookup;
+use crate::client::dialect::Dialect;
+use crate::client::retry::{error_key, execute, Executed};
+use crate::client::{Decision, Reply, RetryPolicy, ScimClient, TransportError};
+use crate::mapping::build::with_manager;
+use crate::mapping::MappedUser;
+use crate::metrics::{Op, Recorder};
+
+/// One accepted user on its way to the dispatcher.
+pub(super) struct Job {
+    pub(super) seq: u32,
+    pub(super) user: MappedUser,
+    /// The manager's sequence number, when it appeared earlier in the file.
+    pub(super) manager: Option<u32>,
+}
+
+/// The dispatcher's view of one finished user.
+pub(super) enum UserResult {
+    Created(String),
+    Updated(String),
+    Pending,
+    Failed { status: String, detail: String },
+}
+
+pub(super) struct Finished {
+    pub(super) seq: u32,
+    pub(super) row: u64,
+    pub(super) external_id: String,
+    pub(super) user_name: String,
+    pub(super) content_hash: u64,
+    pub(super) result: UserResult,
+    pub(super) timings: Vec<(Op, Duration)>,
+    pub(super) errors: Vec<String>,
+}
+
+pub(super) fn id_from(reply: &Reply) -> Option<String> {
+    let v: Value = serde_json::from_slice(&reply.body).ok()?;
+    v.get("id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            reply
+                .location
+                .as_deref()
+                .and_then(|l| l.rsplit('/').next())
+                .map(str::to_string)
+        })
+}
+
+pub(super) fn detail(o: &Result<Reply, TransportError>) -> String {
+    match o {
+        Ok(r) => r
+            .error()
+            .and_then(|e| e.detail)
+            .unwrap_or_else(|| String::from_utf8_lossy(&r.body).chars().take(200).collect()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// `attr eq "value"`, percent-encoded for a query string.
+pub(super) fn filter_query(attr: &str, value: &str) -> String {
+    crate::scim::filter::query_escape(&format!(
+        "{attr} eq {}",
+        serde_json::to_string(value).unwrap_or_default()
+    ))
+}
+
+/// The dispatcher's results, owned by the dispatcher alone.
+pub(super) struct Tally {
+    pub(super) rec: Recorder,
+    /// SCIM id of each accepted user, by sequence number.
+    pub(super) ids: Vec<Option<Box<str>>>,
+    pub(super) created: u64,
+    pub(super) updated: u64,
+    pub(super) unchanged: u64,
+    pub(super) state: Option<super::state::State>,
+    /// Users accepted but not visible yet (202, or 201 without an id):
+    /// (seq, userName, externalId, content hash).
+    pub(super) pending: Vec<(u32, String, String, u64)>,
+    pub(super) failed: u64,
+    pub(super) failed_out: Option<csv::Writer<BufWriter<File>>>,
+}
+
+impl Tally {
+    pub(super) fn finish(&mut self, f: Finished) {
+        for (op, d) in &f.timings {
+            self.rec.record(*op, *d);
+        }
+        for e in f.errors {
+            self.rec.error(e);
+        }
+        let slot = f.seq as usize;
+        if self.ids.len() <= slot {
+            self.ids.resize(slot + 1, None);
+        }
+        let created = matches!(f.result, UserResult::Created(_));
+        match f.result {
+            UserResult::Created(id) | UserResult::Updated(id) => {
+                if created {
+                    self.created += 1;
+                } else {
+                    self.updated += 1;
+                }
+                if let Some(st) = &self.state {
+                    st.record(super::state::Record::User {
+                        external_id: f.external_id.clone(),
+                        scim_id: id.clone(),
+                        content_hash: f.content_hash,
+                        outcome: if created { "created" } else { "updated" },
+                    });
+                }
+                self.ids[slot] = Some(id.into_boxed_str());
+            }
+            UserResult::Pending => {
+                self.pending
+                    .push((f.seq, f.user_name, f.external_id, f.content_hash))
+            }
+            UserResult::Failed { status, detail } => {
+                self.failed += 1;
+                if let Some(w) = self.failed_out.as_mut() {
+                    let _ = w.write_record([
+                        f.row.to_string().as_str(),
+                        f.external_id.as_str(),
+                        status.as_str(),
+                        detail.as_str(),
+                    ]);
+                }
+            }
+        }
+    }
+
+    pub(super) fn id(&self, seq: u32) -> Option<&str> {
+        self.ids.get(seq as usize).and_then(|x| x.as_deref())
+    }
+}
+
+pub(super) struct Worker {
+    pub(super) client: ScimClient,
+    pub(super) retry: RetryPolicy,
+    pub(super) lookup: Lookup,
+    pub(super) dialect: &'static Dialect,
+}
+
+impl Worker {
+    pub(super) async fn timed(
+        &self,
+        f: &mut Finished,
+        op: Op,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+        creates: bool,
+    ) -> Executed {
+        let t = Instant::now();
+        let e = execute(
+            &self.client,
+            &self.retry,
+            method,
+            path,
+            body,
+            creates,
+            f.seq as u64 ^ 0x5eed,
+        )
+        .await;
+        f.timings.push((op, t.elapsed() / e.attempts.max(1)));
+        f.errors.extend(e.errors.iter().cloned());
+        e
+    }
+
+    /// `GET /Users?filter=userName eq "x"` as the dialect asks it: the id, if the user
+    /// exists.
+    pub(super) async fn find(
+        &self,
+        f: &mut Finished,
+        user_name: &str,
+    ) -> Result<Option<String>, String> {
+        let path = self.dialect.lookup(user_name).path;
+        let e = self
+            .timed(f, Op::LookupUser, Method::GET, &path, None, false)
+            .await;
+        match &e.outcome {
+            Ok(r) if r.is_success() => {
+                let v: Value = serde_json::from_slice(&r.body)
+                    .map_err(|e| format!("lookup answer is not JSON: {e}"))?;
+                Ok(v["Resources"]
+                    .get(0)
+                    .and_then(|u| u["id"].as_str())
+                    .map(str::to_string))
+            }
+            other => Err(detail(other)),
+        }
+    }
+
+    /// Brings user `id` to `body` the dialect's way: a PATCH per attribute, one
+    /// path-less PATCH, or a GET and a PUT of the full object.
+    pub(super) async fn update(&self, f: &mut Finished, id: &str, body: &[u8]) -> UserResult {
+        let user: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => {
+                return UserResult::Failed {
+                    status: "mapping".into(),
+                    detail: format!("the mapped user is not JSON: {e}"),
+                }
+            }
+        };
+        let shaped = self.dialect.update(id, &user);
+        let last = shaped.len().saturating_sub(1);
+        for (k, s) in shaped.into_iter().enumerate() {
+            let method = Method::from_bytes(s.method.as_bytes()).unwrap_or(Method::PATCH);
+            let op = if k < last {
+                Op::GetUser
+            } else {
+                Op::UpdateUser
+            };
+            let payload = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
+            let e = self
+                .timed(f, op, method, &s.path, payload.as_deref(), false)
+                .await;
+            match &e.outcome {
+                Ok(r) if r.is_success() => {}
+                o => {
+                    return UserResult::Failed {
+                        status: error_key(o).unwrap_or_default(),
+                        detail: detail(o),
+                    }
+                }
+            }
+        }
+        UserResult::Updated(id.to_string())
+    }
+
+    /// Creates or updates one user. `known_id`: the state's SCIM id of a changed user.
+    pub(super) async fn provision(
+        self: Arc<Self>,
+        job: Job,
+        manager_id: Option<String>,
+        known_id: Option<String>,
+    ) -> Finished {
+        let mut f = Finished {
+            seq: job.seq,
+            row: job.user.row,
+            external_id: job.user.external_id.clone(),
+            user_name: job.user.user_name.clone(),
+            content_hash: job.user.content_hash,
+            result: UserResult::Pending,
+            timings: Vec::new(),
+            errors: Vec::new(),
+        };
+        let body = match &manager_id {
+            Some(m) => with_manager(&job.user.body, m),
+            None => job.user.body.clone(),
+        };
+        if let Some(id) = known_id {
+            f.result = self.update(&mut f, &id, &body).await;
+            // Deleted on the target since the last run: create it again.
+            if !matches!(&f.result, UserResult::Failed { status, .. } if status == "404") {
+                return f;
+            }
+        }
+        if self.lookup == Lookup::Always {
+            match self.find(&mut f, &job.user.user_name).await {
+                Ok(Some(id)) => {
+                    f.result = self.update(&mut f, &id, &body).await;
+                    return f;
+                }
+                Ok(None) => {}
+                Err(d) => {
+                    f.result = UserResult::Failed {
+                        status: "lookup".into(),
+                        detail: d,
+                    };
+                    return f;
+                }
+            }
+        }
+        // A create that may have reached the server is looked up before it is sent again.
+        for _ in 0..3 {
+            let e = self
+                .timed(
+                    &mut f,
+                    Op::CreateUser,
+                    Method::POST,
+                    "/Users",
+                    Some(&body),
+                    true,
+                )
+                .await;
+            f.result = match (&e.decision, &e.outcome) {
+                (Decision::Done, Ok(r)) if r.status == 202 => UserResult::Pending,
+                (Decision::Done, Ok(r)) if r.is_success() => match id_from(r) {
+                    Some(id) => UserResult::Created(id),
+                    // A 201 without an id: an asynchronous provider; verified later.
+                    None => UserResult::Pending,
+                },
+                // 409: the user exists; look it up and update it (upsert), never a retry loop.
+                (Decision::Conflict, _) => match self.find(&mut f, &job.user.user_name).await {
+                    Ok(Some(id)) => self.update(&mut f, &id, &body).await,
+                    Ok(None) => UserResult::Failed { status: "409".into(), detail: "409 on create, but no user with this userName was found; the conflict is on another attribute (externalId?)".into() },
+                    Err(d) => UserResult::Failed { status: "409 lookup".into(), detail: d },
+                },
+                (Decision::LookUpFirst, _) => match self.find(&mut f, &job.user.user_name).await {
+                    Ok(Some(id)) => UserResult::Created(id),
+                    Ok(None) => continue,
+                    Err(d) => UserResult::Failed { status: "lookup".into(), detail: d },
+                },
+                (_, o) => UserResult::Failed { status: error_key(o).unwrap_or_else(|| "unknown".into()), detail: detail(o) },
+            };
+            return f;
+        }
+        f.result = UserResult::Failed {
+            status: "transport".into(),
+            detail: "the create kept failing before an answer, and the user was not found".into(),
+        };
+        f
+    }
+}
+
+/// Asynchronously created users (202, or 201 without an id) are looked up by userName
+/// until they appear, for at most about 30 s; those that never do stay pending.
+pub(super) async fn verify_pending(
+    client: &ScimClient,
+    retry: &RetryPolicy,
+    dialect: &'static Dialect,
+    t: &mut Tally,
+    progress: &impl Fn(String),
+) {
+    let mut wait = Duration::from_millis(200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !t.pending.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+        let worker = Worker {
+            client: client.clone(),
+            retry: retry.clone(),
+            lookup: Lookup::Always,
+            dialect,
+        };
+        let mut still = Vec::new();
+        for (seq, name, external_id, content_hash) in std::mem::take(&mut t.pending) {
+            let mut f = Finished {
+                seq,
+                row: 0,
+                external_id: external_id.clone(),
+                user_name: name.clone(),
+                content_hash,
+                result: UserResult::Pending,
+                timings: Vec::new(),
+                errors: Vec::new(),
+            };
+            match worker.find(&mut f, &name).await {
+                Ok(Some(id)) => {
+                    f.result = UserResult::Created(id);
+                    t.finish(f);
+                }
+                _ => {
+                    for (op, d) in &f.timings {
+                        t.rec.record(*op, *d);
+                    }
+                    still.push((seq, name, external_id, content_hash));
+                }
+            }
+        }
+        t.pending = still;
+        progress(format!(
+            "{} users still pending on the target",
+            t.pending.len()
+        ));
+    }
+}
+
+pub(super) fn account(rec: &mut Recorder, op: Op, e: &Executed, d: Duration) -> u64 {
+    rec.record(op, d / e.attempts.max(1));
+    for k in &e.errors {
+        rec.error(k.clone());
+    }
+    matches!(&e.outcome, Ok(r) if r.is_success()) as u64
+}
