@@ -271,6 +271,14 @@ pub struct ImportArgs {
     /// --concurrency and the target allow.
     #[arg(long, value_parser = parse_rate)]
     pub rate: Option<f64>,
+    /// Send new users in /Bulk requests: auto (when the target's ServiceProviderConfig
+    /// offers Bulk; the default with the generic dialect), never (the default with IdP
+    /// dialects, which do not use Bulk), or always.
+    #[arg(long, value_enum)]
+    pub bulk: Option<crate::import::run::BulkMode>,
+    /// Operations per Bulk request at most (default: the target's maxOperations).
+    #[arg(long, value_parser = parse_count)]
+    pub bulk_size: Option<u64>,
     /// Deactivate (in the dialect's way) users the state knows but the export no longer
     /// has. Needs a state file.
     #[arg(long, conflicts_with = "delete_missing")]

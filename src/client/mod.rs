@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod dialect;
+pub mod discovery;
 pub mod fan;
 pub mod http;
 pub mod retry;

@@ -199,6 +199,12 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
                 })
             }),
             rate: a.rate,
+            bulk: a.bulk.unwrap_or(if a.dialect == crate::client::dialect::DialectName::Generic {
+                run::BulkMode::Auto
+            } else {
+                run::BulkMode::Never
+            }),
+            bulk_size: a.bulk_size.map(|b| b.max(1) as usize),
             missing: if a.delete_missing {
                 run::Missing::Delete
             } else if a.deactivate_missing {

@@ -2,6 +2,7 @@
 //! the dry run built on it, and the provisioning half (dispatcher, worker, groups, sync
 //! of missing users, state, cleanup).
 
+mod bulk;
 pub mod cleanup;
 pub mod dedup;
 pub mod dry_run;

@@ -20,12 +20,14 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::bulk;
 use super::dry_run::{Duplicates, RejectSink};
 use super::groups::{members_hash, provision_group, GroupResult, GroupTotals};
 use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
 use super::sync::{retire, MissingTotals, Retired};
 use super::worker::{account, verify_pending, Finished, Job, Tally, Worker};
 use crate::client::dialect::Dialect;
+use crate::client::discovery::discover;
 use crate::client::retry::{execute, Executed};
 use crate::client::{RetryPolicy, ScimClient, Secret};
 use crate::mapping::MappingSpec;
@@ -61,6 +63,10 @@ pub struct ImportConfig {
     pub state: Option<PathBuf>,
     /// Users sent per second at most (`--rate`); `None`: as fast as `concurrency` allows.
     pub rate: Option<f64>,
+    /// Whether new users travel in `/Bulk` requests.
+    pub bulk: BulkMode,
+    /// Operations per Bulk request at most (else the target's maxOperations).
+    pub bulk_size: Option<usize>,
     /// What to do with users the state knows but the export no longer has.
     pub missing: Missing,
     /// Refuse to act on missing users when they are more than this fraction of the
@@ -68,6 +74,19 @@ pub struct ImportConfig {
     pub missing_limit: f64,
     /// Set (and notified) on Ctrl-C: stop sending, finish what is in flight, record it.
     pub interrupt: Option<Arc<Interrupt>>,
+}
+
+/// `--bulk`: whether new users travel in `/Bulk` requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BulkMode {
+    /// One request per user.
+    #[default]
+    Never,
+    /// Bulk when the target's ServiceProviderConfig offers it.
+    Auto,
+    /// Bulk even if the target does not say it offers it (1,000 operations, 1 MB).
+    Always,
 }
 
 /// Users the state knows that are not in this export.
@@ -302,6 +321,20 @@ pub async fn run(
         ),
         None => None,
     };
+    // What the target offers; /Bulk only when allowed and useful (a lookup before every
+    // create, as IdP dialects do, cannot travel in a batch).
+    let caps = discover(&client).await;
+    let bulk_limits = match cfg.bulk {
+        BulkMode::Never => None,
+        _ if cfg.lookup == Lookup::Always => None,
+        BulkMode::Auto => caps.bulk,
+        BulkMode::Always => caps.bulk.or(Some((1000, 1 << 20))),
+    }
+    .map(|(ops, bytes)| {
+        let ops = cfg.bulk_size.map_or(ops, |b| b.min(ops)).max(1);
+        // Keep a margin under maxPayloadSize for what the estimate misses.
+        (ops, bytes - bytes / 10)
+    });
     let worker = Arc::new(Worker {
         client: client.clone(),
         retry: cfg.retry.clone(),
@@ -333,7 +366,8 @@ pub async fn run(
     let known_at_start = t.state.as_ref().map_or(0, |st| st.users.len());
     let mut deferred_managers: Vec<(u32, u32)> = Vec::new();
     let mut managers_set = 0u64;
-    let mut inflight: JoinSet<Finished> = JoinSet::new();
+    // (bulk?, finished users): a task is one user, or one /Bulk batch.
+    let mut inflight: JoinSet<(bool, Vec<Finished>)> = JoinSet::new();
     let mut input_open = true;
     let mut last_report = Instant::now();
     // --rate: one user start every 1/rate seconds, scheduled (not reactive), so the
@@ -346,7 +380,28 @@ pub async fn run(
     let mut stopping = false;
     let mut not_sent = 0u64;
     let interrupt = cfg.interrupt.clone().unwrap_or_default();
-    while input_open || !inflight.is_empty() {
+    // /Bulk batches of new users; a couple in flight overlap transfer and processing.
+    let bulk_parallel = cfg.concurrency.clamp(1, 4);
+    let mut batch: Vec<(Job, Option<String>)> = Vec::new();
+    let mut batch_bytes = bulk::ENVELOPE;
+    let mut bulk_running = 0usize;
+    while input_open || !inflight.is_empty() || !batch.is_empty() {
+        if let Some((ops, bytes)) = bulk_limits {
+            let full = batch.len() >= ops || batch_bytes >= bytes;
+            if !batch.is_empty()
+                && (full || !input_open || stopping)
+                && bulk_running < bulk_parallel
+            {
+                let b = std::mem::take(&mut batch);
+                batch_bytes = bulk::ENVELOPE;
+                bulk_running += 1;
+                let w = worker.clone();
+                inflight.spawn(async move { (true, bulk::provision_bulk(w, b).await) });
+            }
+        }
+        let batch_blocked = bulk_limits.is_some_and(|(ops, bytes)| {
+            (batch.len() >= ops || batch_bytes >= bytes) && bulk_running >= bulk_parallel
+        });
         let paced = gap.is_some() && !stopping && Instant::now() < next_start;
         tokio::select! {
             biased;
@@ -356,15 +411,18 @@ pub async fn run(
             }
             _ = tokio::time::sleep_until(next_start.into()), if paced && input_open => {}
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
-                if let Ok(f) = done {
-                    t.finish(f);
+                if let Ok((was_bulk, fs)) = done {
+                    bulk_running -= was_bulk as usize;
+                    for f in fs {
+                        t.finish(f);
+                    }
                 }
                 if last_report.elapsed() > Duration::from_secs(2) {
                     last_report = Instant::now();
                     progress(format!("users: {} created, {} updated, {} failed, {} in flight", t.created, t.updated, t.failed, inflight.len()));
                 }
             }
-            job = rx.recv(), if input_open && (stopping || (!paced && inflight.len() < cfg.concurrency)) => {
+            job = rx.recv(), if input_open && (stopping || (!paced && !batch_blocked && inflight.len() < cfg.concurrency)) => {
                 match job {
                     // After Ctrl-C the rest of the file is read (to count it) but not sent.
                     Some(job) if stopping => {
@@ -384,7 +442,7 @@ pub async fn run(
                             (Some(m), None) => deferred_managers.push((job.seq, m)),
                             _ => {}
                         }
-                                                // The state knows this user: unchanged, no request; changed, update it.
+                        // The state knows this user: unchanged, no request; changed, update it.
                         let known = t.state.as_mut().and_then(|st| st.users.remove(&job.user.external_id));
                         match known {
                             Some(k) if k.content_hash == job.user.content_hash => {
@@ -395,8 +453,24 @@ pub async fn run(
                                 t.ids[slot] = Some(k.scim_id.into_boxed_str());
                                 t.unchanged += 1;
                             }
+                            None if bulk_limits.is_some_and(|(_, bytes)| job.user.body.len() + bulk::OP_OVERHEAD + bulk::ENVELOPE < bytes) => {
+                                let (_, bytes) = bulk_limits.unwrap_or_default();
+                                let add = job.user.body.len() + bulk::OP_OVERHEAD + manager_id.as_ref().map_or(0, |m| m.len() + 64);
+                                if !batch.is_empty() && batch_bytes + add > bytes {
+                                    // This user would overflow maxPayloadSize: send the batch as it is.
+                                    let b = std::mem::take(&mut batch);
+                                    bulk_running += 1;
+                                    let w = worker.clone();
+                                    inflight.spawn(async move { (true, bulk::provision_bulk(w, b).await) });
+                                    batch_bytes = bulk::ENVELOPE;
+                                }
+                                batch_bytes += add;
+                                batch.push((job, manager_id));
+                            }
                             k => {
-                                inflight.spawn(worker.clone().provision(job, manager_id, k.map(|k| k.scim_id)));
+                                let w = worker.clone();
+                                let known_id = k.map(|k| k.scim_id);
+                                inflight.spawn(async move { (false, vec![w.provision(job, manager_id, known_id).await]) });
                             }
                         }
                     }

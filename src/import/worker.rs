@@ -45,6 +45,22 @@ pub(super) struct Finished {
     pub(super) errors: Vec<String>,
 }
 
+impl Finished {
+    /// A user not sent yet.
+    pub(super) fn new(job: &Job) -> Self {
+        Finished {
+            seq: job.seq,
+            row: job.user.row,
+            external_id: job.user.external_id.clone(),
+            user_name: job.user.user_name.clone(),
+            content_hash: job.user.content_hash,
+            result: UserResult::Pending,
+            timings: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
 pub(super) fn id_from(reply: &Reply) -> Option<String> {
     let v: Value = serde_json::from_slice(&reply.body).ok()?;
     v.get("id")
@@ -248,16 +264,7 @@ impl Worker {
         manager_id: Option<String>,
         known_id: Option<String>,
     ) -> Finished {
-        let mut f = Finished {
-            seq: job.seq,
-            row: job.user.row,
-            external_id: job.user.external_id.clone(),
-            user_name: job.user.user_name.clone(),
-            content_hash: job.user.content_hash,
-            result: UserResult::Pending,
-            timings: Vec::new(),
-            errors: Vec::new(),
-        };
+        let mut f = Finished::new(&job);
         let body = match &manager_id {
             Some(m) => with_manager(&job.user.body, m),
             None => job.user.body.clone(),

@@ -31,6 +31,8 @@ pub enum Op {
     PatchUser,
     DeactivateUser,
     DeleteUser,
+    /// A `/Bulk` request carrying many creates.
+    Bulk,
 }
 
 impl Op {
@@ -53,10 +55,11 @@ impl Op {
             Op::PatchUser => "patch_user",
             Op::DeactivateUser => "deactivate_user",
             Op::DeleteUser => "delete_user",
+            Op::Bulk => "bulk",
         }
     }
 
-    pub const ALL: [Op; 17] = [
+    pub const ALL: [Op; 18] = [
         Op::CreateUser,
         Op::LookupUser,
         Op::UpdateUser,
@@ -74,6 +77,7 @@ impl Op {
         Op::PatchUser,
         Op::DeactivateUser,
         Op::DeleteUser,
+        Op::Bulk,
     ];
 
     pub fn from_name(s: &str) -> Option<Op> {

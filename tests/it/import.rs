@@ -152,6 +152,8 @@ fn config(base: String) -> ImportConfig {
         failed: None,
         state: None,
         rate: None,
+        bulk: run::BulkMode::Never,
+        bulk_size: None,
         missing: run::Missing::Keep,
         missing_limit: 0.5,
         interrupt: None,
@@ -951,4 +953,97 @@ async fn reruns_sync_missing_users_and_memberships() {
     let s = go(full.clone(), run::Missing::Delete).await;
     assert_eq!((s.created, s.missing), (30, 0), "{}", s.human());
     assert_eq!(held(&srv.url()).await, expected(&full));
+}
+
+/// With `--bulk auto` and a target that offers Bulk, new users travel in /Bulk requests
+/// within maxOperations and maxPayloadSize; users that already exist come back as 409
+/// operations and are upserted one by one. Nothing is duplicated or lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_import_batches_users_and_upserts_conflicts() {
+    use scimload::server::journal::Journal;
+    let file = export(3000, 59);
+    let journal = std::sync::Arc::new(Journal::default());
+    let srv = spawn(
+        ServerConfig {
+            journal: Some(journal.clone()),
+            bulk_max_operations: 500,
+            ..ServerConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let spec = presets::load("workday").unwrap();
+    // The first 1,000 users exist already (sent one by one).
+    let head = shrunk_and_moved_none(&file, "bulk-head.csv", 1000);
+    let s = run::run(
+        &head,
+        &spec,
+        &IngestOptions::default(),
+        &config(srv.url()),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.created, 1000);
+    journal.clear();
+    let cfg = ImportConfig {
+        bulk: run::BulkMode::Auto,
+        ..config(srv.url())
+    };
+    let s = run::run(&file, &spec, &IngestOptions::default(), &cfg, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.created, s.updated, s.failed),
+        (2000, 1000, 0),
+        "{}",
+        s.human()
+    );
+    let got = journal.entries();
+    let bulks: Vec<_> = got.iter().filter(|r| r.target == "/Bulk").collect();
+    assert!(
+        bulks.len() >= 6,
+        "3,000 users in batches of at most 500: {}",
+        bulks.len()
+    );
+    for b in &bulks {
+        let n = b.json()["Operations"].as_array().unwrap().len();
+        assert!(
+            n <= 500 && b.body.len() < 1 << 20,
+            "{n} operations, {} bytes",
+            b.body.len()
+        );
+    }
+    let single_posts = got
+        .iter()
+        .filter(|r| r.method == "POST" && r.target == "/Users")
+        .count();
+    assert!(
+        single_posts <= 1000,
+        "only the conflicts go one by one: {single_posts}"
+    );
+    assert!(s.operations.contains_key("bulk"));
+    assert_eq!(held(&srv.url()).await, expected(&file));
+}
+
+/// The first `keep` rows of an export, unchanged.
+fn shrunk_and_moved_none(file: &Path, name: &str, keep: usize) -> PathBuf {
+    let text = std::fs::read_to_string(file).unwrap();
+    let out = tmp(name);
+    let mut lines: Vec<&str> = Vec::new();
+    let mut r = csv::Reader::from_path(file).unwrap();
+    let _ = r.headers();
+    // Rows may hold quoted newlines: cut at the byte offset of row `keep`.
+    let mut end = text.len();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.unwrap();
+        if i == keep {
+            end = rec.position().unwrap().byte() as usize;
+            break;
+        }
+    }
+    lines.push(&text[..end]);
+    std::fs::write(&out, lines.concat()).unwrap();
+    out
 }

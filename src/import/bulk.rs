@@ -1,0 +1,141 @@
+//! Users in `/Bulk` requests (RFC 7644 §3.7), when the target offers Bulk and the import
+//! may use it (`--bulk auto|always`): up to maxOperations creates per request, within
+//! maxPayloadSize. Per-request overhead is paid once per batch instead of once per user.
+//!
+//! Nothing is lost to a batch: an operation that did not end in 201 (a 409 for a user
+//! that exists, a 5xx, a throttled batch) is sent again on its own through the worker,
+//! which upserts on 409 — so a batch that was applied but whose answer was lost costs
+//! lookups, never duplicates.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use reqwest::Method;
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+use super::worker::{Finished, Job, UserResult, Worker};
+use crate::client::retry::execute;
+use crate::mapping::build::with_manager;
+use crate::metrics::Op;
+use crate::scim::urns;
+
+/// Bytes one operation adds around its user body.
+pub(super) const OP_OVERHEAD: usize = 96;
+/// Bytes of the request envelope.
+pub(super) const ENVELOPE: usize = 128;
+
+/// Sends one batch of new users as a Bulk request; every user comes back finished.
+pub(super) async fn provision_bulk(
+    worker: Arc<Worker>,
+    batch: Vec<(Job, Option<String>)>,
+) -> Vec<Finished> {
+    let mut body = Vec::with_capacity(
+        ENVELOPE
+            + batch
+                .iter()
+                .map(|(j, _)| j.user.body.len() + OP_OVERHEAD)
+                .sum::<usize>(),
+    );
+    body.extend_from_slice(br#"{"schemas":[""#);
+    body.extend_from_slice(urns::BULK_REQUEST.as_bytes());
+    body.extend_from_slice(br#""],"failOnErrors":0,"Operations":["#);
+    for (k, (job, manager)) in batch.iter().enumerate() {
+        if k > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(br#"{"method":"POST","path":"/Users","bulkId":"u"#);
+        body.extend_from_slice(job.seq.to_string().as_bytes());
+        body.extend_from_slice(br#"","data":"#);
+        match manager {
+            Some(m) => body.extend_from_slice(&with_manager(&job.user.body, m)),
+            None => body.extend_from_slice(&job.user.body),
+        }
+        body.push(b'}');
+    }
+    body.extend_from_slice(b"]}");
+
+    let t = Instant::now();
+    let e = execute(
+        &worker.client,
+        &worker.retry,
+        Method::POST,
+        "/Bulk",
+        Some(&body),
+        false,
+        batch.first().map_or(0, |(j, _)| j.seq as u64),
+    )
+    .await;
+    let took = t.elapsed() / e.attempts.max(1);
+    // bulkId → (status, id)
+    let results: HashMap<String, (String, Option<String>)> = match &e.outcome {
+        Ok(r) if r.is_success() => serde_json::from_slice::<Value>(&r.body)
+            .ok()
+            .and_then(|v| v["Operations"].as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|op| {
+                let bulk_id = op["bulkId"].as_str()?.to_string();
+                let status = match &op["status"] {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Object(o) => o.get("code").map(|c| c.to_string()).unwrap_or_default(),
+                    _ => String::new(),
+                };
+                let id = op["location"]
+                    .as_str()
+                    .and_then(|l| l.rsplit('/').next())
+                    .map(str::to_string)
+                    .or_else(|| op["response"]["id"].as_str().map(str::to_string));
+                Some((bulk_id, (status, id)))
+            })
+            .collect(),
+        _ => HashMap::new(),
+    };
+    let mut out = Vec::with_capacity(batch.len());
+    let mut again: JoinSet<Finished> = JoinSet::new();
+    let mut first = true;
+    for (job, manager) in batch {
+        let key = format!("u{}", job.seq);
+        match results.get(&key) {
+            Some((status, Some(id))) if status.starts_with("201") => {
+                let mut f = Finished::new(&job);
+                f.result = UserResult::Created(id.clone());
+                if std::mem::take(&mut first) {
+                    f.timings.push((Op::Bulk, took));
+                    f.errors.extend(e.errors.iter().cloned());
+                }
+                out.push(f);
+            }
+            other => {
+                // Not created in the batch: once more on its own (upsert on 409).
+                let status = other.map_or("no answer", |(s, _)| s.as_str()).to_string();
+                while again.len() >= 16 {
+                    if let Some(Ok(f)) = again.join_next().await {
+                        out.push(f);
+                    }
+                }
+                let w = worker.clone();
+                again.spawn(async move {
+                    let mut f = w.provision(job, manager, None).await;
+                    f.errors.push(format!("bulk operation {status}"));
+                    f
+                });
+            }
+        }
+    }
+    while let Some(r) = again.join_next().await {
+        if let Ok(f) = r {
+            out.push(f);
+        }
+    }
+    if first {
+        // Nothing was created by the batch itself: still count the request.
+        if let Some(f) = out.first_mut() {
+            f.timings.push((Op::Bulk, took));
+            f.errors.extend(e.errors.iter().cloned());
+        }
+    }
+    out
+}
