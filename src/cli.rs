@@ -276,7 +276,8 @@ pub struct ImportArgs {
     /// dialects, which do not use Bulk), or always.
     #[arg(long, value_enum)]
     pub bulk: Option<crate::import::run::BulkMode>,
-    /// Operations per Bulk request at most (default: the target's maxOperations).
+    /// Operations per Bulk request at most (default 100, within the target's
+    /// maxOperations).
     #[arg(long, value_parser = parse_count)]
     pub bulk_size: Option<u64>,
     /// Deactivate (in the dialect's way) users the state knows but the export no longer

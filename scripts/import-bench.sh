@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Import throughput and memory on this machine, against wrk in the same run.
+#
+#   scripts/import-bench.sh [--quick]
+#
+# 1. Embedded server: `scimload import` of a generated 100,000-row Workday export with
+#    its groups, memberships and managers, `--lookup never`, REPS runs, median wall time
+#    (/usr/bin/time). Target: >= 15,000 users/s end to end.
+# 2. Against one external `scimload serve` at 64 connections: wrk -t2 -c64 creating users
+#    (POST /Users, distinct userNames), then the importer on a fresh server, with /Bulk
+#    (the default for the generic dialect) and with --bulk never (one POST per user).
+#    Target: importer users/s >= 0.7x wrk's creates/s.
+# 3. A 1,000,000-row import into an external `scimload serve`: the importer's peak RSS.
+#    Target: < 300 MB. (Skipped by --quick.)
+# Exits 1 if a target is missed. --quick (CI): one run each, no 1M import, and the
+# throughput targets relaxed to 60% of their value for a busy machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+QUICK=${1:-}
+REPS=${REPS:-3}
+SLACK=1.0
+[ "$QUICK" = "--quick" ] && { REPS=1; SLACK=0.6; }
+PORT=${PORT:-18501}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+cargo build --release --quiet
+BIN=$PWD/target/release/scimload
+WORK=$(mktemp -d)
+SERVER=
+trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
+"$BIN" gen --rows 100000 --seed 7 -o "$WORK/wd100k.csv"
+
+wall() { # file with /usr/bin/time -v output -> seconds
+  awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"
+}
+rss_mb() { awk '/Maximum resident/ {printf "%.0f", $6/1024}' "$1"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# 1. embedded
+emb=()
+for r in $(seq "$REPS"); do
+  /usr/bin/time -v "$BIN" import "$WORK/wd100k.csv" --lookup never --concurrency 64 --quiet --json \
+    >"$WORK/emb-$r.json" 2>"$WORK/emb-$r.time"
+  python3 -c "import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if s['created']==100000 and s['failed']==0 else 1)" "$WORK/emb-$r.json" \
+    || { echo "embedded import incomplete" >&2; exit 1; }
+  emb+=("$(python3 -c "print(100000/$(wall "$WORK/emb-$r.time"))")")
+done
+EMB=$(median "${emb[@]}")
+
+start_server() {
+  [ -n "$SERVER" ] && { kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; }
+  "$BIN" serve --listen 127.0.0.1:$PORT >/dev/null 2>&1 &
+  SERVER=$!
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/ServiceProviderConfig" >/dev/null && break; sleep 0.1; done
+}
+external() { # extra flags -> RESULT: users/s (wall clock) of a 100k import into a fresh server
+  # (not called in $(...): the server must be started by this shell to be stopped by it)
+  start_server
+  rm -f "$WORK/state.sqlite"
+  /usr/bin/time -v "$BIN" import "$WORK/wd100k.csv" --target "http://127.0.0.1:$PORT" --lookup never \
+    --concurrency 64 --quiet --json --state "$WORK/state.sqlite" "$@" >"$WORK/ext.json" 2>"$WORK/ext.time"
+  python3 -c "import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if s['created']==100000 else 1)" "$WORK/ext.json" \
+    || { echo "external import incomplete" >&2; exit 1; }
+  RESULT=$(python3 -c "print(100000/$(wall "$WORK/ext.time"))")
+}
+
+# 2. wrk and the importer against the same server, alternated
+wrk_v=(); bulk_v=(); single_v=()
+for r in $(seq "$REPS"); do
+  start_server
+  out=$(RUN="imp-$r-$$" wrk -t2 -c64 -d8s -s scripts/wrk/create-users.lua "http://127.0.0.1:$PORT")
+  wrk_v+=("$(echo "$out" | awk '/Requests\/sec/ {print $2}')")
+  external; bulk_v+=("$RESULT")
+  external --bulk never; single_v+=("$RESULT")
+done
+WRK=$(median "${wrk_v[@]}"); BULK=$(median "${bulk_v[@]}"); SINGLE=$(median "${single_v[@]}")
+
+# 3. 1M-row import, importer RSS
+RSS="skipped"; RSS1M_S="skipped"
+if [ "$QUICK" != "--quick" ]; then
+  "$BIN" gen --rows 1000000 --seed 9 -o "$WORK/wd1m.csv"
+  start_server
+  /usr/bin/time -v "$BIN" import "$WORK/wd1m.csv" --target "http://127.0.0.1:$PORT" --lookup never \
+    --concurrency 64 --quiet --json --state "$WORK/state1m.sqlite" >"$WORK/1m.json" 2>"$WORK/1m.time" \
+    || { echo "1M import incomplete:" >&2; tail -5 "$WORK/1m.time" >&2; exit 1; }
+  RSS=$(rss_mb "$WORK/1m.time")
+  RSS1M_S=$(python3 -c "print(round(1000000/$(wall "$WORK/1m.time")))")
+fi
+
+printf '| measurement (median of %s) | figure | target |\n|---|---:|---:|\n' "$REPS"
+printf '| 100k Workday rows into the embedded server, wall clock | %.0f users/s | >= 15,000 |\n' "$EMB"
+printf '| wrk -t2 -c64 POST /Users on scimload serve | %.0f creates/s | |\n' "$WRK"
+printf '| import into scimload serve, 64 connections, /Bulk (default) | %.0f users/s (%.2fx wrk) | >= 0.7x |\n' "$BULK" "$(python3 -c "print($BULK/$WRK)")"
+printf '| import into scimload serve, 64 connections, --bulk never | %.0f users/s (%.2fx wrk) | |\n' "$SINGLE" "$(python3 -c "print($SINGLE/$WRK)")"
+printf '| 1M rows into scimload serve: importer peak RSS | %s MB (%s users/s) | < 300 MB |\n' "$RSS" "$RSS1M_S"
+
+fail=0
+ok() { python3 -c "import sys; sys.exit(0 if $1 else 1)"; }
+ok "$EMB >= 15000 * $SLACK" || { echo "MISSED: embedded import below 15,000 users/s"; fail=1; }
+ok "$BULK >= 0.7 * $SLACK * $WRK" || { echo "MISSED: import below 0.7x wrk"; fail=1; }
+[ "$RSS" = skipped ] || ok "$RSS < 300" || { echo "MISSED: importer RSS not below 300 MB"; fail=1; }
+exit $fail
