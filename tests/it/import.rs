@@ -791,6 +791,9 @@ fn ctrl_c_stops_cleanly_and_a_rerun_finishes() {
                 "4",
                 "--quiet",
                 "--json",
+                // One request per user, so the import is still sending when interrupted.
+                "--bulk",
+                "never",
             ])
             .arg("--state")
             .arg(&state)
