@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use super::{say, say_raw};
 use crate::bench::engine::Model;
 use crate::bench::knee::KneeConfig;
 use crate::bench::scenario::{parse_mix, Params};
@@ -174,13 +175,13 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     })?;
     bench::write_results(&dir, &summary, &timeline)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        say(&serde_json::to_string_pretty(&summary)?)?;
     } else {
-        print!("{}", summary.human());
-        println!(
+        say_raw(&summary.human())?;
+        say(&format!(
             "  results (interval log, summary.json) in {}",
             dir.display()
-        );
+        ))?;
     }
     Ok(if summary.passed() {
         ExitCode::SUCCESS
@@ -200,11 +201,11 @@ pub fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         bench::write_results(out, &summary, &tl)?;
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        say(&serde_json::to_string_pretty(&summary)?)?;
     } else {
-        print!("{}", summary.human());
+        say_raw(&summary.human())?;
         if let Some(out) = &a.out {
-            println!("  merged results in {}", out.display());
+            say(&format!("  merged results in {}", out.display()))?;
         }
     }
     Ok(if summary.passed() {

@@ -2,7 +2,7 @@
 //! Errors carry context for the person at the terminal (anyhow at this edge).
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -20,6 +20,19 @@ use crate::source;
 
 mod bench;
 pub use bench::{bench, report};
+
+/// Writes a line to standard output; a closed pipe comes back as an error (which `main`
+/// treats as a quiet end), not as the panic `println!` would raise.
+pub(crate) fn say(line: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(line.as_bytes())?;
+    out.write_all(b"\n")
+}
+
+/// Writes text as it is (it carries its own newlines).
+pub(crate) fn say_raw(text: &str) -> io::Result<()> {
+    io::stdout().lock().write_all(text.as_bytes())
+}
 
 pub fn gen(a: GenArgs) -> anyhow::Result<ExitCode> {
     let cfg = GenConfig {
@@ -130,11 +143,11 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             },
         )?;
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&summary)?);
+            say(&serde_json::to_string_pretty(&summary)?)?;
         } else {
-            print!("{}", summary.human());
+            say_raw(&summary.human())?;
             if let (Some(r), true) = (&rejects, summary.rejected > 0) {
-                println!("  rejected rows written to {}", r.display());
+                say(&format!("  rejected rows written to {}", r.display()))?;
             }
         }
         return Ok(if summary.rejected > 0 {
@@ -231,12 +244,35 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         });
+        // A live bar on a terminal; elsewhere (logs, CI) a plain line every 2 s.
+        let bar = (!quiet && io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            b.enable_steady_tick(std::time::Duration::from_millis(120));
+            b
+        });
+        let last_line = std::cell::Cell::new(std::time::Instant::now());
         let s = run::run(&a.file, &spec, &opts, &cfg, |line| {
-            if !quiet {
-                eprintln!("scimload: {line}");
+            let periodic = line.starts_with("users:");
+            match &bar {
+                _ if quiet => {}
+                Some(b) if periodic => b.set_message(line),
+                Some(b) => b.println(format!("scimload: {line}")),
+                None if periodic && last_line.get().elapsed().as_secs() < 2 => {}
+                None => {
+                    last_line.set(std::time::Instant::now());
+                    eprintln!("scimload: {line}");
+                }
             }
         })
-        .await?;
+        .await;
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        let s = s?;
         // The embedded server dies with the process: freeing a store of a million users
         // one allocation at a time took about a second, and the OS does it at once.
         std::mem::forget(embedded);
@@ -260,11 +296,11 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(&p, buf).with_context(|| format!("cannot write {}", p.display()))?;
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        say(&serde_json::to_string_pretty(&summary)?)?;
     } else {
-        print!("{}", summary.human());
+        say_raw(&summary.human())?;
         if let Some(d) = &a.report {
-            println!("  report written to {}", d.display());
+            say(&format!("  report written to {}", d.display()))?;
         }
     }
     Ok(if summary.incomplete() {
@@ -296,9 +332,9 @@ pub fn cleanup(a: crate::cli::CleanupArgs) -> anyhow::Result<ExitCode> {
         a.concurrency.max(1) as usize,
     ))?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        say(&serde_json::to_string_pretty(&s)?)?;
     } else {
-        print!("{}", s.human());
+        say_raw(&s.human())?;
     }
     Ok(if s.users_failed + s.groups_failed > 0 {
         ExitCode::from(1)

@@ -197,6 +197,7 @@ pub fn ingest(
                 if !src.fill(&mut b, batch_rows)? {
                     break;
                 }
+                source::ROWS_READ.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 if full_tx.send(b).is_err() {
                     break;
                 }

@@ -257,6 +257,9 @@ pub async fn run(
     )
     .map_err(IngestError::Sink)?;
     let (tx, mut rx) = mpsc::channel::<Job>(cfg.concurrency.max(16) * 4);
+    let file_size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let rows_at_start = crate::source::ROWS_READ.load(std::sync::atomic::Ordering::Relaxed);
+    let bytes_at_start = crate::source::BYTES_READ.load(std::sync::atomic::Ordering::Relaxed);
     let mut rejects = RejectSink::new(cfg.rejects.as_deref())?;
     let (path_owned, spec_owned, opts_owned) =
         (path.to_path_buf(), spec.clone(), ingest_opts.clone());
@@ -424,9 +427,25 @@ pub async fn run(
                         t.finish(f);
                     }
                 }
-                if last_report.elapsed() > Duration::from_secs(2) {
+                if last_report.elapsed() > Duration::from_millis(250) {
                     last_report = Instant::now();
-                    progress(format!("users: {} created, {} updated, {} failed, {} in flight", t.created, t.updated, t.failed, inflight.len()));
+                    let done = t.created + t.updated + t.unchanged + t.failed;
+                    let read = crate::source::BYTES_READ.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(bytes_at_start);
+                    // Rows parsed so far over the share of the file read: the rows in all.
+                    let seen = crate::source::ROWS_READ.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(rows_at_start);
+                    let share = (read as f64 / file_size.max(1) as f64).clamp(1e-9, 1.0);
+                    let total = (seen as f64 / share).max(seen as f64);
+                    let secs = t0.elapsed().as_secs_f64();
+                    let rate = done as f64 / secs.max(1e-3);
+                    let eta = if rate > 0.0 && total > 0.0 {
+                        format!(", ETA {:.0} s", (total - done as f64).max(0.0) / rate)
+                    } else {
+                        String::new()
+                    };
+                    progress(format!(
+                        "users: {done} of ~{total:.0} rows ({:.0}%{eta}) · {} created · {} updated · {} unchanged · {} failed · {rate:.0}/s · {} in flight",
+                        done as f64 * 100.0 / total.max(1.0), t.created, t.updated, t.unchanged, t.failed, inflight.len()
+                    ));
                 }
             }
             job = rx.recv(), if input_open && (stopping || (!paced && !batch_blocked && inflight.len() < cfg.concurrency)) => {

@@ -106,12 +106,32 @@ pub trait RecordSource: Send {
 }
 
 /// Opens a file, decompressing gzip (by its magic bytes, whatever the name).
+/// Bytes read from input files so far (compressed bytes for gzip): a gauge for progress
+/// and ETA against the file's size, nothing depends on it.
+pub static BYTES_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Rows parsed from input files so far (readable ones; the readers run a few batches ahead
+/// of the rest of the pipeline). With [`BYTES_READ`] and the file's size, an estimate of
+/// the rows in a file before it is read to the end.
+pub static ROWS_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A file that counts what is read from it into [`BYTES_READ`].
+struct Counted(File);
+
+impl std::io::Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        BYTES_READ.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, SourceError> {
     let p = path.display().to_string();
-    let f = File::open(path).map_err(|source| SourceError::Open {
+    let f = Counted(File::open(path).map_err(|source| SourceError::Open {
         path: p.clone(),
         source,
-    })?;
+    })?);
     let mut r = BufReader::with_capacity(1 << 20, f);
     let head = r.fill_buf().map_err(|source| SourceError::Read {
         path: p.clone(),
