@@ -352,15 +352,7 @@ impl Scenario {
         match kind {
             Kind::Create => {
                 let i = self.shard.global(m);
-                let p = Person::new(&self.tag, "c", i);
-                let mut r = Req::with_body(
-                    Op::CreateUser,
-                    Method::POST,
-                    "/Users".into(),
-                    p.body(TITLES[(i % TITLES.len() as u64) as usize], i),
-                );
-                r.keep_id = true;
-                r
+                create_user(&Person::new(&self.tag, "c", i), i)
             }
             Kind::Get => {
                 let (u, _) = self.user(m, 1);
@@ -548,17 +540,7 @@ impl Scenario {
         let title = format!("{} {c}", TITLES[(c % TITLES.len() as u64) as usize]);
         match program[(m % program.len() as u64) as usize] {
             ReplayStep::LookupNew => shaped_req(Op::LookupUser, d.lookup(&newcomer.user_name)),
-            ReplayStep::CreateNew => {
-                let i = self.shard.global(c);
-                let mut r = Req::with_body(
-                    Op::CreateUser,
-                    Method::POST,
-                    "/Users".into(),
-                    newcomer.body(TITLES[(i % TITLES.len() as u64) as usize], i),
-                );
-                r.keep_id = true;
-                r
-            }
+            ReplayStep::CreateNew => create_user(&newcomer, self.shard.global(c)),
             ReplayStep::LookupExisting => shaped_req(Op::LookupUser, d.lookup(&p.user_name)),
             ReplayStep::UpdatePatch => {
                 let mut full = p.body(&title, existing.number);
@@ -640,6 +622,18 @@ impl Scenario {
         r.curve = Some(("by_group_size", bucket(size, span)));
         r
     }
+}
+
+/// `POST /Users` of person number `i`, keeping the id for cleanup.
+fn create_user(p: &Person, i: u64) -> Req {
+    let mut r = Req::with_body(
+        Op::CreateUser,
+        Method::POST,
+        "/Users".into(),
+        p.body(TITLES[(i % TITLES.len() as u64) as usize], i),
+    );
+    r.keep_id = true;
+    r
 }
 
 fn shaped_req(op: Op, s: Shaped) -> Req {

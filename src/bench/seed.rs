@@ -197,25 +197,10 @@ pub async fn seed(
             .and_then(|v| v["totalResults"].as_u64())
             .unwrap_or(params.users);
         if !paging_chosen {
-            let r = execute(
-                client,
-                &policy,
-                Method::GET,
-                "/ServiceProviderConfig",
-                None,
-                false,
-                0,
-            )
-            .await;
-            let cfg = r
-                .outcome
-                .as_ref()
-                .ok()
-                .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok());
-            if let Some(p) = cfg.as_ref().map(|v| &v["pagination"]) {
-                if p["index"] == json!(false) && p["cursor"] == json!(true) {
-                    params.paging = Paging::Cursor;
-                }
+            // Cursors when the server pages only that way (the Entra ID SCIM API, AWS).
+            let caps = crate::client::discovery::discover(client).await;
+            if caps.index_paging == Some(false) && caps.cursor_paging == Some(true) {
+                params.paging = Paging::Cursor;
             }
         }
     }

@@ -497,25 +497,43 @@ async fn an_import_killed_midway_finishes_on_rerun_without_duplicates() {
     assert_eq!(held(&srv.url()).await, expected(&file));
 }
 
-/// Rewrites every row's Business_Title, so a re-run with state updates every user.
-fn retitled(file: &Path, name: &str, title: &str) -> PathBuf {
+/// The first `keep` rows of an export, with `column` set to `set(row index)` where that
+/// gives a value.
+fn rewrite(
+    file: &Path,
+    name: &str,
+    keep: usize,
+    column: &str,
+    set: impl Fn(usize) -> Option<String>,
+) -> PathBuf {
     let mut r = csv::Reader::from_path(file).unwrap();
     let headers = r.headers().unwrap().clone();
-    let col = headers.iter().position(|h| h == "Business_Title").unwrap();
+    let col = headers.iter().position(|h| h == column).unwrap();
     let out = tmp(name);
     let mut w = csv::Writer::from_path(&out).unwrap();
     w.write_record(&headers).unwrap();
-    for rec in r.records() {
+    for (i, rec) in r.records().take(keep).enumerate() {
         let rec = rec.unwrap();
+        let new = set(i);
         let row: Vec<&str> = rec
             .iter()
             .enumerate()
-            .map(|(i, v)| if i == col { title } else { v })
+            .map(|(c, v)| match &new {
+                Some(n) if c == col => n.as_str(),
+                _ => v,
+            })
             .collect();
         w.write_record(&row).unwrap();
     }
     w.flush().unwrap();
     out
+}
+
+/// Every row's Business_Title changed, so a re-run with state updates every user.
+fn retitled(file: &Path, name: &str, title: &str) -> PathBuf {
+    rewrite(file, name, usize::MAX, "Business_Title", |_| {
+        Some(title.to_string())
+    })
 }
 
 /// Each dialect's request shapes, as the server received them: lookups before creates
@@ -846,35 +864,11 @@ fn ctrl_c_stops_cleanly_and_a_rerun_finishes() {
     rt.block_on(srv.shutdown());
 }
 
-/// Keeps the first `keep` rows of an export and moves every 20th kept row into another
-/// department.
+/// The first `keep` rows of an export, every 20th moved into another department.
 fn shrunk_and_moved(file: &Path, name: &str, keep: usize) -> PathBuf {
-    let mut r = csv::Reader::from_path(file).unwrap();
-    let headers = r.headers().unwrap().clone();
-    let col = headers
-        .iter()
-        .position(|h| h == "Supervisory_Organization")
-        .unwrap();
-    let out = tmp(name);
-    let mut w = csv::Writer::from_path(&out).unwrap();
-    w.write_record(&headers).unwrap();
-    for (i, rec) in r.records().take(keep).enumerate() {
-        let rec = rec.unwrap();
-        let row: Vec<&str> = rec
-            .iter()
-            .enumerate()
-            .map(|(c, v)| {
-                if c == col && i % 20 == 0 {
-                    "Cartography"
-                } else {
-                    v
-                }
-            })
-            .collect();
-        w.write_record(&row).unwrap();
-    }
-    w.flush().unwrap();
-    out
+    rewrite(file, name, keep, "Supervisory_Organization", |i| {
+        (i % 20 == 0).then(|| "Cartography".to_string())
+    })
 }
 
 /// A re-run follows the export: users no longer in it are deactivated (or deleted), and
@@ -978,7 +972,7 @@ async fn bulk_import_batches_users_and_upserts_conflicts() {
     .unwrap();
     let spec = presets::load("workday").unwrap();
     // The first 1,000 users exist already (sent one by one).
-    let head = shrunk_and_moved_none(&file, "bulk-head.csv", 1000);
+    let head = rewrite(&file, "bulk-head.csv", 1000, "Business_Title", |_| None);
     let s = run::run(
         &head,
         &spec,
@@ -1028,25 +1022,4 @@ async fn bulk_import_batches_users_and_upserts_conflicts() {
     );
     assert!(s.operations.contains_key("bulk"));
     assert_eq!(held(&srv.url()).await, expected(&file));
-}
-
-/// The first `keep` rows of an export, unchanged.
-fn shrunk_and_moved_none(file: &Path, name: &str, keep: usize) -> PathBuf {
-    let text = std::fs::read_to_string(file).unwrap();
-    let out = tmp(name);
-    let mut lines: Vec<&str> = Vec::new();
-    let mut r = csv::Reader::from_path(file).unwrap();
-    let _ = r.headers();
-    // Rows may hold quoted newlines: cut at the byte offset of row `keep`.
-    let mut end = text.len();
-    for (i, rec) in r.records().enumerate() {
-        let rec = rec.unwrap();
-        if i == keep {
-            end = rec.position().unwrap().byte() as usize;
-            break;
-        }
-    }
-    lines.push(&text[..end]);
-    std::fs::write(&out, lines.concat()).unwrap();
-    out
 }
