@@ -10,5 +10,6 @@ mod groups;
 pub mod ingest;
 pub mod run;
 pub mod state;
+mod summary;
 mod sync;
 mod worker;

@@ -24,6 +24,7 @@ use super::bulk;
 use super::dry_run::{Duplicates, RejectSink};
 use super::groups::{members_hash, provision_group, GroupResult, GroupTotals};
 use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
+pub use super::summary::ImportSummary;
 use super::sync::{retire, MissingTotals, Retired};
 use super::worker::{account, verify_pending, Finished, Job, Tally, Worker};
 use crate::client::dialect::Dialect;
@@ -31,7 +32,7 @@ use crate::client::discovery::discover;
 use crate::client::retry::{execute, Executed};
 use crate::client::{RetryPolicy, ScimClient, Secret};
 use crate::mapping::MappingSpec;
-use crate::metrics::{Op, OpSummary, Recorder};
+use crate::metrics::{Op, Recorder};
 use crate::scim::urns;
 
 /// Whether to look a user up before creating it.
@@ -124,105 +125,6 @@ impl Interrupt {
         if !self.fired() {
             n.await;
         }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ImportSummary {
-    pub target: String,
-    pub rows: u64,
-    pub created: u64,
-    pub updated: u64,
-    /// Rows the state says the target already has, unchanged: no request sent.
-    pub unchanged: u64,
-    pub rejected: u64,
-    pub failed: u64,
-    pub pending: u64,
-    /// Rows read but not sent because the import was interrupted (Ctrl-C); a re-run
-    /// with the same state sends them.
-    pub not_sent: u64,
-    pub interrupted: bool,
-    pub groups_created: u64,
-    pub groups_existing: u64,
-    /// Groups whose members are as the state recorded them: no request sent.
-    pub groups_unchanged: u64,
-    pub groups_failed: u64,
-    pub memberships_added: u64,
-    /// Members removed because the export no longer puts them in the group.
-    pub memberships_removed: u64,
-    pub memberships_skipped: u64,
-    /// Users the state knew that the export no longer has: how many, and what was done.
-    pub missing: u64,
-    pub deactivated: u64,
-    pub deleted: u64,
-    pub missing_failed: u64,
-    /// Why missing users were left alone although asked to act on them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub missing_refused: Option<String>,
-    pub managers_set: u64,
-    pub managers_unresolved: u64,
-    pub rejects_by_reason: BTreeMap<&'static str, u64>,
-    pub operations: BTreeMap<&'static str, OpSummary>,
-    pub errors: BTreeMap<String, u64>,
-    pub elapsed_seconds: f64,
-    pub users_per_second: f64,
-    /// Latencies over time, written as the report's interval log.
-    #[serde(skip)]
-    pub timeline: Option<crate::metrics::timeline::Timeline>,
-}
-
-impl ImportSummary {
-    /// Rows that ended as anything but created or updated.
-    pub fn incomplete(&self) -> bool {
-        self.interrupted
-            || self.rejected
-                + self.failed
-                + self.pending
-                + self.not_sent
-                + self.groups_failed
-                + self.memberships_skipped
-                + self.missing_failed
-                > 0
-            || self.missing_refused.is_some()
-    }
-
-    pub fn human(&self) -> String {
-        let mut s = format!(
-            "import into {}: {} rows -> {} created, {} updated, {} unchanged, {} rejected, {} failed, {} pending{}\n",
-            self.target, self.rows, self.created, self.updated, self.unchanged, self.rejected, self.failed, self.pending,
-            if self.interrupted { format!(", {} not sent (interrupted; run the same command again to finish)", self.not_sent) } else { String::new() }
-        );
-        s.push_str(&format!(
-            "  groups: {} created, {} existing, {} unchanged, {} failed; {} memberships added, {} skipped; {} managers set, {} not among the accepted rows\n",
-            self.groups_created, self.groups_existing, self.groups_unchanged, self.groups_failed, self.memberships_added, self.memberships_skipped, self.managers_set, self.managers_unresolved
-        ));
-        if self.missing > 0 || self.memberships_removed > 0 {
-            s.push_str(&format!(
-                "  sync: {} users no longer in the export ({} deactivated, {} deleted, {} failed); {} memberships removed\n",
-                self.missing, self.deactivated, self.deleted, self.missing_failed, self.memberships_removed
-            ));
-        }
-        if let Some(r) = &self.missing_refused {
-            s.push_str(&format!("  missing users left alone: {r}\n"));
-        }
-        for (code, n) in &self.rejects_by_reason {
-            s.push_str(&format!("  rejected {code}: {n}\n"));
-        }
-        s.push_str("  operation        requests      req/s    p50 ms    p90 ms    p99 ms  p99.9 ms    max ms\n");
-        for (op, o) in &self.operations {
-            s.push_str(&format!(
-                "  {op:<15} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}\n",
-                o.requests, o.per_second, o.p50_ms, o.p90_ms, o.p99_ms, o.p999_ms, o.max_ms
-            ));
-        }
-        for (e, n) in &self.errors {
-            s.push_str(&format!("  answered {e}: {n}\n"));
-        }
-        s.push_str(&format!(
-            "  {:.2} s, {:.0} users/s\n",
-            self.elapsed_seconds, self.users_per_second
-        ));
-        s
     }
 }
 

@@ -12,6 +12,9 @@ use hyper::Method;
 use serde_json::json;
 
 use super::schedule::Shard;
+
+mod group;
+mod replay;
 use crate::client::dialect::{DialectName, Shaped, UpdateStyle, GENERIC};
 use crate::gen::names::{DEPARTMENTS, DOMAIN, FIRST, LAST, TITLES};
 use crate::gen::Rng;
@@ -240,29 +243,6 @@ pub fn parse_mix(s: &str) -> Result<Vec<(Kind, u32)>, String> {
     Ok(out)
 }
 
-/// One step of the group-members sequence.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum GroupStep {
-    Add(u64),
-    Remove(u64),
-    Read { members: bool },
-}
-
-/// One request of a replayed provisioning cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReplayStep {
-    LookupNew,
-    CreateNew,
-    LookupExisting,
-    UpdatePatch,
-    UpdateGet,
-    UpdatePut,
-    Deactivate,
-    AddMember,
-    RemoveMember,
-    ReadGroup,
-}
-
 /// A scenario bound to its run: what to send for request `m`.
 #[derive(Debug)]
 pub struct Scenario {
@@ -271,7 +251,7 @@ pub struct Scenario {
     pub shard: Shard,
     pub params: Params,
     pub seed: SeedData,
-    steps: Vec<(GroupStep, u64)>,
+    steps: Vec<(group::GroupStep, u64)>,
 }
 
 /// A small integer hash: which filter, which user, which mix entry.
@@ -302,27 +282,11 @@ fn bucket(x: u64, span: u64) -> u64 {
 
 impl Scenario {
     pub fn new(kind: Kind, tag: String, shard: Shard, params: Params, seed: SeedData) -> Self {
-        let mut steps = Vec::new();
-        if kind == Kind::GroupMembers {
-            let n = params.group_size;
-            let b = params.member_batch.max(1);
-            let batches = n.div_ceil(b);
-            let probe_every = batches.div_ceil(10).max(1);
-            let mut size = 0;
-            for k in 0..batches {
-                steps.push((GroupStep::Add(k), size));
-                size = (size + b).min(n);
-                if (k + 1) % probe_every == 0 || k + 1 == batches {
-                    steps.push((GroupStep::Read { members: true }, size));
-                    steps.push((GroupStep::Read { members: false }, size));
-                }
-            }
-            for k in 0..batches {
-                steps.push((GroupStep::Remove(k), size));
-                size = size.saturating_sub(b);
-            }
-            steps.push((GroupStep::Read { members: true }, 0));
-        }
+        let steps = if kind == Kind::GroupMembers {
+            group::steps(&params)
+        } else {
+            Vec::new()
+        };
         Scenario {
             kind,
             tag,
@@ -490,137 +454,6 @@ impl Scenario {
 
     pub fn dialect(&self) -> &'static crate::client::dialect::Dialect {
         self.params.dialect.table()
-    }
-
-    /// The steps of one provisioning cycle in the dialect.
-    fn replay_program(&self) -> Vec<ReplayStep> {
-        let mut p = vec![
-            ReplayStep::LookupNew,
-            ReplayStep::CreateNew,
-            ReplayStep::LookupExisting,
-        ];
-        if self.dialect().update == UpdateStyle::GetThenPut {
-            p.extend([ReplayStep::UpdateGet, ReplayStep::UpdatePut]);
-        } else {
-            p.push(ReplayStep::UpdatePatch);
-        }
-        p.extend([
-            ReplayStep::Deactivate,
-            ReplayStep::AddMember,
-            ReplayStep::RemoveMember,
-            ReplayStep::ReadGroup,
-        ]);
-        p
-    }
-
-    /// Request `m` of a replayed cycle. Cycle `c` creates a new user, updates and
-    /// deactivates existing ones, and moves one member in and one out of the shard's
-    /// group: the seeded users are split in halves A (members at the start) and B;
-    /// in even epochs B joins and A leaves, one user a cycle, in odd epochs the
-    /// reverse, so every add and remove finds the group as it expects.
-    fn replay(&self, m: u64) -> Req {
-        let program = self.replay_program();
-        let c = m / program.len() as u64;
-        let d = self.dialect();
-        let users = &self.seed.users;
-        let half = (users.len() / 2).max(1) as u64;
-        let (epoch, k) = (c / half, c % half);
-        let (a, b) = (
-            &users[k as usize],
-            &users[((half + k) as usize).min(users.len() - 1)],
-        );
-        let (joins, leaves) = if epoch.is_multiple_of(2) {
-            (b, a)
-        } else {
-            (a, b)
-        };
-        let gid = self.seed.group.as_deref().unwrap_or("missing-group");
-        let (existing, p) = self.user(c, 6);
-        let newcomer = Person::new(&self.tag, "r", self.shard.global(c));
-        let title = format!("{} {c}", TITLES[(c % TITLES.len() as u64) as usize]);
-        match program[(m % program.len() as u64) as usize] {
-            ReplayStep::LookupNew => shaped_req(Op::LookupUser, d.lookup(&newcomer.user_name)),
-            ReplayStep::CreateNew => create_user(&newcomer, self.shard.global(c)),
-            ReplayStep::LookupExisting => shaped_req(Op::LookupUser, d.lookup(&p.user_name)),
-            ReplayStep::UpdatePatch => {
-                let mut full = p.body(&title, existing.number);
-                if let Some(o) = full.as_object_mut() {
-                    o.remove("externalId");
-                }
-                shaped_req(Op::PatchUser, d.update(&existing.id, &full).swap_remove(0))
-            }
-            ReplayStep::UpdateGet => shaped_req(
-                Op::GetUser,
-                d.update(&existing.id, &json!({})).swap_remove(0),
-            ),
-            ReplayStep::UpdatePut => {
-                let full = p.body(&title, existing.number);
-                shaped_req(Op::PutUser, d.update(&existing.id, &full).swap_remove(1))
-            }
-            ReplayStep::Deactivate => {
-                let (u, q) = self.user(c, 7);
-                shaped_req(
-                    Op::DeactivateUser,
-                    d.deactivate(&u.id, &q.body(&title, u.number)),
-                )
-            }
-            ReplayStep::AddMember => shaped_req(
-                Op::PatchMembers,
-                d.add_members(gid, &[joins.id.as_str()], 1).swap_remove(0),
-            ),
-            ReplayStep::RemoveMember => shaped_req(
-                Op::RemoveMembers,
-                d.remove_members(gid, &[leaves.id.as_str()], 1)
-                    .swap_remove(0),
-            ),
-            ReplayStep::ReadGroup => {
-                let s = d.read_group(gid);
-                let op = if s.path.contains("excludedAttributes") {
-                    Op::GetGroupNoMembers
-                } else {
-                    Op::GetGroup
-                };
-                shaped_req(op, s)
-            }
-        }
-    }
-
-    fn group_step(&self, m: u64) -> Req {
-        let gid = self.seed.group.as_deref().unwrap_or("missing-group");
-        let (step, size) = self.steps[(m as usize).min(self.steps.len() - 1)];
-        let b = self.params.member_batch.max(1);
-        let span = self.params.group_size;
-        let members = |k: u64| {
-            let lo = (k * b) as usize;
-            let hi = (((k + 1) * b) as usize).min(self.seed.users.len());
-            &self.seed.users[lo.min(hi)..hi]
-        };
-        let mut r = match step {
-            GroupStep::Add(k) => Req::with_body(
-                Op::PatchMembers,
-                Method::PATCH,
-                format!("/Groups/{gid}"),
-                json!({"schemas": [urns::PATCH_OP], "Operations": [{
-                    "op": "add", "path": "members",
-                    "value": members(k).iter().map(|u| json!({"value": u.id})).collect::<Vec<_>>(),
-                }]}),
-            ),
-            GroupStep::Remove(k) => Req::with_body(
-                Op::RemoveMembers,
-                Method::PATCH,
-                format!("/Groups/{gid}"),
-                json!({"schemas": [urns::PATCH_OP], "Operations": members(k).iter().map(|u| json!({
-                    "op": "remove", "path": format!("members[value eq \"{}\"]", u.id),
-                })).collect::<Vec<_>>()}),
-            ),
-            GroupStep::Read { members: true } => Req::get(Op::GetGroup, format!("/Groups/{gid}")),
-            GroupStep::Read { members: false } => Req::get(
-                Op::GetGroupNoMembers,
-                format!("/Groups/{gid}?excludedAttributes=members"),
-            ),
-        };
-        r.curve = Some(("by_group_size", bucket(size, span)));
-        r
     }
 }
 
