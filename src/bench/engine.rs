@@ -137,7 +137,7 @@ impl Aggregator {
         let service = us(s.done.saturating_duration_since(s.sent));
         let lag = us(s.sent.saturating_duration_since(s.intended));
         let at = self.ms(s.done);
-        let idx = Op::ALL.iter().position(|o| *o == s.op).unwrap_or(0);
+        let idx = s.op.index();
         let tags = self.tags[idx].get_or_insert_with(|| Tags {
             response: format!("{}.response", s.op.as_str()),
             service: format!("{}.service", s.op.as_str()),

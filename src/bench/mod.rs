@@ -41,6 +41,8 @@ pub enum BenchError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Mismatch(String),
     #[error("cannot read {path}: {detail}; pass directories written by `scimload bench --report`")]
     Read { path: PathBuf, detail: String },
 }
@@ -371,6 +373,12 @@ pub fn merge(
     })?;
     let mut measured = summary.measured_seconds;
     for (s, t) in it {
+        if s.scenario != summary.scenario {
+            return Err(BenchError::Mismatch(format!(
+                "these results come from different scenarios ({} and {}); merge the shards of one run, and compare different runs side by side",
+                summary.scenario, s.scenario
+            )));
+        }
         tl.merge(&t)?;
         summary.window_ms[0] = summary.window_ms[0].min(s.window_ms[0]);
         summary.window_ms[1] = summary.window_ms[1].max(s.window_ms[1]);

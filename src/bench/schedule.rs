@@ -67,12 +67,18 @@ impl RateShape {
     /// `500`, `500/s`, or a ramp `100..2000`.
     pub fn parse(s: &str) -> Result<Self, String> {
         if let Some((a, b)) = s.split_once("..") {
-            return Ok(RateShape::Ramp(
-                crate::units::parse_rate(a)?,
-                crate::units::parse_rate(b)?,
-            ));
+            let (a, b) = (crate::units::parse_rate(a)?, crate::units::parse_rate(b)?);
+            if a <= 0.0 && b <= 0.0 {
+                return Err(format!("'{s}': a ramp must rise above 0, e.g. 0..1000"));
+            }
+            return Ok(RateShape::Ramp(a, b));
         }
-        crate::units::parse_rate(s).map(RateShape::Constant)
+        match crate::units::parse_rate(s)? {
+            r if r > 0.0 => Ok(RateShape::Constant(r)),
+            _ => Err(format!(
+                "'{s}': a rate of 0 sends nothing; give requests per second, e.g. 200"
+            )),
+        }
     }
 
     pub fn mean(&self) -> f64 {

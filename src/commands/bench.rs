@@ -57,6 +57,12 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    if steps
+        .as_ref()
+        .is_some_and(|v| v.is_empty() || v.iter().any(|r| *r <= 0.0))
+    {
+        bail!("--steps needs rates above 0, like 100,200,400");
+    }
     let knee = if a.find_knee || steps.is_some() {
         let slo = Threshold::parse(&a.slo)
             .map_err(anyhow::Error::msg)
