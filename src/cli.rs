@@ -182,20 +182,49 @@ pub struct BenchArgs {
     pub faults: FaultArgs,
 }
 
+/// What `scimload report` prints on standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Terminal,
+    Json,
+    Markdown,
+    Html,
+}
+
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Result directories written by `scimload bench --report`; several are merged.
-    #[arg(required = true)]
+    /// Result directories written by `scimload bench` or `scimload import --report`;
+    /// several (the shards of one bench run) are merged exactly.
+    #[arg(required_unless_present = "compare")]
     pub dirs: Vec<PathBuf>,
-    /// Write the merged intervals.hlog and summary.json here.
+    /// Compare two runs side by side: BASE NEW (result directories).
+    #[arg(long, num_args = 2, value_names = ["BASE", "NEW"], conflicts_with = "dirs")]
+    pub compare: Option<Vec<PathBuf>>,
+    /// Relative change that --compare counts as a regression or an improvement.
+    #[arg(long, default_value = "10%", value_parser = parse_fraction)]
+    pub tolerance: f64,
+    /// Latency changes smaller than this are noise, never a regression.
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    pub min_delta: Duration,
+    /// Exit 1 when --compare finds a regression.
+    #[arg(long)]
+    pub fail_on_regression: bool,
+    /// What to print on standard output.
+    #[arg(long, value_enum, default_value = "terminal")]
+    pub format: ReportFormat,
+    /// Same as --format json.
+    #[arg(long)]
+    pub json: bool,
+    /// Write report.json, report.md and report.html here (compare.* with --compare), and
+    /// the merged intervals.hlog and summary.json when several shards were given.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Latency objective of the capacity section when the run had no knee search.
+    #[arg(long, default_value = "p99<300ms")]
+    pub slo: String,
     /// Re-check thresholds against the (merged) results; a missed one exits 1.
     #[arg(long = "threshold")]
     pub thresholds: Vec<String>,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ pub mod gen;
 pub mod import;
 pub mod mapping;
 pub mod metrics;
+pub mod report;
 pub mod scim;
 pub mod server;
 pub mod source;

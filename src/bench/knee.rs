@@ -24,7 +24,7 @@ pub struct KneeConfig {
 }
 
 /// One step of the search.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Step {
     pub offered: f64,
     pub achieved: f64,
@@ -42,7 +42,7 @@ pub struct Step {
 }
 
 /// The result: the highest passing rate and every step on the way.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KneeResult {
     /// True for a knee search, false for fixed `--steps`.
     pub searched: bool,

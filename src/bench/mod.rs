@@ -80,7 +80,7 @@ pub struct Sweep {
     pub rates: Option<Vec<f64>>,
 }
 
-fn rfc3339(t: std::time::SystemTime) -> String {
+pub fn rfc3339(t: std::time::SystemTime) -> String {
     time::OffsetDateTime::from(t)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

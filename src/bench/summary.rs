@@ -28,7 +28,9 @@ impl Pcts {
         let ms = |us: u64| us as f64 / 1000.0;
         Pcts {
             count: h.len(),
-            mean_ms: h.mean() / 1000.0,
+            // To 0.1 µs: finer digits are float noise (they depend on the order
+            // histograms were added in), and the histogram is exact to 3 digits anyway.
+            mean_ms: (h.mean() * 10.0).round() / 10_000.0,
             p50_ms: ms(h.value_at_quantile(0.5)),
             p90_ms: ms(h.value_at_quantile(0.9)),
             p99_ms: ms(h.value_at_quantile(0.99)),
@@ -151,7 +153,7 @@ pub fn all_responses(tl: &Timeline, from_ms: u64, to_ms: u64) -> Histogram<u64> 
 }
 
 /// What ran on which machine.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Machine {
     pub os: String,
     pub arch: String,
@@ -214,7 +216,7 @@ impl BenchSummary {
     }
 
     /// Fills the numbers computed from the log: operations, curves, lag, thresholds.
-    pub(super) fn compute(&mut self, tl: &Timeline, thresholds: &[Threshold]) {
+    pub(crate) fn compute(&mut self, tl: &Timeline, thresholds: &[Threshold]) {
         let [from, to] = self.window_ms;
         let (ops, curves) = operations(tl, from, to, self.measured_seconds);
         let mut lag = crate::metrics::new_histogram();

@@ -154,7 +154,7 @@ fn ms(s: &str) -> Result<f64, String> {
 }
 
 /// A threshold and how the run did against it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Verdict {
     pub threshold: String,
     pub observed: Option<f64>,

@@ -3,7 +3,7 @@
 //! threshold was missed, distinct from a fatal error (2).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -14,8 +14,10 @@ use crate::bench::knee::KneeConfig;
 use crate::bench::scenario::{parse_mix, Params};
 use crate::bench::threshold::{Metric, Threshold};
 use crate::bench::{self, BenchConfig, Sweep};
-use crate::cli::{BenchArgs, ReportArgs};
+use crate::cli::{BenchArgs, ReportArgs, ReportFormat};
 use crate::config;
+use crate::metrics::timeline::Timeline;
+use crate::report::{self, compare::Comparison, ReportData, Run};
 use crate::server::faults::FaultConfig;
 use crate::server::{self, ServerConfig};
 
@@ -62,6 +64,10 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         .is_some_and(|v| v.is_empty() || v.iter().any(|r| *r <= 0.0))
     {
         bail!("--steps needs rates above 0, like 100,200,400");
+    }
+    if (a.find_knee || steps.is_some()) && a.scenario == crate::bench::scenario::Kind::GroupMembers
+    {
+        bail!("group-members builds one group to --group-size and tears it down, so its length is set by the group, not by a rate; run it at one --rate (and --find-knee with another scenario)");
     }
     let knee = if a.find_knee || steps.is_some() {
         let slo = Threshold::parse(&a.slo)
@@ -180,12 +186,18 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(r?)
     })?;
     bench::write_results(&dir, &summary, &timeline)?;
+    write_reports(
+        &dir,
+        Run::Bench(Box::new(summary.clone())),
+        &timeline,
+        &a.slo,
+    )?;
     if a.json {
         say(&serde_json::to_string_pretty(&summary)?)?;
     } else {
         say_raw(&summary.human())?;
         say(&format!(
-            "  results (interval log, summary.json) in {}",
+            "  results (interval log, summary.json, report.html) in {}",
             dir.display()
         ))?;
     }
@@ -196,25 +208,85 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The SLO of a report's capacity section.
+fn report_slo(text: &str) -> anyhow::Result<Threshold> {
+    let slo = Threshold::parse(text)
+        .map_err(anyhow::Error::msg)
+        .context("bad --slo")?;
+    if !matches!(slo.metric, Metric::Quantile(_)) || slo.op.is_some() {
+        bail!("--slo must bound a percentile of all requests, e.g. p99<300ms");
+    }
+    Ok(slo)
+}
+
+/// Writes report.json, report.md and report.html next to a run's results.
+pub(crate) fn write_reports(dir: &Path, run: Run, tl: &Timeline, slo: &str) -> anyhow::Result<()> {
+    let data = ReportData::build(&run, tl, &report_slo(slo)?);
+    report::write_all(dir, &data)?;
+    Ok(())
+}
+
 pub fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
-    let parts = a
-        .dirs
-        .iter()
-        .map(|d| bench::read_results(d))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (summary, tl) = bench::merge(parts, &thresholds(&a.thresholds)?)?;
-    if let Some(out) = &a.out {
-        bench::write_results(out, &summary, &tl)?;
-    }
-    if a.json {
-        say(&serde_json::to_string_pretty(&summary)?)?;
-    } else {
-        say_raw(&summary.human())?;
+    let slo = report_slo(&a.slo)?;
+    let format = if a.json { ReportFormat::Json } else { a.format };
+    if let Some(pair) = &a.compare {
+        let [base_dir, new_dir] = pair.as_slice() else {
+            bail!("--compare takes two result directories: BASE NEW");
+        };
+        let build = |d: &PathBuf| -> anyhow::Result<ReportData> {
+            let (run, tl) = report::open(std::slice::from_ref(d), &[])?;
+            Ok(ReportData::build(&run, &tl, &slo))
+        };
+        let (base, new) = (build(base_dir)?, build(new_dir)?);
+        let cmp = Comparison::of(&base, &new, a.tolerance, a.min_delta.as_secs_f64() * 1000.0);
         if let Some(out) = &a.out {
-            say(&format!("  merged results in {}", out.display()))?;
+            report::write(out, "compare.json", &serde_json::to_vec_pretty(&cmp)?)?;
+            report::write(
+                out,
+                "compare.md",
+                report::markdown::comparison(&cmp).as_bytes(),
+            )?;
+            report::write(
+                out,
+                "compare.html",
+                report::html::comparison(&cmp, &base, &new)?.as_bytes(),
+            )?;
         }
+        match format {
+            ReportFormat::Terminal => say_raw(&report::terminal::comparison(&cmp))?,
+            ReportFormat::Json => say(&serde_json::to_string_pretty(&cmp)?)?,
+            ReportFormat::Markdown => say_raw(&report::markdown::comparison(&cmp))?,
+            ReportFormat::Html => say_raw(&report::html::comparison(&cmp, &base, &new)?)?,
+        }
+        return Ok(if a.fail_on_regression && cmp.regressions > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
     }
-    Ok(if summary.passed() {
+    let (run, tl) = report::open(&a.dirs, &thresholds(&a.thresholds)?)?;
+    let data = ReportData::build(&run, &tl, &slo);
+    if let Some(out) = &a.out {
+        if let (Run::Bench(s), true) = (&run, a.dirs.len() > 1) {
+            bench::write_results(out, s, &tl)?;
+        }
+        report::write_all(out, &data)?;
+    }
+    match format {
+        ReportFormat::Terminal => {
+            say_raw(&report::terminal::report(&data))?;
+            if let Some(out) = &a.out {
+                say(&format!(
+                    "report.html, report.md and report.json written to {}",
+                    out.display()
+                ))?;
+            }
+        }
+        ReportFormat::Json => say(&serde_json::to_string_pretty(&data)?)?,
+        ReportFormat::Markdown => say_raw(&report::markdown::report(&data))?,
+        ReportFormat::Html => say_raw(&report::html::report(&data)?)?,
+    }
+    Ok(if data.passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

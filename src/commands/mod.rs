@@ -294,6 +294,16 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             )],
         )?;
         std::fs::write(&p, buf).with_context(|| format!("cannot write {}", p.display()))?;
+        // The report reads the summary as written, so both agree.
+        let run: crate::report::ImportRun =
+            serde_json::from_value(serde_json::to_value(&summary)?)?;
+        let dir = a.report.as_deref().expect("in_report gave a path");
+        bench::write_reports(
+            dir,
+            crate::report::Run::Import(Box::new(run)),
+            tl,
+            "p99<300ms",
+        )?;
     }
     if a.json {
         say(&serde_json::to_string_pretty(&summary)?)?;

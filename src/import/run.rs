@@ -142,6 +142,12 @@ struct Ingested {
     rejected_ids: Vec<String>,
 }
 
+/// A flag value as the command line spells it (`on-conflict`, `entra-legacy`).
+fn value_name(v: impl clap::ValueEnum) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_string())
+}
+
 /// Runs the whole import. `progress` gets a line now and then (stderr, when not quiet).
 pub async fn run(
     path: &Path,
@@ -151,6 +157,7 @@ pub async fn run(
     progress: impl Fn(String),
 ) -> Result<ImportSummary, IngestError> {
     let t0 = Instant::now();
+    let started = std::time::SystemTime::now();
     let client = ScimClient::new(
         &cfg.base_url,
         cfg.token.as_ref(),
@@ -499,6 +506,8 @@ pub async fn run(
     let mut gt = GroupTotals::default();
     let mut gset: JoinSet<GroupResult> = JoinSet::new();
     let ids = Arc::new(std::mem::take(&mut t.ids));
+    let export_groups = ingested.groups.len() as u64;
+    let export_memberships: u64 = ingested.groups.values().map(|m| m.len() as u64).sum();
     let groups = if stopping {
         BTreeMap::new()
     } else {
@@ -566,6 +575,18 @@ pub async fn run(
     let elapsed = t0.elapsed();
     let rejected: u64 = ingested.rejected.values().sum();
     Ok(ImportSummary {
+        kind: "import".into(),
+        tool: concat!("scimload ", env!("CARGO_PKG_VERSION")).into(),
+        started: crate::bench::rfc3339(started),
+        machine: crate::bench::summary::Machine::this(),
+        input: path.display().to_string(),
+        dialect: value_name(cfg.dialect.name),
+        concurrency: cfg.concurrency,
+        member_batch: cfg.member_batch,
+        bulk: value_name(cfg.bulk),
+        lookup: value_name(cfg.lookup),
+        export_groups,
+        export_memberships,
         target: cfg.base_url.clone(),
         rows: ingested.rows,
         created: t.created,

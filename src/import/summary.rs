@@ -10,6 +10,20 @@ use crate::metrics::OpSummary;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportSummary {
+    /// `import`: tells `scimload report` what kind of run a result directory holds.
+    pub kind: String,
+    pub tool: String,
+    pub started: String,
+    pub machine: crate::bench::summary::Machine,
+    pub input: String,
+    pub dialect: String,
+    pub concurrency: usize,
+    pub member_batch: usize,
+    pub bulk: String,
+    pub lookup: String,
+    /// The export's shape: groups and (group, member) pairs among the accepted rows.
+    pub export_groups: u64,
+    pub export_memberships: u64,
     pub target: String,
     pub rows: u64,
     pub created: u64,

@@ -146,6 +146,14 @@ impl Recorder {
 
     /// Counts an error answer: `"409 uniqueness"`, `"503"`, `"transport: timeout"`.
     pub fn error(&mut self, key: String) {
+        // Also over time, so a report can show when the errors came (a tag holds no
+        // spaces or commas).
+        let tag: String = format!("all.error.{key}")
+            .chars()
+            .map(|c| if c == ' ' || c == ',' { '_' } else { c })
+            .collect();
+        let now = timeline::epoch_ms(std::time::SystemTime::now());
+        self.timeline.record(&tag, now, 1);
         *self.errors.entry(key).or_default() += 1;
     }
 

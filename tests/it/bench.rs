@@ -436,22 +436,25 @@ fn shards_merge_into_one_run() {
         "{}",
         String::from_utf8_lossy(&merged.stderr)
     );
-    let m: BenchSummary = serde_json::from_slice(&merged.stdout).unwrap();
+    let m: scimload::report::ReportData = serde_json::from_slice(&merged.stdout).unwrap();
     let (one, _) = bench::read_results(&dir.join("single")).unwrap();
-    assert_eq!(m.shards, 2);
-    let (x, y) = (&one.operations["get_user"], &m.operations["get_user"]);
+    assert_eq!(m.run.shards, 2);
+    assert!(m.title.contains("2 shards"), "{}", m.title);
+    let x = &one.operations["get_user"];
+    let y = m.operations.iter().find(|o| o.name == "get_user").unwrap();
     assert_eq!(x.requests, 800);
     assert_eq!(y.requests, x.requests);
     for (p, q) in [
         (x.response.p50_ms, y.response.p50_ms),
         (x.response.p90_ms, y.response.p90_ms),
-        (x.service.p50_ms, y.service.p50_ms),
+        (x.service.p50_ms, y.service.as_ref().unwrap().p50_ms),
     ] {
         assert!((p - q).abs() <= p * 0.1 + 0.5, "{p} vs {q}");
     }
     // The merged log re-read gives the same numbers.
     let (again, _) = bench::read_results(&dir.join("merged")).unwrap();
-    assert_eq!(again.operations["get_user"], m.operations["get_user"]);
+    assert_eq!(again.operations["get_user"].response, y.response);
+    assert!(dir.join("merged/report.html").exists() && dir.join("single/report.html").exists());
     let _ = std::fs::remove_dir_all(&dir);
     rt.block_on(h.shutdown());
 }

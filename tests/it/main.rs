@@ -10,6 +10,7 @@ mod core_patch;
 mod harness;
 mod import;
 mod ingest;
+mod report;
 mod server_api;
 mod server_faults;
 mod server_profiles;

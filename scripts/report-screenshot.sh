@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Renders the HTML reports of two real benchmarks against the embedded server in headless
+# Chromium (Debian package `chromium`) and checks that every chart rendered: a box of
+# real size, its title drawn inside the SVG, and pixels that are not blank. Then it
+# empties the charts of one report and checks that the same check fails, so it cannot
+# pass a blank page. Screenshots land in scimload-results/screenshots/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-target/release/scimload}
+VENV=${VENV:-.venv}
+OUT=${OUT:-scimload-results/screenshots}
+[ -x "$BIN" ] || cargo build --release --quiet
+if ! command -v chromium >/dev/null; then
+  echo "report-screenshot: installing chromium"
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -c 'import PIL, websocket' 2>/dev/null ||
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check 'pillow==11.*' 'websocket-client==1.*'
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# Rate steps of a mixed workload with 0.5% injected 503s: percentile spectrum, latency
+# and throughput over time, the knee, errors over time.
+"$BIN" bench mixed --steps 100,200,400 --step-duration 2s --error-budget 2% --fail-503 0.5% \
+  --users 300 --connections 16 --interval 500ms --quiet --report "$WORK/mixed" >/dev/null
+# A group built to 10,000 members and torn down: latency against group size.
+"$BIN" bench group-members --rate 200 --group-size 10000 --connections 32 --interval 500ms \
+  --quiet --report "$WORK/group" >/dev/null
+cp "$WORK/mixed/report.html" "$OUT/bench-mixed.html"
+cp "$WORK/group/report.html" "$OUT/bench-group-members.html"
+
+"$VENV/bin/python" scripts/report_check.py "$OUT/bench-mixed.html" "$OUT/bench-mixed.png" --expect-charts 4
+"$VENV/bin/python" scripts/report_check.py "$OUT/bench-group-members.html" "$OUT/bench-group-members.png" --expect-charts 4
+
+# The check must catch charts that did not draw: the same report with empty SVGs.
+"$VENV/bin/python" - "$WORK/mixed/report.html" "$WORK/blank.html" <<'PY'
+import re, sys
+html = open(sys.argv[1]).read()
+blank, n = re.subn(r"<svg([^>]*)>.*?</svg>", r"<svg\1></svg>", html, flags=re.S)
+assert n >= 4, n
+open(sys.argv[2], "w").write(blank)
+PY
+"$VENV/bin/python" scripts/report_check.py "$WORK/blank.html" "$WORK/blank.png" --expect-charts 4 --expect-fail
+echo "report-screenshot: screenshots in $OUT"
