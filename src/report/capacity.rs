@@ -309,9 +309,19 @@ impl Capacity {
                 f64::INFINITY
             }
         };
-        let per_user = slot_seconds(c_create) + patches_per_user * slot_seconds(c_patch);
+        // Never faster than the measured request rate, however cheap an operation looks.
+        let floor = |requests: f64| {
+            if max_rate > 0.0 {
+                requests / max_rate
+            } else {
+                f64::INFINITY
+            }
+        };
+        let per_user = (slot_seconds(c_create) + patches_per_user * slot_seconds(c_patch))
+            .max(floor(requests_per_user));
+        let per_group = slot_seconds(c_group).max(floor(1.0));
         assumptions.push(format!(
-            "The server sustains {max_rate:.0} requests/s with {concurrency:.1} in flight (Little's law: rate × mean latency {mean:.2} ms); each request holds a slot for its operation's mean latency."
+            "The server sustains {max_rate:.0} requests/s with {concurrency:.1} in flight (Little's law: rate × mean latency {mean:.2} ms); each request holds a slot for its operation's mean latency, and the total never exceeds the measured request rate."
         ));
         assumptions.push(
             "Latency does not grow with the number of users stored; group sizes grow with the tenant (see the group-size effects)."
@@ -332,7 +342,7 @@ impl Capacity {
             } else {
                 0.0
             },
-            projections: projections(&shape, per_user, slot_seconds(c_group), requests_per_user),
+            projections: projections(&shape, per_user, per_group, requests_per_user),
             shape,
             assumptions,
             group_size,
