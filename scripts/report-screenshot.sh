@@ -36,6 +36,7 @@ cp "$WORK/group/report.html" "$OUT/bench-group-members.html"
 "$VENV/bin/python" scripts/report_check.py "$OUT/bench-group-members.html" "$OUT/bench-group-members.png" --expect-charts 4
 
 # The check must catch charts that did not draw: the same report with empty SVGs.
+echo "report-screenshot: self-test: the same report with its charts emptied must fail the check"
 "$VENV/bin/python" - "$WORK/mixed/report.html" "$WORK/blank.html" <<'PY'
 import re, sys
 html = open(sys.argv[1]).read()

@@ -300,6 +300,10 @@ pub struct ImportArgs {
     /// --concurrency and the target allow.
     #[arg(long, value_parser = parse_rate)]
     pub rate: Option<f64>,
+    /// Do not slow every request down when the target answers 429 (each refused request
+    /// still waits its Retry-After before it is sent again).
+    #[arg(long)]
+    pub no_adaptive: bool,
     /// Send new users in /Bulk requests: auto (when the target's ServiceProviderConfig
     /// offers Bulk; the default with the generic dialect), never (the default with IdP
     /// dialects, which do not use Bulk), or always.

@@ -129,6 +129,8 @@ pub struct ScimClient {
     http: reqwest::Client,
     base: String,
     auth: Option<HeaderValue>,
+    /// Shared pacing that slows every request down when the target answers 429.
+    throttle: Option<std::sync::Arc<super::throttle::Throttle>>,
 }
 
 impl fmt::Debug for ScimClient {
@@ -165,7 +167,14 @@ impl ScimClient {
             http,
             base: base.trim_end_matches('/').to_string(),
             auth,
+            throttle: None,
         })
+    }
+
+    /// Paces every request of this client (and its clones) through `throttle`.
+    pub fn with_throttle(mut self, throttle: std::sync::Arc<super::throttle::Throttle>) -> Self {
+        self.throttle = Some(throttle);
+        self
     }
 
     pub fn base(&self) -> &str {
@@ -195,8 +204,14 @@ impl ScimClient {
                 .header(CONTENT_TYPE, HeaderValue::from_static(urns::MEDIA_TYPE))
                 .body(b);
         }
+        if let Some(t) = &self.throttle {
+            t.acquire().await;
+        }
         let resp = rb.send().await.map_err(TransportError::from_reqwest)?;
         let status = resp.status().as_u16();
+        if let Some(t) = &self.throttle {
+            t.record(status == 429, std::time::Instant::now());
+        }
         let headers = resp.headers();
         let retry_after = retry_after(headers);
         let header = |n| {

@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod fan;
 pub mod http;
 pub mod retry;
+pub mod throttle;
 
 pub use http::{Reply, ScimClient, Secret, TransportError};
 pub use retry::{Decision, RetryPolicy};

@@ -212,6 +212,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
                 })
             }),
             rate: a.rate,
+            adaptive: !a.no_adaptive,
             bulk: a.bulk.unwrap_or(if a.dialect == crate::client::dialect::DialectName::Generic {
                 run::BulkMode::Auto
             } else {

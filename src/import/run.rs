@@ -64,6 +64,9 @@ pub struct ImportConfig {
     pub state: Option<PathBuf>,
     /// Users sent per second at most (`--rate`); `None`: as fast as `concurrency` allows.
     pub rate: Option<f64>,
+    /// Slow every request down when the target answers 429, then climb back
+    /// (`--no-adaptive` turns it off).
+    pub adaptive: bool,
     /// Whether new users travel in `/Bulk` requests.
     pub bulk: BulkMode,
     /// Operations per Bulk request at most (else the target's maxOperations).
@@ -165,6 +168,12 @@ pub async fn run(
         cfg.concurrency,
     )
     .map_err(IngestError::Sink)?;
+    let throttle = Arc::new(crate::client::throttle::Throttle::default());
+    let client = if cfg.adaptive {
+        client.with_throttle(throttle.clone())
+    } else {
+        client
+    };
     let (tx, mut rx) = mpsc::channel::<Job>(cfg.concurrency.max(16) * 4);
     let file_size = std::fs::metadata(path).map_or(0, |m| m.len());
     let rows_at_start = crate::source::ROWS_READ.load(std::sync::atomic::Ordering::Relaxed);
@@ -351,8 +360,11 @@ pub async fn run(
                     } else {
                         String::new()
                     };
+                    let throttled = throttle
+                        .limit()
+                        .map_or(String::new(), |l| format!(" · throttled to {l:.0} requests/s (429s)"));
                     progress(format!(
-                        "users: {done} of ~{total:.0} rows ({:.0}%{eta}) · {} created · {} updated · {} unchanged · {} failed · {rate:.0}/s · {} in flight",
+                        "users: {done} of ~{total:.0} rows ({:.0}%{eta}) · {} created · {} updated · {} unchanged · {} failed · {rate:.0}/s · {} in flight{throttled}",
                         done as f64 * 100.0 / total.max(1.0), t.created, t.updated, t.unchanged, t.failed, inflight.len()
                     ));
                 }
@@ -587,6 +599,7 @@ pub async fn run(
         lookup: value_name(cfg.lookup),
         export_groups,
         export_memberships,
+        throttle: throttle.stats(),
         target: cfg.base_url.clone(),
         rows: ingested.rows,
         created: t.created,

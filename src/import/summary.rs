@@ -24,6 +24,8 @@ pub struct ImportSummary {
     /// The export's shape: groups and (group, member) pairs among the accepted rows.
     pub export_groups: u64,
     pub export_memberships: u64,
+    /// What adaptive throttling did.
+    pub throttle: crate::client::throttle::ThrottleStats,
     pub target: String,
     pub rows: u64,
     pub created: u64,
@@ -95,6 +97,15 @@ impl ImportSummary {
             s.push_str(&format!(
                 "  sync: {} users no longer in the export ({} deactivated, {} deleted, {} failed); {} memberships removed\n",
                 self.missing, self.deactivated, self.deleted, self.missing_failed, self.memberships_removed
+            ));
+        }
+        if self.throttle.decreases > 0 {
+            s.push_str(&format!(
+                "  throttled: the target answered 429, so the rate was lowered {} times (lowest {:.0} requests/s){}{}\n",
+                self.throttle.decreases,
+                self.throttle.lowest.unwrap_or(0.0),
+                if self.throttle.futile > 0 { format!("; {} times the 429s did not follow the rate and the decrease was undone", self.throttle.futile) } else { String::new() },
+                self.throttle.current.map_or(String::new(), |c| format!("; {c:.0}/s at the end"))
             ));
         }
         if let Some(r) = &self.missing_refused {

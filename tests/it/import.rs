@@ -152,6 +152,7 @@ fn config(base: String) -> ImportConfig {
         failed: None,
         state: None,
         rate: None,
+        adaptive: true,
         bulk: run::BulkMode::Never,
         bulk_size: None,
         missing: run::Missing::Keep,
@@ -768,6 +769,59 @@ async fn rate_caps_the_import() {
         t.elapsed() >= Duration::from_millis(1400),
         "{:?}",
         t.elapsed()
+    );
+}
+
+/// A target that admits 800 requests/s and answers 429 (Retry-After 1 s) beyond: with
+/// adaptive throttling the import lowers its rate for every request and gets far fewer
+/// refusals than the same import that only waits out each 429 on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adaptive_throttling_lowers_the_rate_for_everyone_on_429() {
+    let file = export(2000, 47);
+    let spec = presets::load("workday").unwrap();
+    let mut refused = Vec::new();
+    for adaptive in [true, false] {
+        let srv = spawn(
+            ServerConfig {
+                faults: FaultConfig {
+                    rate_cap: Some(800.0),
+                    retry_after: Duration::from_secs(1),
+                    ..FaultConfig::default()
+                },
+                ..ServerConfig::default()
+            },
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let cfg = ImportConfig {
+            adaptive,
+            ..config(srv.url())
+        };
+        let s = run::run(&file, &spec, &IngestOptions::default(), &cfg, |_| {})
+            .await
+            .unwrap();
+        assert_eq!((s.created, s.failed), (2000, 0), "adaptive {adaptive}");
+        let n429 = s.errors.get("429").copied().unwrap_or(0);
+        if adaptive {
+            assert!(s.throttle.decreases >= 1, "{:?}", s.throttle);
+            let lowest = s.throttle.lowest.unwrap();
+            assert!(
+                lowest <= 900.0,
+                "lowered to the cap or below: {:?}",
+                s.throttle
+            );
+        } else {
+            assert_eq!(s.throttle.decreases, 0);
+        }
+        refused.push(n429);
+        srv.shutdown().await;
+    }
+    assert!(
+        refused[0] * 3 < refused[1],
+        "429s with adaptive throttling {} vs without {}",
+        refused[0],
+        refused[1]
     );
 }
 
