@@ -52,6 +52,9 @@ pub struct CleanupArgs {
     /// Read the bearer token from this file (first line); else SCIM_TOKEN.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// Also trust the CA certificate(s) in this PEM file for an https:// target.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
     /// Deletes in flight at once.
     #[arg(long, default_value = "16", value_parser = parse_count)]
     pub concurrency: u64,
@@ -293,6 +296,10 @@ pub struct ImportArgs {
     /// Read the bearer token from this file (first line).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// Also trust the CA certificate(s) in this PEM file for an https:// target (a
+    /// private CA or a self-signed server); public CAs are trusted anyway.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
     /// Requests in flight at once.
     #[arg(long, default_value = "32", value_parser = parse_count)]
     pub concurrency: u64,
@@ -393,6 +400,12 @@ pub struct ServeArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub faults: FaultArgs,
 }

@@ -24,6 +24,24 @@ pub enum ConfigError {
     Profile(String),
     #[error("the delimiter must be one character (or \"tab\"), got '{0}'")]
     Delimiter(String),
+    #[error(transparent)]
+    Tls(#[from] crate::server::tls::TlsError),
+    #[error("cannot read the CA certificate file {path}: {source}; give a PEM file with the certificate(s) that signed the target's")]
+    CaFile {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The PEM bytes of `--ca-cert`, checked when the client is built.
+pub fn read_ca(path: Option<&Path>) -> Result<Option<Vec<u8>>, ConfigError> {
+    path.map(|p| {
+        std::fs::read(p).map_err(|source| ConfigError::CaFile {
+            path: p.display().to_string(),
+            source,
+        })
+    })
+    .transpose()
 }
 
 /// `,` `;` `|` or `tab`.
@@ -93,5 +111,9 @@ pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
         faults: FaultConfig::from(&a.faults),
         base_url: a.base_url.clone(),
         journal: None,
+        tls: match (&a.tls_cert, &a.tls_key) {
+            (Some(c), Some(k)) => Some(crate::server::tls::server_config(c, k)?),
+            _ => None,
+        },
     })
 }

@@ -56,7 +56,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     })?;
                 let addr = listener.local_addr()?;
                 eprintln!(
-                    "scimload serve: SCIM 2.0 at http://{addr} (profile {}, {}); Ctrl-C stops",
+                    "scimload serve: SCIM 2.0 at {}://{addr} (profile {}, {}); Ctrl-C stops",
+                    if cfg.tls.is_some() { "https" } else { "http" },
                     cfg.profile,
                     if cfg.token.is_some() {
                         "bearer token required"

@@ -198,7 +198,9 @@ pub async fn seed(
             .unwrap_or(params.users);
         if !paging_chosen {
             // Cursors when the server pages only that way (the Entra ID SCIM API, AWS).
-            let caps = crate::client::discovery::discover(client).await;
+            let caps = crate::client::discovery::discover(client)
+                .await
+                .unwrap_or_default();
             if caps.index_paging == Some(false) && caps.cursor_paging == Some(true) {
                 params.paging = Paging::Cursor;
             }

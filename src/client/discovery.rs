@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::retry::execute;
-use super::{RetryPolicy, ScimClient};
+use super::{RetryPolicy, ScimClient, TransportError};
 
 /// The parts of a ServiceProviderConfig an import uses.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -57,7 +57,10 @@ impl Capabilities {
 }
 
 /// Reads the target's ServiceProviderConfig (a few quick attempts, never fatal).
-pub async fn discover(client: &ScimClient) -> Capabilities {
+/// Reads /ServiceProviderConfig; a server without one gets the defaults. Fails only when
+/// the target cannot be reached at all (no connection, a refused TLS certificate), which
+/// no later request would survive either.
+pub async fn discover(client: &ScimClient) -> Result<Capabilities, TransportError> {
     let policy = RetryPolicy {
         max_attempts: 3,
         ..RetryPolicy::default()
@@ -72,12 +75,15 @@ pub async fn discover(client: &ScimClient) -> Capabilities {
         3,
     )
     .await;
-    e.outcome
-        .ok()
-        .filter(|r| r.is_success())
-        .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .map(|v| Capabilities::from_config(&v))
-        .unwrap_or_default()
+    match e.outcome {
+        Err(t @ (TransportError::Connect(_) | TransportError::Tls(_))) => Err(t),
+        outcome => Ok(outcome
+            .ok()
+            .filter(|r| r.is_success())
+            .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .map(|v| Capabilities::from_config(&v))
+            .unwrap_or_default()),
+    }
 }
 
 #[cfg(test)]

@@ -48,14 +48,32 @@ pub enum TransportError {
     /// The connection broke after the request may have been sent.
     #[error("the connection was closed before an answer: {0}")]
     Reset(String),
+    /// The TLS handshake failed: the target's certificate is not trusted or not valid.
+    #[error("the target's TLS certificate was refused ({0}); if it comes from a private CA or is self-signed, pass --ca-cert FILE with the CA's PEM certificate")]
+    Tls(String),
     #[error("{0}")]
     Other(String),
 }
 
 impl TransportError {
     fn from_reqwest(e: reqwest::Error) -> Self {
-        // reqwest's messages can carry the URL; never the token, which is a header.
-        let msg = e.to_string();
+        // reqwest's messages can carry the URL; never the token, which is a header. The
+        // cause (a refused connection, an untrusted certificate) is in the source chain.
+        let mut msg = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            source = s.source();
+        }
+        if e.is_connect() && (msg.contains("certificate") || msg.contains("Certificate")) {
+            if msg.contains("CaUsedAsEndEntity") {
+                // `openssl req -x509` marks a self-signed certificate as a CA by default,
+                // and WebPKI rules refuse a CA certificate as the server's own.
+                msg.push_str(" — the server's certificate is marked as a CA; make it with -addext basicConstraints=critical,CA:FALSE (openssl) or sign it with a separate CA");
+            }
+            return TransportError::Tls(msg);
+        }
         if e.is_timeout() {
             TransportError::Timeout
         } else if e.is_connect() {
@@ -72,6 +90,7 @@ impl TransportError {
         match self {
             TransportError::Timeout => "timeout",
             TransportError::Connect(_) => "connect",
+            TransportError::Tls(_) => "tls",
             TransportError::Reset(_) => "connection closed",
             TransportError::Other(_) => "other",
         }
@@ -79,7 +98,7 @@ impl TransportError {
 
     /// Whether the server may have acted on the request (it reached the socket).
     pub fn maybe_applied(&self) -> bool {
-        !matches!(self, TransportError::Connect(_))
+        !matches!(self, TransportError::Connect(_) | TransportError::Tls(_))
     }
 }
 
@@ -150,6 +169,18 @@ impl ScimClient {
         timeout: Duration,
         max_connections: usize,
     ) -> Result<Self, String> {
+        Self::with_ca(base, token, timeout, max_connections, None)
+    }
+
+    /// As [`ScimClient::new`], also trusting the PEM certificates in `ca_pem` (a private
+    /// CA, a self-signed test server) besides the public roots.
+    pub fn with_ca(
+        base: &str,
+        token: Option<&Secret>,
+        timeout: Duration,
+        max_connections: usize,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, String> {
         let mut auth = None;
         if let Some(t) = token {
             let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose()))
@@ -157,10 +188,22 @@ impl ScimClient {
             v.set_sensitive(true);
             auth = Some(v);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .pool_max_idle_per_host(max_connections.max(1))
             .tcp_nodelay(true)
+            .use_rustls_tls();
+        if let Some(pem) = ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("the CA file holds no usable PEM certificate ({e}); give the PEM certificate(s) of the CA that signed the target's"))?;
+            if certs.is_empty() {
+                return Err("the CA file holds no PEM certificate; give the PEM certificate(s) of the CA that signed the target's".into());
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(ScimClient {

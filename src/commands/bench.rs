@@ -46,7 +46,7 @@ fn clock_run_id() -> String {
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(t) = &a.target {
-        super::check_target(t)?;
+        super::check_target(t, false)?;
     }
     let token = config::client_token(a.token_file.as_deref())?;
     let steps = match &a.steps {

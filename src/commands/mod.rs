@@ -77,12 +77,12 @@ pub fn gen(a: GenArgs) -> anyhow::Result<ExitCode> {
 
 /// A target must be an http:// URL: this build speaks no TLS, and a bad URL would
 /// otherwise fail every row one by one instead of stopping here.
-pub(crate) fn check_target(t: &str) -> anyhow::Result<()> {
-    if t.starts_with("https://") {
-        bail!("{t}: https targets are not supported by this build yet (no TLS); use an http:// target, e.g. a TLS-terminating proxy on 127.0.0.1");
-    }
-    let Some(rest) = t.strip_prefix("http://") else {
-        bail!("--target '{t}' is not a URL; give the SCIM base URL, e.g. http://127.0.0.1:8080 or http://host/scim/v2");
+pub(crate) fn check_target(t: &str, tls: bool) -> anyhow::Result<()> {
+    let rest = match (t.strip_prefix("http://"), t.strip_prefix("https://")) {
+        (Some(r), _) => r,
+        (None, Some(_)) if !tls => bail!("{t}: bench measures over plain HTTP/1.1 connections of its own and does not speak TLS yet; benchmark an http:// endpoint (the server itself, or a proxy on 127.0.0.1 in front of it)"),
+        (None, Some(r)) => r,
+        _ => bail!("--target '{t}' is not a URL; give the SCIM base URL, e.g. http://127.0.0.1:8080 or https://host/scim/v2"),
     };
     if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
         bail!("--target '{t}' has no host; give the SCIM base URL, e.g. http://127.0.0.1:8080");
@@ -157,7 +157,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         });
     }
     if let Some(t) = &a.target {
-        check_target(t)?;
+        check_target(t, true)?;
     }
     let token = config::client_token(a.token_file.as_deref())?;
     let dialect = a.dialect.table();
@@ -213,6 +213,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             }),
             rate: a.rate,
             adaptive: !a.no_adaptive,
+            ca_cert: config::read_ca(a.ca_cert.as_deref())?,
             bulk: a.bulk.unwrap_or(if a.dialect == crate::client::dialect::DialectName::Generic {
                 run::BulkMode::Auto
             } else {
@@ -323,7 +324,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
 
 pub fn cleanup(a: crate::cli::CleanupArgs) -> anyhow::Result<ExitCode> {
     if let Some(t) = &a.target {
-        check_target(t)?;
+        check_target(t, true)?;
     }
     if !a.state.exists() {
         bail!(
@@ -336,11 +337,13 @@ pub fn cleanup(a: crate::cli::CleanupArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let ca = config::read_ca(a.ca_cert.as_deref())?;
     let s = rt.block_on(crate::import::cleanup::cleanup(
         &a.state,
         a.target.as_deref(),
         token.as_ref(),
         a.concurrency.max(1) as usize,
+        ca.as_deref(),
     ))?;
     if a.json {
         say(&serde_json::to_string_pretty(&s)?)?;

@@ -46,13 +46,14 @@ pub async fn cleanup(
     target: Option<&str>,
     token: Option<&Secret>,
     concurrency: usize,
+    ca_pem: Option<&[u8]>,
 ) -> Result<CleanupSummary, CleanupError> {
     let (recorded, users, groups) = State::contents(state)?;
     let base = target
         .unwrap_or(&recorded)
         .trim_end_matches('/')
         .to_string();
-    let client = ScimClient::new(&base, token, Duration::from_secs(30), concurrency)
+    let client = ScimClient::with_ca(&base, token, Duration::from_secs(30), concurrency, ca_pem)
         .map_err(CleanupError::Client)?;
     let gone = |ids: &[String], ok: &[bool]| -> Vec<String> {
         ids.iter()

@@ -67,6 +67,8 @@ pub struct ImportConfig {
     /// Slow every request down when the target answers 429, then climb back
     /// (`--no-adaptive` turns it off).
     pub adaptive: bool,
+    /// Extra CA certificates (PEM) to trust for an https:// target.
+    pub ca_cert: Option<Vec<u8>>,
     /// Whether new users travel in `/Bulk` requests.
     pub bulk: BulkMode,
     /// Operations per Bulk request at most (else the target's maxOperations).
@@ -161,11 +163,12 @@ pub async fn run(
 ) -> Result<ImportSummary, IngestError> {
     let t0 = Instant::now();
     let started = std::time::SystemTime::now();
-    let client = ScimClient::new(
+    let client = ScimClient::with_ca(
         &cfg.base_url,
         cfg.token.as_ref(),
         cfg.timeout,
         cfg.concurrency,
+        cfg.ca_cert.as_deref(),
     )
     .map_err(IngestError::Sink)?;
     let throttle = Arc::new(crate::client::throttle::Throttle::default());
@@ -251,7 +254,16 @@ pub async fn run(
     };
     // What the target offers; /Bulk only when allowed and useful (a lookup before every
     // create, as IdP dialects do, cannot travel in a batch).
-    let caps = discover(&client).await;
+    let caps = discover(&client).await.map_err(|e| {
+        let hint = match e {
+            crate::client::TransportError::Tls(_) => "",
+            _ => "; check the URL and that the server runs",
+        };
+        IngestError::Sink(format!(
+            "cannot reach the target {}: {e}{hint}",
+            cfg.base_url
+        ))
+    })?;
     let bulk_limits = match cfg.bulk {
         BulkMode::Never => None,
         _ if cfg.lookup == Lookup::Always => None,

@@ -17,6 +17,7 @@ pub mod profile;
 pub mod render;
 pub mod service;
 pub mod store;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -56,6 +57,8 @@ pub struct ServerConfig {
     pub base_url: Option<String>,
     /// Keep a record of every request received (tests).
     pub journal: Option<Arc<journal::Journal>>,
+    /// Serve HTTPS with this configuration (`--tls-cert`, `--tls-key`).
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +73,7 @@ impl Default for ServerConfig {
             faults: FaultConfig::default(),
             base_url: None,
             journal: None,
+            tls: None,
         }
     }
 }
@@ -187,9 +191,14 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` with TLS)
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.state.cfg.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops accepting, lets in-flight requests finish (at most 5 s), and returns.
@@ -230,6 +239,7 @@ pub async fn serve(
         .is_active()
         .then(|| Arc::new(Faults::new(state.cfg.faults.clone())));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let tls = state.cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -283,12 +293,26 @@ pub async fn serve(
                 Ok(resp.unwrap_or_else(|e| match e {}))
             }
         });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let _ = conn.await;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            match tls {
+                // The handshake runs in the connection's task, so a slow or broken
+                // client never holds up the accept loop.
+                Some(acceptor) => {
+                    if let Ok(s) = acceptor.accept(stream).await {
+                        let conn = http.keep_alive(true).serve_connection(TokioIo::new(s), svc);
+                        let _ = watcher.watch(conn).await;
+                    }
+                }
+                None => {
+                    let conn = http
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc);
+                    let _ = watcher.watch(conn).await;
+                }
+            }
         });
     }
     drop(listener);

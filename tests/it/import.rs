@@ -153,6 +153,7 @@ fn config(base: String) -> ImportConfig {
         state: None,
         rate: None,
         adaptive: true,
+        ca_cert: None,
         bulk: run::BulkMode::Never,
         bulk_size: None,
         missing: run::Missing::Keep,
@@ -726,7 +727,7 @@ async fn cleanup_deletes_what_the_state_recorded() {
     )
     .await
     .unwrap();
-    let done = scimload::import::cleanup::cleanup(&state, None, None, 8)
+    let done = scimload::import::cleanup::cleanup(&state, None, None, 8, None)
         .await
         .unwrap();
     assert_eq!(
@@ -742,7 +743,7 @@ async fn cleanup_deletes_what_the_state_recorded() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["userName"], "not-ours");
     assert!(list_all(&c, "Groups").await.is_empty());
-    let again = scimload::import::cleanup::cleanup(&state, None, None, 8)
+    let again = scimload::import::cleanup::cleanup(&state, None, None, 8, None)
         .await
         .unwrap();
     assert_eq!((again.users_deleted, again.groups_deleted), (0, 0));

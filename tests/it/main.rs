@@ -14,3 +14,4 @@ mod report;
 mod server_api;
 mod server_faults;
 mod server_profiles;
+mod tls;
