@@ -15,6 +15,7 @@ use reqwest::Method;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
+use super::bulk_groups::{self, Done, GroupOp};
 use super::worker::{Finished, Job, UserResult, Worker};
 use crate::client::retry::execute;
 use crate::mapping::build::with_manager;
@@ -55,11 +56,13 @@ struct IdOnly {
 /// answers are large).
 pub(super) const DEFAULT_OPS: usize = 100;
 
-/// Sends one batch of new users as a Bulk request; every user comes back finished.
+/// Sends one batch of new users, with their group operations, as a Bulk request; every
+/// user comes back finished, and the groups' outcome says which memberships went in.
 pub(super) async fn provision_bulk(
     worker: Arc<Worker>,
     batch: Vec<(Job, Option<String>)>,
-) -> Vec<Finished> {
+    groups: Vec<GroupOp>,
+) -> (Vec<Finished>, Option<Done>) {
     let mut body = Vec::with_capacity(
         ENVELOPE
             + batch
@@ -83,49 +86,60 @@ pub(super) async fn provision_bulk(
         }
         body.push(b'}');
     }
+    bulk_groups::write(&groups, &mut body);
     body.extend_from_slice(b"]}");
 
     let t = Instant::now();
+    // A batch that creates groups is never re-sent blindly after a lost answer (a
+    // group's displayName need not be unique, so a second create would duplicate it):
+    // its users are then provisioned one by one and its groups looked up.
+    let creates_groups = groups.iter().any(|g| matches!(g, GroupOp::Create { .. }));
     let e = execute(
         &worker.client,
         &worker.retry,
         Method::POST,
         "/Bulk",
         Some(&body),
-        false,
+        creates_groups,
         batch.first().map_or(0, |(j, _)| j.seq as u64),
     )
     .await;
     let took = t.elapsed() / e.attempts.max(1);
-    // bulkId → (status, id), read without building the echoed resources.
-    let results: HashMap<String, (String, Option<String>)> = match &e.outcome {
-        Ok(r) if r.is_success() => serde_json::from_slice::<BulkAnswer>(&r.body)
-            .map(|a| a.operations)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|op| {
-                let status = match op.status {
-                    Value::String(s) => s,
-                    Value::Number(n) => n.to_string(),
-                    other => other.get("code").map(|c| c.to_string()).unwrap_or_default(),
-                };
-                let id = op
-                    .location
-                    .as_deref()
-                    .and_then(|l| l.rsplit('/').next())
-                    .map(str::to_string)
-                    .or_else(|| op.response.and_then(|r| r.id));
-                Some((op.bulk_id?, (status, id)))
-            })
-            .collect(),
-        _ => HashMap::new(),
+    // (bulkId, status, id) in answer order, read without building the echoed resources.
+    let answers: Option<Vec<bulk_groups::Answer>> = match &e.outcome {
+        Ok(r) if r.is_success() => serde_json::from_slice::<BulkAnswer>(&r.body).ok().map(|a| {
+            a.operations
+                .into_iter()
+                .map(|op| {
+                    let status = match op.status {
+                        Value::String(s) => s,
+                        Value::Number(n) => n.to_string(),
+                        other => other.get("code").map(|c| c.to_string()).unwrap_or_default(),
+                    };
+                    let id = op
+                        .location
+                        .as_deref()
+                        .and_then(|l| l.rsplit('/').next())
+                        .map(str::to_string)
+                        .or_else(|| op.response.and_then(|r| r.id));
+                    (op.bulk_id, status, id)
+                })
+                .collect()
+        }),
+        _ => None,
     };
+    let results: HashMap<&str, (&String, &Option<String>)> = answers
+        .iter()
+        .flatten()
+        .filter_map(|(b, s, id)| Some((b.as_deref()?, (s, id))))
+        .collect();
+    let done = (!groups.is_empty()).then(|| bulk_groups::outcome(groups, answers.as_deref()));
     let mut out = Vec::with_capacity(batch.len());
     let mut again: JoinSet<Finished> = JoinSet::new();
     let mut first = true;
     for (job, manager) in batch {
         let key = format!("u{}", job.seq);
-        match results.get(&key) {
+        match results.get(key.as_str()) {
             Some((status, Some(id))) if status.starts_with("201") => {
                 let mut f = Finished::new(&job);
                 f.result = UserResult::Created(id.clone());
@@ -164,5 +178,5 @@ pub(super) async fn provision_bulk(
             f.errors.extend(e.errors.iter().cloned());
         }
     }
-    out
+    (out, done)
 }

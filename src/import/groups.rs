@@ -121,13 +121,14 @@ pub(super) async fn provision_group(
     per: usize,
     known_id: Option<String>,
     members_hash: u64,
+    created_in_bulk: Option<std::collections::HashSet<u32>>,
 ) -> GroupResult {
     let mut g = GroupResult {
         name: name.to_string(),
         id: None,
         members_hash,
-        created: false,
-        existed: known_id.is_some(),
+        created: created_in_bulk.is_some(),
+        existed: known_id.is_some() && created_in_bulk.is_none(),
         added: 0,
         removed: 0,
         skipped: 0,
@@ -183,11 +184,20 @@ pub(super) async fn provision_group(
         return g;
     };
     g.id = Some(gid.clone());
-    let member_ids: Vec<&str> = members
+    // Created by a Bulk batch of this run with these members: the rest is to add, and
+    // the target's member list need not be read.
+    let sent = created_in_bulk.unwrap_or_default();
+    g.added += sent.len() as u64;
+    let pending: Vec<u32> = members
+        .iter()
+        .copied()
+        .filter(|m| !sent.contains(m))
+        .collect();
+    let member_ids: Vec<&str> = pending
         .iter()
         .filter_map(|&m| ids.get(m as usize).and_then(|x| x.as_deref()))
         .collect();
-    g.skipped += (members.len() - member_ids.len()) as u64;
+    g.skipped += (pending.len() - member_ids.len()) as u64;
     // A group that existed: memberships follow the export. Read its members and send
     // only the difference; a target that never returns members (AWS) gets every add
     // again (adds are idempotent) and no removals.

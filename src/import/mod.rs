@@ -3,6 +3,7 @@
 //! of missing users, state, cleanup).
 
 mod bulk;
+mod bulk_groups;
 pub mod cleanup;
 pub mod dedup;
 pub mod dry_run;

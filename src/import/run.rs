@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::bulk;
+use super::bulk_groups::{self, BulkGroups, Slot};
 use super::dry_run::{Duplicates, RejectSink};
 use super::groups::{members_hash, provision_group, GroupResult, GroupTotals};
 use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
@@ -147,6 +148,58 @@ struct Ingested {
     rejected_ids: Vec<String>,
 }
 
+/// What a dispatched task returns: whether it was a /Bulk batch, its finished users, and
+/// what its group operations did.
+type Launched = (bool, Vec<Finished>, Option<bulk_groups::Done>);
+
+/// Sends a /Bulk batch with the memberships of its users that can travel with it.
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    batch: Vec<(Job, Option<String>)>,
+    batch_bytes: usize,
+    (max_ops, max_bytes): (usize, usize),
+    groups: Option<&mut BulkGroups>,
+    lookups: &mut JoinSet<(String, Executed, Instant, Option<String>)>,
+    worker: &Arc<Worker>,
+    lookup: Lookup,
+    inflight: &mut JoinSet<Launched>,
+) -> bool {
+    let ops = match groups {
+        Some(bg) => {
+            for name in bg.unseen(&batch) {
+                if lookup == Lookup::Never {
+                    bg.assume_absent(name);
+                } else {
+                    let (c, r, name) = (
+                        worker.client.clone(),
+                        worker.retry.clone(),
+                        name.to_string(),
+                    );
+                    lookups.spawn(async move {
+                        let (e, at, id) = super::groups::find_group(&c, &r, &name).await;
+                        (name, e, at, id)
+                    });
+                }
+            }
+            bg.plan(
+                &batch,
+                max_ops.saturating_sub(batch.len()),
+                max_bytes.saturating_sub(batch_bytes),
+            )
+        }
+        None => Vec::new(),
+    };
+    let creates = ops
+        .iter()
+        .any(|o| matches!(o, bulk_groups::GroupOp::Create { .. }));
+    let w = worker.clone();
+    inflight.spawn(async move {
+        let (fs, done) = bulk::provision_bulk(w, batch, ops).await;
+        (true, fs, done)
+    });
+    creates
+}
+
 /// A flag value as the command line spells it (`on-conflict`, `entra-legacy`).
 fn value_name(v: impl clap::ValueEnum) -> String {
     v.to_possible_value()
@@ -177,6 +230,18 @@ pub async fn run(
     } else {
         client
     };
+    // What the target offers, asked before a row is read: a target that cannot be
+    // reached (or whose certificate is refused) stops the import here.
+    let caps = discover(&client).await.map_err(|e| {
+        let hint = match e {
+            crate::client::TransportError::Tls(_) => "",
+            _ => "; check the URL and that the server runs",
+        };
+        IngestError::Sink(format!(
+            "cannot reach the target {}: {e}{hint}",
+            cfg.base_url
+        ))
+    })?;
     let (tx, mut rx) = mpsc::channel::<Job>(cfg.concurrency.max(16) * 4);
     let file_size = std::fs::metadata(path).map_or(0, |m| m.len());
     let rows_at_start = crate::source::ROWS_READ.load(std::sync::atomic::Ordering::Relaxed);
@@ -254,16 +319,6 @@ pub async fn run(
     };
     // What the target offers; /Bulk only when allowed and useful (a lookup before every
     // create, as IdP dialects do, cannot travel in a batch).
-    let caps = discover(&client).await.map_err(|e| {
-        let hint = match e {
-            crate::client::TransportError::Tls(_) => "",
-            _ => "; check the URL and that the server runs",
-        };
-        IngestError::Sink(format!(
-            "cannot reach the target {}: {e}{hint}",
-            cfg.base_url
-        ))
-    })?;
     let bulk_limits = match cfg.bulk {
         BulkMode::Never => None,
         _ if cfg.lookup == Lookup::Always => None,
@@ -271,10 +326,17 @@ pub async fn run(
         BulkMode::Always => caps.bulk.or(Some((1000, 1 << 20))),
     }
     .map(|(ops, bytes)| {
-        let ops = cfg.bulk_size.unwrap_or(bulk::DEFAULT_OPS).min(ops).max(1);
+        // A quarter of maxOperations is left for the memberships of the batch's users.
+        let users = cfg
+            .bulk_size
+            .unwrap_or(bulk::DEFAULT_OPS)
+            .min(ops - ops / 4)
+            .max(1);
         // Keep a margin under maxPayloadSize for what the estimate misses.
-        (ops, bytes - bytes / 10)
+        (users, bytes - bytes / 10, ops)
     });
+    let bulk_max_ops = bulk_limits.map_or(0, |(_, _, ops)| ops);
+    let bulk_limits = bulk_limits.map(|(users, bytes, _)| (users, bytes));
     let worker = Arc::new(Worker {
         client: client.clone(),
         retry: cfg.retry.clone(),
@@ -306,8 +368,20 @@ pub async fn run(
     let known_at_start = t.state.as_ref().map_or(0, |st| st.users.len());
     let mut deferred_managers: Vec<(u32, u32)> = Vec::new();
     let mut managers_set = 0u64;
-    // (bulk?, finished users): a task is one user, or one /Bulk batch.
-    let mut inflight: JoinSet<(bool, Vec<Finished>)> = JoinSet::new();
+    // (bulk?, finished users, group outcome): a task is one user, or one /Bulk batch.
+    let mut inflight: JoinSet<Launched> = JoinSet::new();
+    // Memberships travel with their users' batches (groups created there, members by
+    // bulkId); group lookups run beside the batches.
+    let mut bulk_groups = bulk_limits.map(|_| {
+        let known = t.state.as_ref().map_or_else(HashMap::new, |st| {
+            st.groups
+                .iter()
+                .map(|(n, (id, _))| (n.clone(), id.clone()))
+                .collect()
+        });
+        BulkGroups::new(known, cfg.member_batch)
+    });
+    let mut group_lookups: JoinSet<(String, Executed, Instant, Option<String>)> = JoinSet::new();
     let mut input_open = true;
     let mut last_report = Instant::now();
     // --rate: one user start every 1/rate seconds, scheduled (not reactive), so the
@@ -325,22 +399,37 @@ pub async fn run(
     let mut batch: Vec<(Job, Option<String>)> = Vec::new();
     let mut batch_bytes = bulk::ENVELOPE;
     let mut bulk_running = 0usize;
+    // Bulk batches in flight that create groups.
+    let mut creating = 0usize;
     while input_open || !inflight.is_empty() || !batch.is_empty() {
         if let Some((ops, bytes)) = bulk_limits {
             let full = batch.len() >= ops || batch_bytes >= bytes;
+            // While a batch creates groups, the next waits: it would name the same
+            // groups before their ids are known, and their members would then need
+            // requests of their own after the users.
             if !batch.is_empty()
                 && (full || !input_open || stopping)
                 && bulk_running < bulk_parallel
+                && creating == 0
             {
                 let b = std::mem::take(&mut batch);
+                creating += launch(
+                    b,
+                    batch_bytes,
+                    (bulk_max_ops, bytes),
+                    bulk_groups.as_mut(),
+                    &mut group_lookups,
+                    &worker,
+                    cfg.lookup,
+                    &mut inflight,
+                ) as usize;
                 batch_bytes = bulk::ENVELOPE;
                 bulk_running += 1;
-                let w = worker.clone();
-                inflight.spawn(async move { (true, bulk::provision_bulk(w, b).await) });
             }
         }
         let batch_blocked = bulk_limits.is_some_and(|(ops, bytes)| {
-            (batch.len() >= ops || batch_bytes >= bytes) && bulk_running >= bulk_parallel
+            (batch.len() >= ops || batch_bytes >= bytes)
+                && (bulk_running >= bulk_parallel || creating > 0)
         });
         let paced = gap.is_some() && !stopping && Instant::now() < next_start;
         tokio::select! {
@@ -350,11 +439,37 @@ pub async fn run(
                 progress(format!("interrupted: finishing {} requests in flight, then recording them (Ctrl-C again aborts)", inflight.len()));
             }
             _ = tokio::time::sleep_until(next_start.into()), if paced && input_open => {}
+            Some(found) = group_lookups.join_next(), if !group_lookups.is_empty() => {
+                if let (Ok((name, e, at, id)), Some(bg)) = (found, bulk_groups.as_mut()) {
+                    t.rec.record(Op::LookupGroup, at.elapsed() / e.attempts.max(1));
+                    for err in &e.errors {
+                        t.rec.error(err.clone());
+                    }
+                    let failed = !e.outcome.as_ref().is_ok_and(|r| r.is_success());
+                    bg.found(name, id, failed);
+                }
+            }
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
-                if let Ok((was_bulk, fs)) = done {
+                if let Ok((was_bulk, fs, groups)) = done {
                     bulk_running -= was_bulk as usize;
                     for f in fs {
                         t.finish(f);
+                    }
+                    if let (Some(bg), Some(d)) = (bulk_groups.as_mut(), groups) {
+                        creating -= d.had_creates as usize;
+                        // Recorded at once: a re-run after a crash finds the group in
+                        // the state instead of creating it again (members hash 0: its
+                        // members are compared with the target's then).
+                        if let Some(st) = t.state.as_ref() {
+                            for (name, id) in &d.created {
+                                st.record(super::state::Record::Group {
+                                    name: name.clone(),
+                                    scim_id: id.clone(),
+                                    members_hash: 0,
+                                });
+                            }
+                        }
+                        bg.settle(d);
                     }
                 }
                 if last_report.elapsed() > Duration::from_millis(250) {
@@ -419,8 +534,7 @@ pub async fn run(
                                     // This user would overflow maxPayloadSize: send the batch as it is.
                                     let b = std::mem::take(&mut batch);
                                     bulk_running += 1;
-                                    let w = worker.clone();
-                                    inflight.spawn(async move { (true, bulk::provision_bulk(w, b).await) });
+                                    creating += launch(b, batch_bytes, (bulk_max_ops, bytes), bulk_groups.as_mut(), &mut group_lookups, &worker, cfg.lookup, &mut inflight) as usize;
                                     batch_bytes = bulk::ENVELOPE;
                                 }
                                 batch_bytes += add;
@@ -429,7 +543,7 @@ pub async fn run(
                             k => {
                                 let w = worker.clone();
                                 let known_id = k.map(|k| k.scim_id);
-                                inflight.spawn(async move { (false, vec![w.provision(job, manager_id, known_id).await]) });
+                                inflight.spawn(async move { (false, vec![w.provision(job, manager_id, known_id).await], None) });
                             }
                         }
                     }
@@ -572,9 +686,35 @@ pub async fn run(
             cfg.member_batch.max(1),
             cfg.dialect,
         );
-        let known_id = known.map(|k| k.0);
+        // What the Bulk batches did for this group.
+        let (sent, created_in_bulk, slot) = match bulk_groups.as_mut() {
+            Some(bg) => (
+                bg.sent.remove(&name),
+                bg.created.contains(&name),
+                bg.slots.get(&name).cloned(),
+            ),
+            None => (None, false, None),
+        };
+        let known_id = known.map(|k| k.0).or(match &slot {
+            Some(Slot::Known(id)) => Some(id.clone()),
+            _ => None,
+        });
+        let lookup = match slot {
+            // A create that may have been applied unanswered: look before creating.
+            Some(Slot::Unsure) if lookup == Lookup::Never => Lookup::OnConflict,
+            // Looked up during the import and not there.
+            Some(Slot::Absent) => Lookup::Never,
+            _ => lookup,
+        };
+        // Members added by PATCH in batches to a group that existed: counted here, the
+        // rest found missing when its members are compared.
+        let (exact, pre_added) = if created_in_bulk {
+            (Some(sent.unwrap_or_default()), 0)
+        } else {
+            (None, sent.map_or(0, |s| s.len() as u64))
+        };
         gset.spawn(async move {
-            provision_group(
+            let mut g = provision_group(
                 &c,
                 &r,
                 dialect,
@@ -585,8 +725,11 @@ pub async fn run(
                 per,
                 known_id,
                 members_hash,
+                exact,
             )
-            .await
+            .await;
+            g.added += pre_added;
+            g
         });
     }
     while let Some(Ok(g)) = gset.join_next().await {

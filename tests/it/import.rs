@@ -1078,3 +1078,87 @@ async fn bulk_import_batches_users_and_upserts_conflicts() {
     assert!(s.operations.contains_key("bulk"));
     assert_eq!(held(&srv.url()).await, expected(&file));
 }
+
+/// On a fresh tenant (`--lookup never`) with Bulk, each batch carries its users'
+/// memberships: groups created in the batch that first names them, later members added
+/// by PATCH operations in later batches, all referring to users by bulkId. With 503s and
+/// dropped connections on the way, the result is still exact and has no duplicate group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_batches_carry_memberships_by_bulk_id() {
+    use scimload::server::journal::Journal;
+    let file = export(4000, 61);
+    let journal = std::sync::Arc::new(Journal::default());
+    let srv = spawn(
+        ServerConfig {
+            journal: Some(journal.clone()),
+            faults: FaultConfig {
+                seed: 5,
+                error_503: 0.05,
+                drop: 0.01,
+                retry_after: Duration::from_millis(100),
+                ..FaultConfig::default()
+            },
+            ..ServerConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let cfg = ImportConfig {
+        bulk: run::BulkMode::Auto,
+        lookup: Lookup::Never,
+        concurrency: 16,
+        ..config(srv.url())
+    };
+    let s = run::run(
+        &file,
+        &presets::load("workday").unwrap(),
+        &IngestOptions::default(),
+        &cfg,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (s.created, s.failed, s.groups_failed),
+        (4000, 0, 0),
+        "{}",
+        s.human()
+    );
+    assert_eq!(s.memberships_added, s.export_memberships, "{}", s.human());
+    assert_eq!(s.groups_created, s.export_groups, "{}", s.human());
+    let got = journal.entries();
+    let (mut creates, mut adds) = (0, 0);
+    for b in got.iter().filter(|r| r.target == "/Bulk") {
+        for op in b.json()["Operations"].as_array().unwrap() {
+            let path = op["path"].as_str().unwrap();
+            let refs = if op["method"] == "POST" && path == "/Groups" {
+                creates += 1;
+                op["data"]["members"].clone()
+            } else if op["method"] == "PATCH" && path.starts_with("/Groups/") {
+                adds += 1;
+                op["data"]["Operations"][0]["value"].clone()
+            } else {
+                continue;
+            };
+            for m in refs.as_array().unwrap() {
+                assert!(m["value"].as_str().unwrap().starts_with("bulkId:u"), "{m}");
+            }
+        }
+    }
+    assert!(
+        creates as u64 >= s.export_groups / 2,
+        "{creates} group creates in Bulk"
+    );
+    let standalone = got
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.target.starts_with("/Groups/"))
+        .count();
+    // Batches wait while one creates groups, so later batches know every id: the
+    // memberships need no request of their own (a 503 or a drop may leave a few).
+    assert!(
+        standalone * 20 < adds,
+        "memberships in Bulk: {adds} adds in Bulk, {standalone} PATCH requests"
+    );
+    assert_eq!(held(&srv.url()).await, expected(&file));
+}
