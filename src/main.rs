@@ -27,7 +27,17 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("scimload: error: {e:#}");
+            // The context chain, without repeating a cause a message already quotes
+            // (typed errors put their io::Error in the text and in the chain).
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg.push_str(": ");
+                    msg.push_str(&c);
+                }
+            }
+            eprintln!("scimload: error: {msg}");
             ExitCode::from(2)
         }
     }

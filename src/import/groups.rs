@@ -121,7 +121,8 @@ pub(super) async fn provision_group(
     per: usize,
     known_id: Option<String>,
     members_hash: u64,
-    created_in_bulk: Option<std::collections::HashSet<u32>>,
+    created_in_bulk: Option<Vec<u32>>,
+    bulk_ops: Option<usize>,
 ) -> GroupResult {
     let mut g = GroupResult {
         name: name.to_string(),
@@ -186,13 +187,16 @@ pub(super) async fn provision_group(
     g.id = Some(gid.clone());
     // Created by a Bulk batch of this run with these members: the rest is to add, and
     // the target's member list need not be read.
-    let sent = created_in_bulk.unwrap_or_default();
+    let mut sent = created_in_bulk.unwrap_or_default();
+    sent.sort_unstable();
+    sent.dedup();
     g.added += sent.len() as u64;
     let pending: Vec<u32> = members
         .iter()
         .copied()
-        .filter(|m| !sent.contains(m))
+        .filter(|m| sent.binary_search(m).is_err())
         .collect();
+    drop(sent);
     let member_ids: Vec<&str> = pending
         .iter()
         .filter_map(|&m| ids.get(m as usize).and_then(|x| x.as_deref()))
@@ -251,6 +255,54 @@ pub(super) async fn provision_group(
                 }
             }
         }
+    }
+    // With /Bulk, the adds travel as PATCH operations of `per` members, many to a
+    // request (processed in order, as one group's changes must be).
+    if let Some(max_ops) = bulk_ops {
+        for ops in to_add.chunks(per * max_ops.max(1)) {
+            let mut body = format!(
+                r#"{{"schemas":["{}"],"failOnErrors":0,"Operations":["#,
+                urns::BULK_REQUEST
+            )
+            .into_bytes();
+            let chunks: Vec<&[&str]> = ops.chunks(per).collect();
+            for (k, chunk) in chunks.iter().enumerate() {
+                if k > 0 {
+                    body.push(b',');
+                }
+                let s = dialect.add_members(&gid, chunk, per).swap_remove(0);
+                let op = json!({"method": "PATCH", "path": s.path, "data": s.body});
+                body.extend_from_slice(&serde_json::to_vec(&op).unwrap_or_default());
+            }
+            body.extend_from_slice(b"]}");
+            let t = Instant::now();
+            let e = execute(c, r, Method::POST, "/Bulk", Some(&body), false, 37).await;
+            call(Op::Bulk, &e, t, &mut g);
+            let statuses: Vec<String> = e
+                .outcome
+                .as_ref()
+                .ok()
+                .filter(|rep| rep.is_success())
+                .and_then(|rep| serde_json::from_slice::<Value>(&rep.body).ok())
+                .and_then(|v| {
+                    v["Operations"].as_array().map(|a| {
+                        a.iter()
+                            .map(|o| match &o["status"] {
+                                Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            })
+                            .collect()
+                    })
+                })
+                .unwrap_or_default();
+            for (k, chunk) in chunks.iter().enumerate() {
+                match statuses.get(k) {
+                    Some(s) if s.starts_with('2') => g.added += chunk.len() as u64,
+                    _ => g.skipped += chunk.len() as u64,
+                }
+            }
+        }
+        return g;
     }
     // One PATCH body at a time: a group of 300,000 members built up front as JSON
     // values took ~60 MB, and 16 groups run at once.

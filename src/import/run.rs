@@ -708,6 +708,9 @@ pub async fn run(
         };
         // Members added by PATCH in batches to a group that existed: counted here, the
         // rest found missing when its members are compared.
+        // Adds packed into /Bulk too: as many `per`-member operations as fit.
+        let bulk_adds =
+            bulk_limits.map(|(_, bytes)| bulk_max_ops.min(bytes / (per * 48 + 256)).max(1));
         let (exact, pre_added) = if created_in_bulk {
             (Some(sent.unwrap_or_default()), 0)
         } else {
@@ -726,6 +729,7 @@ pub async fn run(
                 known_id,
                 members_hash,
                 exact,
+                bulk_adds,
             )
             .await;
             g.added += pre_added;
