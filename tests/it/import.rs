@@ -1150,7 +1150,10 @@ async fn bulk_batches_carry_memberships_by_bulk_id() {
             }
         }
     }
-    assert!(by_bulk_id * 2 > adds, "{by_bulk_id} of {adds} adds by bulkId");
+    assert!(
+        by_bulk_id * 2 > adds,
+        "{by_bulk_id} of {adds} adds by bulkId"
+    );
     assert!(
         creates as u64 >= s.export_groups / 2,
         "{creates} group creates in Bulk"
