@@ -155,7 +155,7 @@ pub struct BenchArgs {
     /// A missed one makes the exit code 1.
     #[arg(long = "threshold")]
     pub thresholds: Vec<String>,
-    /// Result directory (intervals.hlog, summary.json); default
+    /// Result directory (intervals.hlog, summary.json, report.html/.md/.json); default
     /// scimload-results/bench-SCENARIO-RUNID.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -357,7 +357,8 @@ pub struct ImportArgs {
     /// with the embedded server (new and empty each time): none.
     #[arg(long)]
     pub state: Option<PathBuf>,
-    /// Write summary.json, rejects.csv and failed.csv into this directory.
+    /// Write summary.json, intervals.hlog, report.html/.md/.json, rejects.csv and
+    /// failed.csv into this directory.
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// No progress lines.

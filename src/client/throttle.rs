@@ -23,7 +23,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const WINDOW: Duration = Duration::from_millis(500);
 /// A window is judged once it holds this many answers (or after MAX_WINDOW).
@@ -42,7 +42,7 @@ const HOLD: Duration = Duration::from_secs(10);
 const MIN_RATE: f64 = 1.0;
 
 /// What the throttle did, for the summary.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ThrottleStats {
     /// Times the rate was lowered after 429s.
     pub decreases: u64,

@@ -15,9 +15,10 @@ use reqwest::Method;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use super::bulk_groups::{self, Done, GroupOp};
+use super::bulk_groups::{self, Answer, Done, GroupOp};
 use super::worker::{Finished, Job, UserResult, Worker};
 use crate::client::retry::execute;
+use crate::client::{Reply, TransportError};
 use crate::mapping::build::with_manager;
 use crate::metrics::Op;
 use crate::scim::urns;
@@ -56,6 +57,41 @@ struct IdOnly {
 /// answers are large).
 pub(super) const DEFAULT_OPS: usize = 100;
 
+/// Starts a BulkRequest body (RFC 7644 §3.7): the envelope up to the first operation;
+/// the caller appends comma-separated operations and `]}`.
+pub(super) fn open_request(body: &mut Vec<u8>) {
+    body.extend_from_slice(br#"{"schemas":[""#);
+    body.extend_from_slice(urns::BULK_REQUEST.as_bytes());
+    body.extend_from_slice(br#""],"failOnErrors":0,"Operations":["#);
+}
+
+/// The operations of a BulkResponse in answer order — (bulkId, status, the id its
+/// location names) — read without building the echoed resources; none when the request
+/// itself failed.
+pub(super) fn answers(outcome: &Result<Reply, TransportError>) -> Option<Vec<Answer>> {
+    let r = outcome.as_ref().ok().filter(|r| r.is_success())?;
+    let a = serde_json::from_slice::<BulkAnswer>(&r.body).ok()?;
+    Some(
+        a.operations
+            .into_iter()
+            .map(|op| {
+                let status = match op.status {
+                    Value::String(s) => s,
+                    Value::Number(n) => n.to_string(),
+                    other => other.get("code").map(|c| c.to_string()).unwrap_or_default(),
+                };
+                let id = op
+                    .location
+                    .as_deref()
+                    .and_then(|l| l.rsplit('/').next())
+                    .map(str::to_string)
+                    .or_else(|| op.response.and_then(|r| r.id));
+                (op.bulk_id, status, id)
+            })
+            .collect(),
+    )
+}
+
 /// Sends one batch of new users, with their group operations, as a Bulk request; every
 /// user comes back finished, and the groups' outcome says which memberships went in.
 pub(super) async fn provision_bulk(
@@ -70,9 +106,7 @@ pub(super) async fn provision_bulk(
                 .map(|(j, _)| j.user.body.len() + OP_OVERHEAD)
                 .sum::<usize>(),
     );
-    body.extend_from_slice(br#"{"schemas":[""#);
-    body.extend_from_slice(urns::BULK_REQUEST.as_bytes());
-    body.extend_from_slice(br#""],"failOnErrors":0,"Operations":["#);
+    open_request(&mut body);
     for (k, (job, manager)) in batch.iter().enumerate() {
         if k > 0 {
             body.push(b',');
@@ -106,28 +140,7 @@ pub(super) async fn provision_bulk(
     .await;
     let took = t.elapsed() / e.attempts.max(1);
     // (bulkId, status, id) in answer order, read without building the echoed resources.
-    let answers: Option<Vec<bulk_groups::Answer>> = match &e.outcome {
-        Ok(r) if r.is_success() => serde_json::from_slice::<BulkAnswer>(&r.body).ok().map(|a| {
-            a.operations
-                .into_iter()
-                .map(|op| {
-                    let status = match op.status {
-                        Value::String(s) => s,
-                        Value::Number(n) => n.to_string(),
-                        other => other.get("code").map(|c| c.to_string()).unwrap_or_default(),
-                    };
-                    let id = op
-                        .location
-                        .as_deref()
-                        .and_then(|l| l.rsplit('/').next())
-                        .map(str::to_string)
-                        .or_else(|| op.response.and_then(|r| r.id));
-                    (op.bulk_id, status, id)
-                })
-                .collect()
-        }),
-        _ => None,
-    };
+    let answers = answers(&e.outcome);
     let results: HashMap<&str, (&String, &Option<String>)> = answers
         .iter()
         .flatten()

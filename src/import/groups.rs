@@ -260,11 +260,8 @@ pub(super) async fn provision_group(
     // request (processed in order, as one group's changes must be).
     if let Some(max_ops) = bulk_ops {
         for ops in to_add.chunks(per * max_ops.max(1)) {
-            let mut body = format!(
-                r#"{{"schemas":["{}"],"failOnErrors":0,"Operations":["#,
-                urns::BULK_REQUEST
-            )
-            .into_bytes();
+            let mut body = Vec::new();
+            super::bulk::open_request(&mut body);
             let chunks: Vec<&[&str]> = ops.chunks(per).collect();
             for (k, chunk) in chunks.iter().enumerate() {
                 if k > 0 {
@@ -278,23 +275,11 @@ pub(super) async fn provision_group(
             let t = Instant::now();
             let e = execute(c, r, Method::POST, "/Bulk", Some(&body), false, 37).await;
             call(Op::Bulk, &e, t, &mut g);
-            let statuses: Vec<String> = e
-                .outcome
-                .as_ref()
-                .ok()
-                .filter(|rep| rep.is_success())
-                .and_then(|rep| serde_json::from_slice::<Value>(&rep.body).ok())
-                .and_then(|v| {
-                    v["Operations"].as_array().map(|a| {
-                        a.iter()
-                            .map(|o| match &o["status"] {
-                                Value::String(s) => s.clone(),
-                                other => other.to_string(),
-                            })
-                            .collect()
-                    })
-                })
-                .unwrap_or_default();
+            let statuses: Vec<String> = super::bulk::answers(&e.outcome)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(_, status, _)| status)
+                .collect();
             for (k, chunk) in chunks.iter().enumerate() {
                 match statuses.get(k) {
                     Some(s) if s.starts_with('2') => g.added += chunk.len() as u64,

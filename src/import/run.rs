@@ -783,7 +783,11 @@ pub async fn run(
         memberships_skipped: gt.skipped,
         managers_set,
         managers_unresolved: ingested.unresolved_managers,
-        rejects_by_reason: ingested.rejected,
+        rejects_by_reason: ingested
+            .rejected
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), n))
+            .collect(),
         operations: t.rec.summary(elapsed),
         timeline: Some(t.rec.timeline),
         errors: t.rec.errors,

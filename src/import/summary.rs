@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::OpSummary;
 
-#[derive(Debug, Clone, Serialize)]
+/// Also what `scimload report` reads back from summary.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImportSummary {
     /// `import`: tells `scimload report` what kind of run a result directory holds.
     pub kind: String,
@@ -58,8 +59,8 @@ pub struct ImportSummary {
     pub missing_refused: Option<String>,
     pub managers_set: u64,
     pub managers_unresolved: u64,
-    pub rejects_by_reason: BTreeMap<&'static str, u64>,
-    pub operations: BTreeMap<&'static str, OpSummary>,
+    pub rejects_by_reason: BTreeMap<String, u64>,
+    pub operations: BTreeMap<String, OpSummary>,
     pub errors: BTreeMap<String, u64>,
     pub elapsed_seconds: f64,
     pub users_per_second: f64,

@@ -97,7 +97,7 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 /// Percentiles of one operation, in milliseconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct OpSummary {
     pub requests: u64,
     pub per_second: f64,
@@ -161,13 +161,13 @@ impl Recorder {
         self.hist.get(&op).map_or(0, |h| h.len())
     }
 
-    pub fn summary(&self, elapsed: Duration) -> BTreeMap<&'static str, OpSummary> {
+    pub fn summary(&self, elapsed: Duration) -> BTreeMap<String, OpSummary> {
         let ms = |us: u64| us as f64 / 1000.0;
         self.hist
             .iter()
             .map(|(op, h)| {
                 (
-                    op.as_str(),
+                    op.as_str().to_string(),
                     OpSummary {
                         requests: h.len(),
                         per_second: h.len() as f64 / elapsed.as_secs_f64().max(1e-9),

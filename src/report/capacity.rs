@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{round, Curve, ImportRun, OpReport, Totals};
+use super::{round, Curve, ImportSummary, OpReport, Totals};
 use crate::bench::threshold::{Metric, Threshold};
 use crate::bench::BenchSummary;
 use crate::metrics::timeline::Timeline;
@@ -350,7 +350,7 @@ impl Capacity {
     }
 
     pub fn of_import(
-        i: &ImportRun,
+        i: &ImportSummary,
         totals: &Totals,
         ops: &[OpReport],
         curves: &[Curve],

@@ -3,7 +3,7 @@
 //! and throughput over time, the knee (offered vs achieved rate, p99 vs rate against the
 //! SLO), latency against group size and page position, and errors over time.
 
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use super::{Curve, ReportData, ReportError, SpectrumPoint};
@@ -61,6 +61,45 @@ fn draw(
     })
 }
 
+/// A chart in a drawing area: its title as caption, room for axis labels.
+fn frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64);
+    b
+}
+
+/// Seconds from the window's start to the end of its last interval.
+fn span_seconds(r: &ReportData) -> f64 {
+    r.intervals
+        .last()
+        .map_or(1.0, |i| i.t + r.run.interval_ms as f64 / 1000.0)
+}
+
+/// The legend's mark of a line series.
+fn mark(c: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+}
+
+/// The legend box, on a white background that lets the lines show through.
+fn legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    at: SeriesLabelPosition,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
 /// Room above and below a range of positive values, for a log axis.
 fn log_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
     let lo = (lo.max(0.001) / 1.5).max(0.001);
@@ -104,12 +143,8 @@ pub fn spectrum(title: &str, series: &[(String, &[SpectrumPoint])]) -> Result<Ch
     let values = series.iter().flat_map(|(_, s)| s.iter().map(|p| p.ms));
     let (lo, hi) = values.fold((f64::MAX, 0f64), |(a, b), v| (a.min(v), b.max(v)));
     draw(title, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..6f64, log_range(lo, hi).log_scale())?;
+        let mut chart =
+            frame(root, title).build_cartesian_2d(0f64..6f64, log_range(lo, hi).log_scale())?;
         chart
             .configure_mesh()
             .x_labels(7)
@@ -125,16 +160,9 @@ pub fn spectrum(title: &str, series: &[(String, &[SpectrumPoint])]) -> Result<Ch
                     c.stroke_width(2),
                 ))?
                 .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
+                .legend(mark(c));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     })
 }
@@ -143,17 +171,11 @@ pub fn spectrum(title: &str, series: &[(String, &[SpectrumPoint])]) -> Result<Ch
 pub fn over_time(r: &ReportData) -> Result<Chart, ReportError> {
     let title = "Latency and throughput over time";
     let iv = &r.intervals;
-    let tmax = iv
-        .last()
-        .map_or(1.0, |i| i.t + r.run.interval_ms as f64 / 1000.0);
+    let tmax = span_seconds(r);
     let ymax = iv.iter().map(|i| i.max_ms).fold(0.0, f64::max).max(0.01) * 1.1;
     let rmax = iv.iter().map(|i| i.per_second).fold(0.0, f64::max).max(1.0) * 1.1;
     draw(title, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
+        let mut chart = frame(root, title)
             .right_y_label_area_size(64)
             .build_cartesian_2d(0f64..tmax, 0f64..ymax)?
             .set_secondary_coord(0f64..tmax, 0f64..rmax);
@@ -179,9 +201,7 @@ pub fn over_time(r: &ReportData) -> Result<Chart, ReportError> {
                     c.stroke_width(2),
                 ))?
                 .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
+                .legend(mark(c));
         }
         let g = colour(2);
         chart
@@ -190,13 +210,8 @@ pub fn over_time(r: &ReportData) -> Result<Chart, ReportError> {
                 g.mix(0.7).stroke_width(1),
             ))?
             .label("requests/s (right)")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], g));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+            .legend(mark(g));
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     })
 }
@@ -263,23 +278,18 @@ pub fn knee(k: &KneeResult, slo_ms: f64) -> Result<Chart, ReportError> {
             SLO_RED.stroke_width(2),
         ))?
         .label(format!("SLO {slo_ms} ms"))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLO_RED.stroke_width(2)));
+        .legend(mark(SLO_RED));
         b.draw_series(LineSeries::new(
             steps.iter().map(|s| (s.offered, s.slo_ms.max(0.05))),
             colour(1).stroke_width(2),
         ))?
         .label(pname.clone())
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour(1).stroke_width(2)));
+        .legend(mark(colour(1)));
         b.draw_series(steps.iter().map(|s| {
             let c = if s.passed { colour(2) } else { SLO_RED };
             Circle::new((s.offered, s.slo_ms.max(0.05)), 4, c.filled())
         }))?;
-        b.configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        Ok(())
+        legend(&mut b, SeriesLabelPosition::UpperLeft)
     })
 }
 
@@ -302,12 +312,7 @@ pub fn curve(c: &Curve, slo_ms: Option<f64>) -> Result<Chart, ReportError> {
         }
     });
     draw(&title, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(&title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..xmax, 0f64..ymax)?;
+        let mut chart = frame(root, &title).build_cartesian_2d(0f64..xmax, 0f64..ymax)?;
         chart
             .configure_mesh()
             .x_label_formatter(&|v| format!("{v:.0}"))
@@ -326,9 +331,7 @@ pub fn curve(c: &Curve, slo_ms: Option<f64>) -> Result<Chart, ReportError> {
                     col.stroke_width(2),
                 ))?
                 .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2))
-                });
+                .legend(mark(col));
             chart.draw_series(
                 c.points
                     .iter()
@@ -342,16 +345,9 @@ pub fn curve(c: &Curve, slo_ms: Option<f64>) -> Result<Chart, ReportError> {
                     SLO_RED.stroke_width(2),
                 ))?
                 .label(format!("SLO {s} ms"))
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], SLO_RED.stroke_width(2))
-                });
+                .legend(mark(SLO_RED));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     })
 }
@@ -362,10 +358,7 @@ pub fn errors_over_time(r: &ReportData) -> Result<Chart, ReportError> {
     let mut statuses: Vec<&String> = r.intervals.iter().flat_map(|i| i.errors.keys()).collect();
     statuses.sort();
     statuses.dedup();
-    let tmax = r
-        .intervals
-        .last()
-        .map_or(1.0, |i| i.t + r.run.interval_ms as f64 / 1000.0);
+    let tmax = span_seconds(r);
     let ymax = r
         .intervals
         .iter()
@@ -376,12 +369,7 @@ pub fn errors_over_time(r: &ReportData) -> Result<Chart, ReportError> {
         .max(1) as f64
         * 1.1;
     draw(title, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..tmax, 0f64..ymax)?;
+        let mut chart = frame(root, title).build_cartesian_2d(0f64..tmax, 0f64..ymax)?;
         chart
             .configure_mesh()
             .x_label_formatter(&seconds_label)
@@ -399,16 +387,9 @@ pub fn errors_over_time(r: &ReportData) -> Result<Chart, ReportError> {
                     c.stroke_width(2),
                 ))?
                 .label(status.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
+                .legend(mark(c));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }

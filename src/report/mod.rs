@@ -12,6 +12,7 @@ use crate::bench::knee::KneeResult;
 use crate::bench::summary::{operations, CurvePoint, Machine, OpStats, Pcts};
 use crate::bench::threshold::{Threshold, Verdict};
 use crate::bench::{BenchError, BenchSummary};
+pub use crate::import::run::ImportSummary;
 use crate::metrics::new_histogram;
 use crate::metrics::timeline::{Timeline, TimelineError};
 
@@ -49,53 +50,7 @@ pub enum ReportError {
 #[derive(Debug, Clone)]
 pub enum Run {
     Bench(Box<BenchSummary>),
-    Import(Box<ImportRun>),
-}
-
-/// The parts of an import's summary.json a report uses.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ImportRun {
-    #[serde(default)]
-    pub tool: String,
-    #[serde(default)]
-    pub started: String,
-    pub machine: Option<Machine>,
-    #[serde(default)]
-    pub input: String,
-    #[serde(default)]
-    pub dialect: String,
-    #[serde(default)]
-    pub concurrency: usize,
-    #[serde(default)]
-    pub member_batch: usize,
-    #[serde(default)]
-    pub bulk: String,
-    #[serde(default)]
-    pub lookup: String,
-    #[serde(default)]
-    pub export_groups: u64,
-    #[serde(default)]
-    pub export_memberships: u64,
-    pub target: String,
-    pub rows: u64,
-    pub created: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    pub rejected: u64,
-    pub failed: u64,
-    pub pending: u64,
-    #[serde(default)]
-    pub not_sent: u64,
-    #[serde(default)]
-    pub groups_created: u64,
-    #[serde(default)]
-    pub memberships_added: u64,
-    #[serde(default)]
-    pub rejects_by_reason: BTreeMap<String, u64>,
-    #[serde(default)]
-    pub errors: BTreeMap<String, u64>,
-    pub elapsed_seconds: f64,
-    pub users_per_second: f64,
+    Import(Box<ImportSummary>),
 }
 
 /// Reads one result directory: summary.json and intervals.hlog.
@@ -477,7 +432,7 @@ impl ReportData {
         }
     }
 
-    fn from_import(i: &ImportRun, tl: &Timeline, slo: &Threshold) -> ReportData {
+    fn from_import(i: &ImportSummary, tl: &Timeline, slo: &Threshold) -> ReportData {
         let window = tl.span().map_or([0, 0], |(a, b)| [a, b]);
         let secs = i.elapsed_seconds;
         let (stats, curve_map) = operations(tl, window[0], window[1], secs);
@@ -504,7 +459,7 @@ impl ReportData {
             warmup_seconds: 0.0,
             shards: 1,
             interval_ms: tl.interval_ms,
-            machine: i.machine.clone(),
+            machine: Some(i.machine.clone()),
             settings: serde_json::json!({
                 "input": i.input,
                 "lookup": i.lookup,
