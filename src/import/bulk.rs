@@ -103,7 +103,7 @@ pub(super) async fn provision_bulk(
         ENVELOPE
             + batch
                 .iter()
-                .map(|(j, _)| j.user.body.len() + OP_OVERHEAD)
+                .map(|(j, _)| j.user.body().len() + OP_OVERHEAD)
                 .sum::<usize>(),
     );
     open_request(&mut body);
@@ -115,8 +115,8 @@ pub(super) async fn provision_bulk(
         body.extend_from_slice(job.seq.to_string().as_bytes());
         body.extend_from_slice(br#"","data":"#);
         match manager {
-            Some(m) => body.extend_from_slice(&with_manager(&job.user.body, m)),
-            None => body.extend_from_slice(&job.user.body),
+            Some(m) => body.extend_from_slice(&with_manager(job.user.body(), m)),
+            None => body.extend_from_slice(job.user.body()),
         }
         body.push(b'}');
     }

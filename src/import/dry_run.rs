@@ -121,7 +121,7 @@ impl Duplicates {
         let dup = |code, field: &str, reason: String| {
             Some(Rejected {
                 row: u.row,
-                external_id: Some(u.external_id.clone()),
+                external_id: Some(u.external_id().to_string()),
                 field: field.into(),
                 code,
                 reason,
@@ -134,7 +134,7 @@ impl Duplicates {
                 "externalId",
                 format!(
                     "externalId '{}' is already used by row {first}",
-                    u.external_id
+                    u.external_id()
                 ),
             );
         }
@@ -144,7 +144,7 @@ impl Duplicates {
                 "userName",
                 format!(
                     "userName '{}' is already used by row {first} (userNames are case-insensitive)",
-                    u.user_name
+                    u.user_name()
                 ),
             );
         }
@@ -158,7 +158,7 @@ impl Duplicates {
         match o {
             RowOutcome::User(u) => match self.check(&u) {
                 Some(mut r) => {
-                    r.raw = u.body.clone();
+                    r.raw = u.body().to_vec();
                     RowOutcome::Rejected(Box::new(r))
                 }
                 None => RowOutcome::User(u),
@@ -196,7 +196,7 @@ pub fn run(
             match dups.screen(o) {
                 RowOutcome::User(u) => {
                     users += 1;
-                    with_manager += u.manager.is_some() as u64;
+                    with_manager += u.manager().is_some() as u64;
                     for g in u.groups() {
                         memberships += 1;
                         match groups.get_mut(g) {
@@ -211,9 +211,9 @@ pub fn run(
                         line.extend_from_slice(
                             format!("{{\"row\":{},\"externalId\":", u.row).as_bytes(),
                         );
-                        json_str(&mut line, &u.external_id);
+                        json_str(&mut line, u.external_id());
                         line.extend_from_slice(b",\"user\":");
-                        line.extend_from_slice(&u.body);
+                        line.extend_from_slice(u.body());
                         line.extend_from_slice(b",\"groups\":[");
                         for (i, g) in u.groups().enumerate() {
                             if i > 0 {
@@ -222,7 +222,7 @@ pub fn run(
                             json_str(&mut line, g);
                         }
                         line.extend_from_slice(b"],\"manager\":");
-                        match &u.manager {
+                        match u.manager() {
                             Some(m) => json_str(&mut line, m),
                             None => line.extend_from_slice(b"null"),
                         }

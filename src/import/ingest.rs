@@ -11,7 +11,7 @@ use simd_json::prelude::*;
 use crate::mapping::{
     MappedUser, Mapping, MappingError, MappingSpec, Record, RejectCode, Rejected,
 };
-use crate::source::{self, Batch, InputFormat, ReadReject, Records, SourceError};
+use crate::source::{self, Batch, CsvRow, InputFormat, ReadReject, Records, SourceError};
 
 /// What became of one row.
 #[derive(Debug)]
@@ -85,9 +85,9 @@ fn read_reject(r: &ReadReject) -> RowOutcome {
     }))
 }
 
-fn csv_raw(rec: &csv::StringRecord) -> Vec<u8> {
+fn csv_raw(rec: CsvRow<'_>) -> Vec<u8> {
     let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-    let _ = w.write_record(rec);
+    let _ = w.write_record(rec.iter());
     let mut v = w.into_inner().unwrap_or_default();
     while v.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
         v.pop();
@@ -95,9 +95,20 @@ fn csv_raw(rec: &csv::StringRecord) -> Vec<u8> {
     v
 }
 
+/// Per mapping thread: the copy simd-json parses in place, its buffers, and the tape
+/// (kept empty between rows so its allocation is reused).
+struct JsonScratch {
+    buf: Vec<u8>,
+    buffers: simd_json::Buffers,
+    tape: simd_json::Tape<'static>,
+}
+
 thread_local! {
-    static SCRATCH: std::cell::RefCell<(Vec<u8>, simd_json::Buffers)> =
-        std::cell::RefCell::new((Vec::new(), simd_json::Buffers::default()));
+    static SCRATCH: std::cell::RefCell<JsonScratch> = std::cell::RefCell::new(JsonScratch {
+        buf: Vec::new(),
+        buffers: simd_json::Buffers::default(),
+        tape: simd_json::Tape(Vec::new()),
+    });
 }
 
 fn map_json(mapping: &Mapping, text: &[u8], row: u64) -> RowOutcome {
@@ -113,12 +124,17 @@ fn map_json(mapping: &Mapping, text: &[u8], row: u64) -> RowOutcome {
     };
     SCRATCH.with(|s| {
         let mut guard = s.borrow_mut();
-        let (buf, buffers) = &mut *guard;
+        let JsonScratch {
+            buf,
+            buffers,
+            tape: kept,
+        } = &mut *guard;
         buf.clear();
         buf.extend_from_slice(text);
-        let outcome = match simd_json::to_borrowed_value_with_buffers(buf, buffers) {
-            Ok(v) => match v.as_object() {
-                Some(o) => match mapping.map(&Record::Json(o), row) {
+        let mut tape = std::mem::replace(kept, simd_json::Tape(Vec::new())).reset();
+        let outcome = match simd_json::fill_tape(buf, buffers, &mut tape) {
+            Ok(()) => match tape.as_value().as_object() {
+                Some(o) => match mapping.map(&Record::Json(&o), row) {
                     Ok(u) => RowOutcome::User(u),
                     Err(mut r) => {
                         r.raw = text.to_vec();
@@ -137,6 +153,7 @@ fn map_json(mapping: &Mapping, text: &[u8], row: u64) -> RowOutcome {
             ),
             Err(e) => fail(RejectCode::BrokenJson, format!("broken JSON: {e}")),
         };
+        *kept = tape.reset();
         outcome
     })
 }
@@ -144,17 +161,19 @@ fn map_json(mapping: &Mapping, text: &[u8], row: u64) -> RowOutcome {
 /// Maps one batch in parallel; outcomes come back in row order.
 pub fn map_batch(mapping: &Mapping, b: &Batch) -> Vec<RowOutcome> {
     let mut out: Vec<RowOutcome> = match &b.records {
-        Records::Csv(recs) => recs[..b.rows.len()]
-            .par_iter()
+        Records::Csv(recs) => (0..recs.len())
+            .into_par_iter()
             .zip(b.rows.par_iter())
             .with_min_len(256)
-            .map(|(rec, &row)| match mapping.map(&Record::Csv(rec), row) {
-                Ok(u) => RowOutcome::User(u),
-                Err(mut r) => {
-                    r.raw = csv_raw(rec);
-                    RowOutcome::Rejected(Box::new(r))
-                }
-            })
+            .map(
+                |(i, &row)| match mapping.map(&Record::Csv(recs.get(i)), row) {
+                    Ok(u) => RowOutcome::User(u),
+                    Err(mut r) => {
+                        r.raw = csv_raw(recs.get(i));
+                        RowOutcome::Rejected(Box::new(r))
+                    }
+                },
+            )
             .collect(),
         Records::Json { buf, spans } => spans
             .par_iter()

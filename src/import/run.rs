@@ -269,15 +269,15 @@ pub async fn run(
                     RowOutcome::User(u) => {
                         let seq = next_seq;
                         next_seq += 1;
-                        seq_of.insert(key(&u.external_id), seq);
+                        seq_of.insert(key(u.external_id()), seq);
                         for g in u.groups() {
                             out.groups.entry(g.to_string()).or_default().push(seq);
                         }
-                        let manager = match &u.manager {
+                        let manager = match u.manager() {
                             Some(m) => match seq_of.get(&key(m)) {
                                 Some(&ms) => Some(ms),
                                 None => {
-                                    later.push((seq, m.clone()));
+                                    later.push((seq, m.to_string()));
                                     None
                                 }
                             },
@@ -502,7 +502,7 @@ pub async fn run(
                     Some(job) if stopping => {
                         not_sent += 1;
                         if let Some(st) = t.state.as_mut() {
-                            st.users.remove(&job.user.external_id);
+                            st.users.remove(job.user.external_id());
                         }
                     }
                     Some(job) => {
@@ -517,7 +517,7 @@ pub async fn run(
                             _ => {}
                         }
                         // The state knows this user: unchanged, no request; changed, update it.
-                        let known = t.state.as_mut().and_then(|st| st.users.remove(&job.user.external_id));
+                        let known = t.state.as_mut().and_then(|st| st.users.remove(job.user.external_id()));
                         match known {
                             Some(k) if k.content_hash == job.user.content_hash => {
                                 let slot = job.seq as usize;
@@ -527,9 +527,9 @@ pub async fn run(
                                 t.ids[slot] = Some(k.scim_id.into_boxed_str());
                                 t.unchanged += 1;
                             }
-                            None if bulk_limits.is_some_and(|(_, bytes)| job.user.body.len() + bulk::OP_OVERHEAD + bulk::ENVELOPE < bytes) => {
+                            None if bulk_limits.is_some_and(|(_, bytes)| job.user.body().len() + bulk::OP_OVERHEAD + bulk::ENVELOPE < bytes) => {
                                 let (_, bytes) = bulk_limits.unwrap_or_default();
-                                let add = job.user.body.len() + bulk::OP_OVERHEAD + manager_id.as_ref().map_or(0, |m| m.len() + 64);
+                                let add = job.user.body().len() + bulk::OP_OVERHEAD + manager_id.as_ref().map_or(0, |m| m.len() + 64);
                                 if !batch.is_empty() && batch_bytes + add > bytes {
                                     // This user would overflow maxPayloadSize: send the batch as it is.
                                     let b = std::mem::take(&mut batch);

@@ -51,8 +51,8 @@ impl Finished {
         Finished {
             seq: job.seq,
             row: job.user.row,
-            external_id: job.user.external_id.clone(),
-            user_name: job.user.user_name.clone(),
+            external_id: job.user.external_id().to_string(),
+            user_name: job.user.user_name().to_string(),
             content_hash: job.user.content_hash,
             result: UserResult::Pending,
             timings: Vec::new(),
@@ -266,8 +266,8 @@ impl Worker {
     ) -> Finished {
         let mut f = Finished::new(&job);
         let body = match &manager_id {
-            Some(m) => with_manager(&job.user.body, m),
-            None => job.user.body.clone(),
+            Some(m) => with_manager(job.user.body(), m),
+            None => job.user.body().to_vec(),
         };
         if let Some(id) = known_id {
             f.result = self.update(&mut f, &id, &body).await;
@@ -277,7 +277,7 @@ impl Worker {
             }
         }
         if self.lookup == Lookup::Always {
-            match self.find(&mut f, &job.user.user_name).await {
+            match self.find(&mut f, job.user.user_name()).await {
                 Ok(Some(id)) => {
                     f.result = self.update(&mut f, &id, &body).await;
                     return f;
@@ -312,12 +312,12 @@ impl Worker {
                     None => UserResult::Pending,
                 },
                 // 409: the user exists; look it up and update it (upsert), never a retry loop.
-                (Decision::Conflict, _) => match self.find(&mut f, &job.user.user_name).await {
+                (Decision::Conflict, _) => match self.find(&mut f, job.user.user_name()).await {
                     Ok(Some(id)) => self.update(&mut f, &id, &body).await,
                     Ok(None) => UserResult::Failed { status: "409".into(), detail: "409 on create, but no user with this userName was found; the conflict is on another attribute (externalId?)".into() },
                     Err(d) => UserResult::Failed { status: "409 lookup".into(), detail: d },
                 },
-                (Decision::LookUpFirst, _) => match self.find(&mut f, &job.user.user_name).await {
+                (Decision::LookUpFirst, _) => match self.find(&mut f, job.user.user_name()).await {
                     Ok(Some(id)) => UserResult::Created(id),
                     Ok(None) => continue,
                     Err(d) => UserResult::Failed { status: "lookup".into(), detail: d },

@@ -1,7 +1,6 @@
 //! Writing a mapped row as a SCIM User (JSON bytes), straight into a buffer: a struct
 //! and serde would allocate per field; this writes each value once.
 
-use std::borrow::Cow;
 use std::io::Write;
 
 use super::target::{Place, TARGETS};
@@ -94,11 +93,11 @@ fn object(
     open: &[u8],
     close: &[u8],
     fields: &[(usize, &'static str)],
-    values: &[Option<Cow<'_, str>>],
+    values: &[Option<&str>],
 ) -> bool {
     let mut first = true;
     for &(t, k) in fields {
-        let Some(v) = &values[t] else { continue };
+        let Some(v) = values[t] else { continue };
         out.extend_from_slice(if first { open } else { b"," });
         first = false;
         // Keys are schema names: plain ASCII, nothing to escape.
@@ -117,11 +116,11 @@ fn plural(
     out: &mut Vec<u8>,
     attr: &str,
     fields: &[(usize, &'static str)],
-    values: &[Option<Cow<'_, str>>],
+    values: &[Option<&str>],
 ) {
     let mut first = true;
     for &(t, kind) in fields {
-        let Some(v) = &values[t] else { continue };
+        let Some(v) = values[t] else { continue };
         if first {
             key(out, attr);
             out.push(b'[');
@@ -149,7 +148,7 @@ fn plural(
 pub fn write_user(
     out: &mut Vec<u8>,
     plan: &WritePlan,
-    values: &[Option<Cow<'_, str>>],
+    values: &[Option<&str>],
     active: Option<bool>,
 ) {
     let has_ent = plan.enterprise.iter().any(|(t, _)| values[*t].is_some());
@@ -161,7 +160,7 @@ pub fn write_user(
     }
     out.extend_from_slice(b"\"]");
     for &(t, k) in &plan.top {
-        if let Some(v) = &values[t] {
+        if let Some(v) = values[t] {
             key(out, k);
             json_str(out, v);
         }

@@ -4,18 +4,20 @@
 //! says which field is wrong and why.
 
 pub mod build;
+mod eval;
 pub mod presets;
 pub mod spec;
 pub mod target;
 pub mod template;
+mod user;
 
-use std::borrow::Cow;
 use std::hash::BuildHasher;
 
 pub use spec::MappingSpec;
 use target::{Place, TARGETS};
 pub use template::{Col, Record};
 use template::{Template, Transform};
+pub use user::{MappedUser, GROUP_SEP};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
@@ -90,27 +92,6 @@ pub struct Rejected {
     pub raw: Vec<u8>,
 }
 
-/// A row mapped to a SCIM User.
-#[derive(Debug, Clone)]
-pub struct MappedUser {
-    pub row: u64,
-    pub external_id: String,
-    pub user_name: String,
-    /// The SCIM User, without the manager (resolved to a SCIM id when sending).
-    pub body: Vec<u8>,
-    pub active: Option<bool>,
-    /// The manager's externalId.
-    pub manager: Option<String>,
-    /// displayNames of the groups this user belongs to, joined by U+001F (one allocation
-    /// a row instead of one a group); read them with [`MappedUser::groups`].
-    pub group_names: String,
-    /// Hash of everything sent for this row: a re-run skips rows whose hash is unchanged.
-    pub content_hash: u64,
-    /// Fingerprints of the lower-cased userName and of the externalId, for duplicates.
-    pub user_key: u64,
-    pub ext_key: u64,
-}
-
 #[derive(Debug, Clone)]
 struct ValueRule {
     target: usize,
@@ -143,21 +124,13 @@ pub struct Mapping {
     checks: Vec<(usize, bool, bool)>,
 }
 
-/// Separates group names in [`MappedUser::group_names`].
-pub const GROUP_SEP: char = '\u{1f}';
-
-impl MappedUser {
-    pub fn groups(&self) -> impl Iterator<Item = &str> {
-        self.group_names.split(GROUP_SEP).filter(|g| !g.is_empty())
-    }
-    pub fn group_count(&self) -> usize {
-        self.groups().count()
-    }
-}
-
 /// Fingerprints are stable across runs and machines (fixed seed).
 pub fn fingerprint(s: &str) -> u64 {
-    foldhash::quality::FixedState::with_seed(0x5c1a_10ad).hash_one(s)
+    fingerprint_bytes(s.as_bytes())
+}
+
+pub fn fingerprint_bytes(b: &[u8]) -> u64 {
+    foldhash::quality::FixedState::with_seed(0x5c1a_10ad).hash_one(b)
 }
 
 impl Mapping {
@@ -283,173 +256,6 @@ impl Mapping {
             columns_of,
             plan,
             checks,
-        })
-    }
-
-    /// Maps one record. `Err` carries (code, field, reason, externalId if known).
-    pub fn map(&self, rec: &Record<'_>, row: u64) -> Result<MappedUser, Rejected> {
-        let cache: Vec<Option<Cow<'_, str>>> = self.slots.iter().map(|c| rec.get(c)).collect();
-        let mut values: [Option<Cow<'_, str>>; TARGETS.len()] = [const { None }; TARGETS.len()];
-        for r in &self.rules {
-            let mut v = r.template.eval(&cache);
-            for t in &r.transforms {
-                v = v.map(|x| t.apply(x));
-            }
-            if let (Some(x), false) = (&v, r.map.is_empty()) {
-                if let Some((_, to)) = r.map.iter().find(|(from, _)| from.eq_ignore_ascii_case(x)) {
-                    v = Some(Cow::Owned(to.clone()));
-                }
-            }
-            if v.is_none() {
-                v = r.default.clone().map(Cow::Owned);
-            }
-            values[r.target] = v;
-        }
-        let external_id = values[target::EXTERNAL_ID].as_ref().map(|s| s.to_string());
-        let reject = |code, field: &str, reason: String| Rejected {
-            row,
-            external_id: external_id.clone(),
-            field: field.to_string(),
-            code,
-            reason,
-            raw: Vec::new(),
-        };
-        for &t in &self.required {
-            if values[t].is_none() {
-                let cols = &self.columns_of[t];
-                let why = if cols.is_empty() {
-                    format!(
-                        "{} is required but the mapping does not set it",
-                        TARGETS[t].name
-                    )
-                } else {
-                    format!(
-                        "{} is required but column {} is empty",
-                        TARGETS[t].name,
-                        cols.join(" / ")
-                    )
-                };
-                return Err(reject(RejectCode::MissingRequired, TARGETS[t].name, why));
-            }
-        }
-        for &(ti, person, email) in &self.checks {
-            let Some(v) = &values[ti] else { continue };
-            let t = &TARGETS[ti];
-            if person {
-                // One pass: quotes, ASCII controls, and whether C1 controls need a look.
-                let (mut quote, mut control, mut wide) = (false, false, false);
-                for b in v.bytes() {
-                    quote |= b == b'"';
-                    control |= b < 0x20 || b == 0x7f;
-                    wide |= b == 0xc2;
-                }
-                if quote {
-                    return Err(reject(
-                        RejectCode::InvalidCharacter,
-                        t.name,
-                        format!(
-                            "stray quote (\") in {} '{v}'; fix the quoting in the export",
-                            t.name
-                        ),
-                    ));
-                }
-                if control || (wide && v.chars().any(char::is_control)) {
-                    return Err(reject(
-                        RejectCode::InvalidCharacter,
-                        t.name,
-                        format!("control character in {}", t.name),
-                    ));
-                }
-            }
-            if email && !valid_email(v) {
-                return Err(reject(
-                    RejectCode::InvalidEmail,
-                    t.name,
-                    format!("'{v}' is not a valid email address"),
-                ));
-            }
-            // Bytes bound characters from above: count characters only when it matters.
-            if v.len() > self.max_length {
-                let n = v.chars().count();
-                if n > self.max_length {
-                    return Err(reject(
-                        RejectCode::TooLong,
-                        t.name,
-                        format!(
-                            "{} is {n} characters long, more than {}",
-                            t.name, self.max_length
-                        ),
-                    ));
-                }
-            }
-        }
-        for (name, col) in &self.dates {
-            if let Some(v) = &cache[*col] {
-                if !valid_date(v) {
-                    return Err(reject(
-                        RejectCode::InvalidDate,
-                        name,
-                        format!("{name} '{v}' is not a valid date (YYYY-MM-DD or MM/DD/YYYY)"),
-                    ));
-                }
-            }
-        }
-        let active = match &values[target::ACTIVE] {
-            None => None,
-            Some(v) => match parse_bool(v) {
-                Some(b) => Some(b),
-                None => {
-                    return Err(reject(
-                        RejectCode::InvalidValue,
-                        "active",
-                        format!(
-                            "cannot read active from '{v}'; add it to the mapping's map for active"
-                        ),
-                    ))
-                }
-            },
-        };
-        let manager = values[target::MANAGER].as_ref().map(|m| m.to_string());
-        let mut group_names = String::new();
-        for g in &self.groups {
-            if g.active_only && active == Some(false) {
-                continue;
-            }
-            let mark = group_names.len();
-            if !group_names.is_empty() {
-                group_names.push(GROUP_SEP);
-            }
-            if !g.template.eval_into(&cache, &mut group_names) {
-                group_names.truncate(mark);
-            }
-        }
-        let user_name = values[target::USER_NAME]
-            .as_deref()
-            .unwrap_or_default()
-            .to_string();
-        let external_id = external_id.unwrap_or_default();
-        let mut body = Vec::with_capacity(1024);
-        build::write_user(&mut body, &self.plan, &values, active);
-        let hasher = foldhash::quality::FixedState::with_seed(0xc0ffee);
-        let content_hash = hasher.hash_one((&body, &manager, &group_names));
-        Ok(MappedUser {
-            row,
-            user_key: if user_name
-                .bytes()
-                .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
-            {
-                fingerprint(&user_name.to_lowercase())
-            } else {
-                fingerprint(&user_name)
-            },
-            ext_key: fingerprint(&external_id),
-            external_id,
-            user_name,
-            body,
-            active,
-            manager,
-            group_names,
-            content_hash,
         })
     }
 }

@@ -2,10 +2,8 @@
 //! the transforms and value maps applied after. Columns are resolved to CSV indices or
 //! JSON keys once, when the mapping is compiled against the file.
 
-use std::borrow::Cow;
-
 use simd_json::prelude::*;
-use simd_json::BorrowedValue;
+use smallvec::SmallVec;
 
 use super::MappingError;
 
@@ -18,34 +16,87 @@ pub enum Col {
 
 /// One record, as the mapping reads it.
 pub enum Record<'a> {
-    Csv(&'a csv::StringRecord),
-    Json(&'a simd_json::borrowed::Object<'a>),
+    Csv(crate::source::CsvRow<'a>),
+    /// A JSON object on a simd-json tape: its scalar values are slices of the input,
+    /// so reading them allocates nothing (a tree of `BorrowedValue`s would, per row).
+    Json(&'a simd_json::tape::Object<'a, 'a>),
+}
+
+/// A row's column values, fetched and trimmed once however many templates use them;
+/// `""` when the column is absent or blank (the two mean the same to a mapping).
+pub type Cache<'a> = [&'a str];
+
+/// Slots of a record, held on the stack for the usual mapping (up to 32 columns).
+pub type SlotValues<'a> = SmallVec<[&'a str; 32]>;
+
+/// A JSON value as text when the record holds it as text: strings, and booleans as
+/// written; `None` for null, numbers and nested values.
+fn json_borrowed<'a>(v: simd_json::tape::Value<'_, 'a>) -> Option<&'a str> {
+    if let Some(s) = v.into_string() {
+        return Some(s);
+    }
+    match v.as_bool() {
+        Some(true) => Some("true"),
+        Some(false) => Some("false"),
+        None => None,
+    }
 }
 
 impl<'a> Record<'a> {
-    /// The trimmed value of a column; `None` when absent or blank.
-    pub fn get(&self, c: &Col) -> Option<Cow<'a, str>> {
-        let v: Cow<'a, str> = match (self, c) {
-            (Record::Csv(r), Col::Index(i)) => Cow::Borrowed(r.get(*i)?),
-            (Record::Json(o), Col::Key(k)) => match o.get(&**k)? {
-                BorrowedValue::String(s) => match s {
-                    Cow::Borrowed(b) => Cow::Borrowed(*b),
-                    Cow::Owned(o) => Cow::Owned(o.clone()),
-                },
-                BorrowedValue::Static(simd_json::StaticNode::Null) => return None,
-                other => Cow::Owned(other.encode()),
-            },
-            _ => return None,
-        };
-        let t = fast_trim(&v);
-        if t.is_empty() {
-            return None;
+    /// The trimmed values of `slots` into `out`. Values that are not in the record as
+    /// text (JSON numbers, nested objects) are written into `owned` first.
+    /// `hints` remembers which slot the key at each position of the last JSON record
+    /// was: exports write their keys in one order, so one comparison usually finds it.
+    pub fn fill<'x>(
+        &self,
+        slots: &[Col],
+        hints: &mut Vec<u32>,
+        owned: &'x mut String,
+        out: &mut SlotValues<'x>,
+    ) where
+        'a: 'x,
+    {
+        out.clear();
+        match self {
+            Record::Csv(r) => out.extend(slots.iter().map(|c| match c {
+                Col::Index(i) => r.get(*i).map_or("", fast_trim),
+                Col::Key(_) => "",
+            })),
+            Record::Json(obj) => {
+                out.resize(slots.len(), "");
+                owned.clear();
+                let mut spans: SmallVec<[(usize, usize, usize); 4]> = SmallVec::new();
+                for (pos, (k, v)) in obj.iter().enumerate() {
+                    if hints.len() <= pos {
+                        hints.resize(pos + 1, u32::MAX);
+                    }
+                    let is = |s: usize| matches!(&slots[s], Col::Key(n) if **n == *k);
+                    let slot = match hints[pos] as usize {
+                        h if h < slots.len() && is(h) => h,
+                        _ => match (0..slots.len()).find(|&s| is(s)) {
+                            Some(s) => {
+                                hints[pos] = s as u32;
+                                s
+                            }
+                            None => continue,
+                        },
+                    };
+                    match json_borrowed(v) {
+                        Some(t) => out[slot] = fast_trim(t),
+                        None if v.is_null() => out[slot] = "",
+                        None => {
+                            let start = owned.len();
+                            owned.push_str(&v.encode());
+                            spans.push((slot, start, owned.len()));
+                        }
+                    }
+                }
+                let owned: &'x String = owned;
+                for (slot, a, b) in spans {
+                    out[slot] = fast_trim(&owned[a..b]);
+                }
+            }
         }
-        Some(match v {
-            Cow::Borrowed(b) => Cow::Borrowed(fast_trim(b)),
-            Cow::Owned(o) if o.len() == t.len() => Cow::Owned(o),
-            Cow::Owned(o) => Cow::Owned(fast_trim(&o).to_string()),
-        })
     }
 }
 
@@ -67,9 +118,6 @@ enum Part {
     /// Alternatives, as slots of the row's column cache: the first non-empty wins.
     Cols(Vec<usize>),
 }
-
-/// A row's column values, fetched and trimmed once however many templates use them.
-pub type Cache<'a> = [Option<Cow<'a, str>>];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transform {
@@ -131,61 +179,66 @@ impl Template {
         self.columns.is_empty()
     }
 
-    /// Appends the template's value to `out`; `false` (and nothing meaningful appended)
-    /// when every column it names is empty.
-    pub fn eval_into(&self, cache: &Cache<'_>, out: &mut String) -> bool {
+    /// The alternatives of a template that is one `{A|B}` and nothing else.
+    pub fn single(&self) -> Option<&[usize]> {
+        match self.parts.as_slice() {
+            [Part::Cols(alts)] => Some(alts),
+            _ => None,
+        }
+    }
+
+    /// Appends a group name to `out` (bytes of UTF-8); `false` (and nothing meaningful
+    /// appended) when every column it names is empty.
+    pub fn eval_into(&self, cache: &Cache<'_>, out: &mut Vec<u8>) -> bool {
         let start = out.len();
         let mut any = self.is_static();
         for p in &self.parts {
             match p {
-                Part::Lit(s) => out.push_str(s),
+                Part::Lit(s) => out.extend_from_slice(s.as_bytes()),
                 Part::Cols(alts) => {
-                    if let Some(v) = alts.iter().find_map(|&c| cache[c].as_deref()) {
-                        out.push_str(v);
+                    if let Some(v) = alts.iter().map(|&c| cache[c]).find(|v| !v.is_empty()) {
+                        out.extend_from_slice(v.as_bytes());
                         any = true;
                     }
                 }
             }
         }
-        any && !out[start..].trim().is_empty()
+        any && !out[start..].trim_ascii().is_empty()
     }
 
-    /// The template's value for a record: `None` when every column it names is empty.
-    pub fn eval<'a>(&self, cache: &Cache<'a>) -> Option<Cow<'a, str>> {
-        let pick = |alts: &[usize]| alts.iter().find_map(|&c| cache[c].clone());
-        if let [Part::Cols(alts)] = self.parts.as_slice() {
-            return pick(alts);
-        }
-        let mut out = String::with_capacity(48);
+    /// Appends the template's value to `text` and returns where it is, trimmed: `None`
+    /// when every column it names is empty. Writing into one buffer per row instead of
+    /// a `String` per value saves an allocation per composed attribute.
+    pub fn eval_text(&self, cache: &Cache<'_>, text: &mut String) -> Option<(usize, usize)> {
+        let start = text.len();
         let mut any = self.is_static();
         let mut missing = false;
         for p in &self.parts {
             match p {
-                Part::Lit(s) => out.push_str(s),
-                Part::Cols(alts) => match pick(alts) {
+                Part::Lit(s) => text.push_str(s),
+                Part::Cols(alts) => match alts.iter().map(|&c| cache[c]).find(|v| !v.is_empty()) {
                     Some(v) => {
-                        out.push_str(&v);
+                        text.push_str(v);
                         any = true;
                     }
                     None => missing = true,
                 },
             }
         }
-        let t = out.trim();
+        let t = text[start..].trim();
         if !any || t.is_empty() {
+            text.truncate(start);
             return None;
         }
-        // Empty middle columns leave double spaces: "Ann  Lee" → "Ann Lee".
+        // Empty middle columns leave double spaces: "Ann  Lee" -> "Ann Lee".
         if missing && t.contains("  ") {
-            return Some(Cow::Owned(
-                t.split_whitespace().collect::<Vec<_>>().join(" "),
-            ));
+            let collapsed = t.split_whitespace().collect::<Vec<_>>().join(" ");
+            text.truncate(start);
+            text.push_str(&collapsed);
+            return Some((start, text.len()));
         }
-        Some(Cow::Owned(if t.len() == out.len() {
-            out
-        } else {
-            t.to_string()
-        }))
+        let lead = text[start..].len() - text[start..].trim_start().len();
+        Some((start + lead, start + lead + t.len()))
     }
 }
 
@@ -199,27 +252,33 @@ impl Transform {
         }
     }
 
-    pub fn apply<'a>(self, v: Cow<'a, str>) -> Cow<'a, str> {
+    /// Whether the transform changes `v` (values are trimmed on read, so `trim` never
+    /// does; it is kept for mapping files that say so).
+    pub fn changes(self, v: &str) -> bool {
+        match (self, v.is_ascii()) {
+            (Transform::Trim, _) => false,
+            (Transform::Lowercase, true) => v.bytes().any(|b| b.is_ascii_uppercase()),
+            (Transform::Uppercase, true) => v.bytes().any(|b| b.is_ascii_lowercase()),
+            (Transform::Lowercase, false) => v.chars().any(char::is_uppercase),
+            (Transform::Uppercase, false) => v.chars().any(char::is_lowercase),
+        }
+    }
+
+    /// Appends the transformed `v` to `text`.
+    pub fn push(self, v: &str, text: &mut String) {
+        let start = text.len();
         match self {
-            // Values are trimmed on read; kept for mapping files that say so.
-            Transform::Trim => v,
-            Transform::Lowercase if v.is_ascii() => match v.bytes().any(|b| b.is_ascii_uppercase())
-            {
-                true => Cow::Owned(v.to_ascii_lowercase()),
-                false => v,
-            },
-            Transform::Uppercase if v.is_ascii() => match v.bytes().any(|b| b.is_ascii_lowercase())
-            {
-                true => Cow::Owned(v.to_ascii_uppercase()),
-                false => v,
-            },
-            Transform::Lowercase if v.chars().any(char::is_uppercase) => {
-                Cow::Owned(v.to_lowercase())
+            Transform::Trim => text.push_str(v),
+            Transform::Lowercase if v.is_ascii() => {
+                text.push_str(v);
+                text[start..].make_ascii_lowercase();
             }
-            Transform::Uppercase if v.chars().any(char::is_lowercase) => {
-                Cow::Owned(v.to_uppercase())
+            Transform::Uppercase if v.is_ascii() => {
+                text.push_str(v);
+                text[start..].make_ascii_uppercase();
             }
-            _ => v,
+            Transform::Lowercase => text.push_str(&v.to_lowercase()),
+            Transform::Uppercase => text.push_str(&v.to_uppercase()),
         }
     }
 }

@@ -1,15 +1,113 @@
 //! CSV records with the `csv` crate: header row, any delimiter, UTF-8 BOM, CRLF and quoted
-//! newlines. Records are read into reused `ByteRecord`s (no allocation per row once warm)
-//! and checked for field count and UTF-8 here, so mapping can trust them.
+//! newlines. Records are read into one reused `ByteRecord`, checked for field count and
+//! UTF-8 here, and copied into one text buffer per batch (no allocation per row once
+//! warm, and the mapping reads a batch from a few contiguous pages instead of a record
+//! each), so mapping can trust them.
 
 use std::io::BufRead;
 
-use ::csv::{ByteRecord, ReaderBuilder, StringRecord};
+use ::csv::{ByteRecord, ReaderBuilder};
 
 use super::{Batch, ReadReject, RecordSource, Records, SourceError};
 
+/// The readable CSV records of one batch, their fields back to back in one string.
+#[derive(Debug, Default)]
+pub struct CsvRecords {
+    text: String,
+    /// Where each record starts in `text`.
+    starts: Vec<u32>,
+    /// The end of each field in `text`, `width` per record.
+    ends: Vec<u32>,
+    width: usize,
+}
+
+/// One record of a [`CsvRecords`].
+#[derive(Debug, Clone, Copy)]
+pub struct CsvRow<'a> {
+    text: &'a str,
+    start: u32,
+    ends: &'a [u32],
+}
+
+impl<'a> CsvRow<'a> {
+    /// Field `i`, as it was in the file (unquoted), if the record has it.
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        let end = *self.ends.get(i)? as usize;
+        let start = match i {
+            0 => self.start,
+            _ => self.ends[i - 1],
+        } as usize;
+        self.text.get(start..end)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+        (0..self.ends.len()).map(|i| self.get(i).unwrap_or_default())
+    }
+}
+
+impl CsvRecords {
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> CsvRow<'_> {
+        CsvRow {
+            text: &self.text,
+            start: self.starts[i],
+            ends: &self.ends[i * self.width..(i + 1) * self.width],
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = CsvRow<'_>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    fn clear(&mut self, width: usize) {
+        self.text.clear();
+        self.starts.clear();
+        self.ends.clear();
+        self.width = width;
+    }
+
+    /// Appends a record of `width` fields; `Err(field)` names the first field that is
+    /// not UTF-8 (a character split by a delimiter counts as broken).
+    fn push(&mut self, rec: &ByteRecord) -> Result<(), usize> {
+        let bad_field = || {
+            rec.iter()
+                .position(|f| std::str::from_utf8(f).is_err())
+                .unwrap_or(0)
+        };
+        // One SIMD pass over the record instead of one check per field.
+        let s = simdutf8::basic::from_utf8(rec.as_slice()).map_err(|_| bad_field())?;
+        let base = self.text.len();
+        if base + s.len() > u32::MAX as usize {
+            return Err(0);
+        }
+        let mut end = 0;
+        for i in 0..rec.len() {
+            end = rec.range(i).map_or(end, |r| r.end);
+            if !s.is_char_boundary(end) {
+                return Err(i);
+            }
+        }
+        self.starts.push(base as u32);
+        self.text.push_str(s);
+        let mut end = 0;
+        for i in 0..rec.len() {
+            end = rec.range(i).map_or(end, |r| r.end);
+            self.ends.push((base + end) as u32);
+        }
+        Ok(())
+    }
+}
+
 pub struct CsvSource {
     reader: ::csv::Reader<Box<dyn BufRead + Send>>,
+    rec: ByteRecord,
     columns: Vec<String>,
     next_row: u64,
     path: String,
@@ -47,6 +145,7 @@ impl CsvSource {
         }
         Ok(CsvSource {
             reader,
+            rec: ByteRecord::new(),
             columns,
             next_row: 1,
             path,
@@ -77,18 +176,13 @@ impl RecordSource for CsvSource {
         let Records::Csv(recs) = &mut batch.records else {
             unreachable!("a CSV source fills CSV batches")
         };
+        let width = self.columns.len();
+        recs.clear(width);
         batch.rows.clear();
         batch.rejects.clear();
-        let mut used = 0;
-        let width = self.columns.len();
+        let rec = &mut self.rec;
         while batch.rows.len() + batch.rejects.len() < max {
-            if recs.len() == used {
-                recs.push(StringRecord::new());
-            }
-            // StringRecord <-> ByteRecord conversions move the buffer: no allocation once
-            // the batch is warm, and UTF-8 is validated once per record.
-            let mut rec = std::mem::take(&mut recs[used]).into_byte_record();
-            let more = match self.reader.read_byte_record(&mut rec) {
+            let more = match self.reader.read_byte_record(rec) {
                 Ok(more) => more,
                 Err(e) if e.is_io_error() => {
                     return Err(SourceError::Read {
@@ -103,17 +197,14 @@ impl RecordSource for CsvSource {
                         raw: Vec::new(),
                     });
                     self.next_row += 1;
-                    recs[used] = StringRecord::from_byte_record_lossy(rec);
                     continue;
                 }
             };
             if !more {
-                recs[used] = StringRecord::from_byte_record_lossy(rec);
                 return Ok(!(batch.rows.is_empty() && batch.rejects.is_empty()));
             }
             // A blank line is not a record.
             if rec.len() == 1 && rec[0].is_empty() {
-                recs[used] = StringRecord::from_byte_record_lossy(rec);
                 continue;
             }
             let row = self.next_row;
@@ -125,30 +216,20 @@ impl RecordSource for CsvSource {
                         "expected {width} fields, found {}; check for a missing or extra delimiter",
                         rec.len()
                     ),
-                    raw: raw_line(&rec),
+                    raw: raw_line(rec),
                 });
-                recs[used] = StringRecord::from_byte_record_lossy(rec);
                 continue;
             }
-            match StringRecord::from_byte_record(rec) {
-                Ok(s) => {
-                    recs[used] = s;
-                    batch.rows.push(row);
-                    used += 1;
-                }
-                Err(e) => {
-                    let field = e.utf8_error().field();
-                    let rec = e.into_byte_record();
-                    batch.rejects.push(ReadReject {
-                        row,
-                        reason: format!(
-                            "invalid UTF-8 in column {}; save the export as UTF-8",
-                            self.columns[field]
-                        ),
-                        raw: raw_line(&rec),
-                    });
-                    recs[used] = StringRecord::from_byte_record_lossy(rec);
-                }
+            match recs.push(rec) {
+                Ok(()) => batch.rows.push(row),
+                Err(field) => batch.rejects.push(ReadReject {
+                    row,
+                    reason: format!(
+                        "invalid UTF-8 in column {}; save the export as UTF-8",
+                        self.columns[field]
+                    ),
+                    raw: raw_line(rec),
+                }),
             }
         }
         Ok(true)
@@ -171,8 +252,8 @@ mod tests {
             let Records::Csv(recs) = &b.records else {
                 panic!()
             };
-            for (i, _) in b.rows.iter().enumerate() {
-                rows.push(recs[i].iter().map(str::to_string).collect());
+            for r in recs.iter() {
+                rows.push(r.iter().map(str::to_string).collect());
             }
             rej.extend(b.rejects.iter().map(|r| (r.row, r.reason.clone())));
         }

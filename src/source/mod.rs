@@ -13,7 +13,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::ops::Range;
 use std::path::Path;
 
-pub use self::csv::CsvSource;
+pub use self::csv::{CsvRecords, CsvRow, CsvSource};
 pub use self::json::{JsonArraySource, NdjsonSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -47,8 +47,8 @@ pub struct ReadReject {
 /// Raw records of one batch, in file order.
 #[derive(Debug)]
 pub enum Records {
-    /// Parsed CSV records, UTF-8 checked once, reused from batch to batch.
-    Csv(Vec<::csv::StringRecord>),
+    /// Parsed CSV records, UTF-8 checked once, in one buffer reused from batch to batch.
+    Csv(CsvRecords),
     /// JSON texts, one span per record, in one buffer.
     Json {
         buf: Vec<u8>,
@@ -68,7 +68,7 @@ pub struct Batch {
 impl Batch {
     pub fn new_csv() -> Self {
         Batch {
-            records: Records::Csv(Vec::new()),
+            records: Records::Csv(CsvRecords::default()),
             rows: Vec::new(),
             rejects: Vec::new(),
         }

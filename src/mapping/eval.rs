@@ -1,0 +1,296 @@
+//! Mapping one record: column values → attribute values → checks → the packed User.
+//!
+//! This runs once per row of exports with millions of rows, so it allocates once per
+//! row (the [`MappedUser`]): column values stay slices of the record, composed values
+//! ("{First} {Last}", lower-cased emails) are written into one per-thread text buffer,
+//! and the body is written into a per-thread buffer then copied out at its exact size.
+
+use std::cell::RefCell;
+
+use super::target::{self, TARGETS};
+use super::template::{Cache, Record, SlotValues, Transform};
+use super::user::{Packer, GROUP_SEP};
+use super::{
+    build, parse_bool, valid_date, valid_email, MappedUser, Mapping, RejectCode, Rejected,
+};
+
+/// Buffers reused from row to row on each mapping thread.
+#[derive(Default)]
+struct Scratch {
+    /// Composed attribute values of the current row.
+    text: String,
+    /// The packed User being written.
+    out: Vec<u8>,
+    /// Slot of the key at each position of the last JSON record.
+    hints: Vec<u32>,
+    /// JSON values that are not text in the record (numbers, nested values), written out.
+    owned: String,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// An attribute value before it is read: a column of the record, a span of the row's
+/// text buffer, or a literal of the mapping (a value map's target, a default).
+#[derive(Debug, Clone, Copy)]
+enum Val<'m> {
+    Empty,
+    Slot(usize),
+    Text(usize, usize),
+    Lit(&'m str),
+}
+
+fn read<'s>(v: Val<'s>, cache: &'s Cache<'_>, text: &'s str) -> Option<&'s str> {
+    match v {
+        Val::Empty => None,
+        Val::Slot(c) => Some(cache[c]),
+        Val::Text(a, b) => Some(&text[a..b]),
+        Val::Lit(s) => Some(s),
+    }
+}
+
+fn transform<'m>(t: Transform, v: Val<'m>, cache: &Cache<'_>, text: &mut String) -> Val<'m> {
+    let Some(x) = read(v, cache, text) else {
+        return v;
+    };
+    if !t.changes(x) {
+        return v;
+    }
+    match v {
+        // The span belongs to this value alone: change it where it is.
+        Val::Text(a, b) if x.is_ascii() => {
+            match t {
+                Transform::Lowercase => text[a..b].make_ascii_lowercase(),
+                Transform::Uppercase => text[a..b].make_ascii_uppercase(),
+                Transform::Trim => {}
+            }
+            v
+        }
+        Val::Text(..) => {
+            let owned = x.to_string();
+            let start = text.len();
+            t.push(&owned, text);
+            Val::Text(start, text.len())
+        }
+        _ => {
+            let start = text.len();
+            // `x` reads the record or the mapping here, not `text`.
+            let x = match v {
+                Val::Slot(c) => cache[c],
+                Val::Lit(s) => s,
+                _ => "",
+            };
+            t.push(x, text);
+            Val::Text(start, text.len())
+        }
+    }
+}
+
+impl Mapping {
+    /// Maps one record; a row that breaks a rule comes back as [`Rejected`] naming the
+    /// field and the reason.
+    pub fn map(&self, rec: &Record<'_>, row: u64) -> Result<MappedUser, Rejected> {
+        SCRATCH.with(|s| {
+            let mut guard = s.borrow_mut();
+            let Scratch {
+                text,
+                out,
+                hints,
+                owned,
+            } = &mut *guard;
+            let mut cache = SlotValues::new();
+            rec.fill(&self.slots, hints, owned, &mut cache);
+            self.map_values(&cache, row, text, out)
+        })
+    }
+
+    fn map_values(
+        &self,
+        cache: &Cache<'_>,
+        row: u64,
+        text: &mut String,
+        out: &mut Vec<u8>,
+    ) -> Result<MappedUser, Rejected> {
+        text.clear();
+        let mut vals = [Val::Empty; TARGETS.len()];
+        for r in &self.rules {
+            let mut v = match r.template.single() {
+                Some(alts) => alts
+                    .iter()
+                    .find(|&&c| !cache[c].is_empty())
+                    .map_or(Val::Empty, |&c| Val::Slot(c)),
+                None => r
+                    .template
+                    .eval_text(cache, text)
+                    .map_or(Val::Empty, |(a, b)| Val::Text(a, b)),
+            };
+            for &t in &r.transforms {
+                v = transform(t, v, cache, text);
+            }
+            if !r.map.is_empty() {
+                if let Some(x) = read(v, cache, text) {
+                    if let Some((_, to)) =
+                        r.map.iter().find(|(from, _)| from.eq_ignore_ascii_case(x))
+                    {
+                        v = Val::Lit(to);
+                    }
+                }
+            }
+            if let (Val::Empty, Some(d)) = (v, &r.default) {
+                v = Val::Lit(d);
+            }
+            vals[r.target] = v;
+        }
+        let text: &str = text;
+        let mut values: [Option<&str>; TARGETS.len()] = [None; TARGETS.len()];
+        for r in &self.rules {
+            values[r.target] = read(vals[r.target], cache, text);
+        }
+        self.check(&values, cache, row)?;
+        let active = match values[target::ACTIVE] {
+            None => None,
+            Some(v) => match parse_bool(v) {
+                Some(b) => Some(b),
+                None => {
+                    return Err(self.reject(
+                        &values,
+                        row,
+                        RejectCode::InvalidValue,
+                        "active",
+                        format!(
+                            "cannot read active from '{v}'; add it to the mapping's map for active"
+                        ),
+                    ))
+                }
+            },
+        };
+        let mut p = Packer::new(out);
+        build::write_user(p.buf(), &self.plan, &values, active);
+        p.end_part();
+        for t in [target::EXTERNAL_ID, target::USER_NAME, target::MANAGER] {
+            p.buf()
+                .extend_from_slice(values[t].unwrap_or_default().as_bytes());
+            p.end_part();
+        }
+        let buf = p.buf();
+        let groups_start = buf.len();
+        for g in &self.groups {
+            if g.active_only && active == Some(false) {
+                continue;
+            }
+            let mark = buf.len();
+            if mark > groups_start {
+                buf.push(GROUP_SEP as u8);
+            }
+            if !g.template.eval_into(cache, buf) {
+                buf.truncate(mark);
+            }
+        }
+        Ok(p.finish(row, active, values[target::MANAGER].is_some()))
+    }
+
+    fn reject(
+        &self,
+        values: &[Option<&str>],
+        row: u64,
+        code: RejectCode,
+        field: &str,
+        reason: String,
+    ) -> Rejected {
+        Rejected {
+            row,
+            external_id: values[target::EXTERNAL_ID].map(str::to_string),
+            field: field.to_string(),
+            code,
+            reason,
+            raw: Vec::new(),
+        }
+    }
+
+    /// Required attributes, person names, emails, lengths and dates.
+    fn check(&self, values: &[Option<&str>], cache: &Cache<'_>, row: u64) -> Result<(), Rejected> {
+        let reject = |code, field: &str, reason| self.reject(values, row, code, field, reason);
+        for &t in &self.required {
+            if values[t].is_none() {
+                let cols = &self.columns_of[t];
+                let why = if cols.is_empty() {
+                    format!(
+                        "{} is required but the mapping does not set it",
+                        TARGETS[t].name
+                    )
+                } else {
+                    format!(
+                        "{} is required but column {} is empty",
+                        TARGETS[t].name,
+                        cols.join(" / ")
+                    )
+                };
+                return Err(reject(RejectCode::MissingRequired, TARGETS[t].name, why));
+            }
+        }
+        for &(ti, person, email) in &self.checks {
+            let Some(v) = values[ti] else { continue };
+            let t = &TARGETS[ti];
+            if person {
+                // One pass: quotes, ASCII controls, and whether C1 controls need a look.
+                let (mut quote, mut control, mut wide) = (false, false, false);
+                for b in v.bytes() {
+                    quote |= b == b'"';
+                    control |= b < 0x20 || b == 0x7f;
+                    wide |= b == 0xc2;
+                }
+                if quote {
+                    return Err(reject(
+                        RejectCode::InvalidCharacter,
+                        t.name,
+                        format!(
+                            "stray quote (\") in {} '{v}'; fix the quoting in the export",
+                            t.name
+                        ),
+                    ));
+                }
+                if control || (wide && v.chars().any(char::is_control)) {
+                    return Err(reject(
+                        RejectCode::InvalidCharacter,
+                        t.name,
+                        format!("control character in {}", t.name),
+                    ));
+                }
+            }
+            if email && !valid_email(v) {
+                return Err(reject(
+                    RejectCode::InvalidEmail,
+                    t.name,
+                    format!("'{v}' is not a valid email address"),
+                ));
+            }
+            // Bytes bound characters from above: count characters only when it matters.
+            if v.len() > self.max_length {
+                let n = v.chars().count();
+                if n > self.max_length {
+                    return Err(reject(
+                        RejectCode::TooLong,
+                        t.name,
+                        format!(
+                            "{} is {n} characters long, more than {}",
+                            t.name, self.max_length
+                        ),
+                    ));
+                }
+            }
+        }
+        for (name, col) in &self.dates {
+            let v = cache[*col];
+            if !v.is_empty()
+                && !valid_date(v) {
+                    return Err(reject(
+                        RejectCode::InvalidDate,
+                        name,
+                        format!("{name} '{v}' is not a valid date (YYYY-MM-DD or MM/DD/YYYY)"),
+                    ));
+                }
+        }
+        Ok(())
+    }
+}
