@@ -1,29 +1,29 @@
 //! Writing a mapped row as a SCIM User (JSON bytes), straight into a buffer: a struct
 //! and serde would allocate per field; this writes each value once.
+//!
+//! Each key is kept with the punctuation around it (`,"userName":"`) when the plan is
+//! made, so a value costs two copies: its key fragment and its text.
 
 use std::io::Write;
 
 use super::target::{Place, TARGETS};
 use crate::scim::urns;
 
-/// JSON string with the escapes RFC 8259 requires.
+/// Whether any byte of `b` must be escaped in a JSON string (`"`, `\\` or a control).
 #[inline]
-pub fn json_str(out: &mut Vec<u8>, s: &str) {
+fn needs_escape(b: &[u8]) -> bool {
+    super::bytes::has_control_or(b, [b'"', b'\\', b'"'])
+}
+
+/// The text of a JSON string with the escapes RFC 8259 requires, and its closing quote.
+#[inline]
+fn json_tail(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
-    // Almost every HR value needs no escape: check in one branch-free pass, copy in one.
-    // A u8 accumulator with no early exit: LLVM turns this into SIMD compares.
-    let mut bad = 0u8;
-    for &c in b {
-        bad |= (c < 0x20) as u8 | (c == b'"') as u8 | (c == b'\\') as u8;
-    }
-    if bad == 0 {
-        out.reserve(b.len() + 2);
-        out.push(b'"');
+    if !needs_escape(b) {
         out.extend_from_slice(b);
         out.push(b'"');
         return;
     }
-    out.push(b'"');
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
         let esc: &[u8] = match c {
@@ -48,23 +48,37 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// `,"k":` for a schema attribute name (plain ASCII, nothing to escape).
-fn key(out: &mut Vec<u8>, k: &str) {
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(k.as_bytes());
-    out.extend_from_slice(b"\":");
+/// JSON string with the escapes RFC 8259 requires.
+#[inline]
+pub fn json_str(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    json_tail(out, s);
 }
 
-/// Which targets a mapping sets, grouped by where they are written: computed once per
-/// mapping so that writing a row visits only what the mapping sets.
+/// A target and the bytes written before its value.
+type Field = (usize, Box<[u8]>);
+
+/// Which targets a mapping sets, grouped by where they are written, with their key
+/// fragments: computed once per mapping so that writing a row visits only what the
+/// mapping sets.
 #[derive(Debug, Clone, Default)]
 pub struct WritePlan {
-    top: Vec<(usize, &'static str)>,
-    name: Vec<(usize, &'static str)>,
-    emails: Vec<(usize, &'static str)>,
-    phones: Vec<(usize, &'static str)>,
-    address: Vec<(usize, &'static str)>,
-    enterprise: Vec<(usize, &'static str)>,
+    /// `,"key":"`
+    top: Vec<Field>,
+    /// `"key":"`, inside `name`.
+    name: Vec<Field>,
+    /// `"value":"` of an `emails` entry, and what closes it (`","type":"work"}`).
+    emails: Vec<(usize, Box<[u8]>, Box<[u8]>)>,
+    phones: Vec<(usize, Box<[u8]>, Box<[u8]>)>,
+    /// `"key":"`, inside the work address.
+    address: Vec<Field>,
+    /// `"key":"`, inside the enterprise extension.
+    enterprise: Vec<Field>,
+}
+
+fn inner(k: &str) -> Box<[u8]> {
+    format!("\"{k}\":\"").into_bytes().into()
 }
 
 impl WritePlan {
@@ -73,14 +87,21 @@ impl WritePlan {
         let mut ts: Vec<usize> = targets.into_iter().collect();
         ts.sort_unstable();
         ts.dedup();
+        let plural = |t: usize, kind: &str| {
+            (
+                t,
+                b"{\"value\":\"".to_vec().into_boxed_slice(),
+                format!(",\"type\":\"{kind}\"}}").into_bytes().into(),
+            )
+        };
         for t in ts {
             match TARGETS[t].place {
-                Place::Top(k) => p.top.push((t, k)),
-                Place::Name(k) => p.name.push((t, k)),
-                Place::Email(k) => p.emails.push((t, k)),
-                Place::Phone(k) => p.phones.push((t, k)),
-                Place::WorkAddress(k) => p.address.push((t, k)),
-                Place::Enterprise(k) => p.enterprise.push((t, k)),
+                Place::Top(k) => p.top.push((t, format!(",\"{k}\":\"").into_bytes().into())),
+                Place::Name(k) => p.name.push((t, inner(k))),
+                Place::Email(k) => p.emails.push(plural(t, k)),
+                Place::Phone(k) => p.phones.push(plural(t, k)),
+                Place::WorkAddress(k) => p.address.push((t, inner(k))),
+                Place::Enterprise(k) => p.enterprise.push((t, inner(k))),
                 Place::Active | Place::Manager => {}
             }
         }
@@ -88,23 +109,22 @@ impl WritePlan {
     }
 }
 
+/// `open` + the set fields as `"k":"v"` separated by commas + `close`; nothing if none
+/// is set.
 fn object(
     out: &mut Vec<u8>,
     open: &[u8],
     close: &[u8],
-    fields: &[(usize, &'static str)],
+    fields: &[Field],
     values: &[Option<&str>],
 ) -> bool {
     let mut first = true;
-    for &(t, k) in fields {
-        let Some(v) = values[t] else { continue };
+    for (t, frag) in fields {
+        let Some(v) = values[*t] else { continue };
         out.extend_from_slice(if first { open } else { b"," });
         first = false;
-        // Keys are schema names: plain ASCII, nothing to escape.
-        out.push(b'"');
-        out.extend_from_slice(k.as_bytes());
-        out.extend_from_slice(b"\":");
-        json_str(out, v);
+        out.extend_from_slice(frag);
+        json_tail(out, v);
     }
     if !first {
         out.extend_from_slice(close);
@@ -114,29 +134,21 @@ fn object(
 
 fn plural(
     out: &mut Vec<u8>,
-    attr: &str,
-    fields: &[(usize, &'static str)],
+    attr: &[u8],
+    fields: &[(usize, Box<[u8]>, Box<[u8]>)],
     values: &[Option<&str>],
 ) {
     let mut first = true;
-    for &(t, kind) in fields {
-        let Some(v) = values[t] else { continue };
-        if first {
-            key(out, attr);
-            out.push(b'[');
-        } else {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"{\"value\":");
-        json_str(out, v);
-        out.extend_from_slice(b",\"type\":\"");
-        out.extend_from_slice(kind.as_bytes());
-        out.push(b'"');
+    for (t, open, close) in fields {
+        let Some(v) = values[*t] else { continue };
+        out.extend_from_slice(if first { attr } else { b"," });
+        out.extend_from_slice(open);
+        json_tail(out, v);
         // The first mapped value is the primary one (RFC 7643 §2.4: at most one).
         if first {
             out.extend_from_slice(b",\"primary\":true");
         }
-        out.push(b'}');
+        out.extend_from_slice(close);
         first = false;
     }
     if !first {
@@ -152,26 +164,25 @@ pub fn write_user(
     active: Option<bool>,
 ) {
     let has_ent = plan.enterprise.iter().any(|(t, _)| values[*t].is_some());
-    out.extend_from_slice(b"{\"schemas\":[\"");
-    out.extend_from_slice(urns::USER.as_bytes());
-    if has_ent {
-        out.extend_from_slice(b"\",\"");
-        out.extend_from_slice(urns::ENTERPRISE_USER.as_bytes());
-    }
-    out.extend_from_slice(b"\"]");
-    for &(t, k) in &plan.top {
-        if let Some(v) = values[t] {
-            key(out, k);
-            json_str(out, v);
+    out.extend_from_slice(if has_ent {
+        SCHEMAS_WITH_ENTERPRISE.as_bytes()
+    } else {
+        SCHEMAS_CORE.as_bytes()
+    });
+    for (t, frag) in &plan.top {
+        if let Some(v) = values[*t] {
+            out.extend_from_slice(frag);
+            json_tail(out, v);
         }
     }
     object(out, b",\"name\":{", b"}", &plan.name, values);
-    if let Some(a) = active {
-        key(out, "active");
-        out.extend_from_slice(if a { b"true" } else { b"false" });
+    match active {
+        Some(true) => out.extend_from_slice(b",\"active\":true"),
+        Some(false) => out.extend_from_slice(b",\"active\":false"),
+        None => {}
     }
-    plural(out, "emails", &plan.emails, values);
-    plural(out, "phoneNumbers", &plan.phones, values);
+    plural(out, b",\"emails\":[", &plan.emails, values);
+    plural(out, b",\"phoneNumbers\":[", &plan.phones, values);
     object(
         out,
         b",\"addresses\":[{\"type\":\"work\",",
@@ -180,11 +191,29 @@ pub fn write_user(
         values,
     );
     if has_ent {
-        key(out, urns::ENTERPRISE_USER);
+        out.extend_from_slice(ENTERPRISE_KEY.as_bytes());
         object(out, b"{", b"}", &plan.enterprise, values);
     }
     out.push(b'}');
 }
+
+const SCHEMAS_CORE: &str = concat!(
+    "{\"schemas\":[\"",
+    "urn:ietf:params:scim:schemas:core:2.0:User",
+    "\"]"
+);
+const SCHEMAS_WITH_ENTERPRISE: &str = concat!(
+    "{\"schemas\":[\"",
+    "urn:ietf:params:scim:schemas:core:2.0:User",
+    "\",\"",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+    "\"]"
+);
+const ENTERPRISE_KEY: &str = concat!(
+    ",\"",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+    "\":"
+);
 
 /// The User body with the enterprise manager set to SCIM id `manager_id`. The writer
 /// above puts the extension object last, so the manager goes just before its end.
@@ -243,7 +272,26 @@ mod tests {
     }
 
     #[test]
+    fn schema_fragments_name_the_urns() {
+        assert!(SCHEMAS_CORE.contains(urns::USER));
+        assert!(SCHEMAS_WITH_ENTERPRISE.contains(urns::ENTERPRISE_USER));
+        assert!(ENTERPRISE_KEY.contains(urns::ENTERPRISE_USER));
+    }
+
+    #[test]
     fn escapes_what_json_requires() {
+        for s in ["", "plain", "a long plain value of many words", "x\u{7f}é"] {
+            assert!(!needs_escape(s.as_bytes()), "{s}");
+        }
+        for s in [
+            "\"",
+            "12345678\\",
+            "tab\there",
+            "\u{1}",
+            "0123456789abcdef\"x",
+        ] {
+            assert!(needs_escape(s.as_bytes()), "{s:?}");
+        }
         let mut o = Vec::new();
         json_str(&mut o, "a\"b\\c\n\u{1}é");
         assert_eq!(String::from_utf8(o).unwrap(), "\"a\\\"b\\\\c\\n\\u0001é\"");

@@ -8,6 +8,8 @@
 use std::cell::RefCell;
 
 use super::target::{self, TARGETS};
+use smallvec::SmallVec;
+
 use super::template::{Cache, Record, SlotValues, Transform};
 use super::user::{Packer, GROUP_SEP};
 use super::{
@@ -31,35 +33,41 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// An attribute value before it is read: a column of the record, a span of the row's
-/// text buffer, or a literal of the mapping (a value map's target, a default).
+/// An attribute value while its rule runs: text of the record or of the mapping (a
+/// value map's target, a default), or a span of the row's text buffer, which is read
+/// only once every rule has written to it.
 #[derive(Debug, Clone, Copy)]
-enum Val<'m> {
+enum Val<'v> {
     Empty,
-    Slot(usize),
+    Str(&'v str),
     Text(usize, usize),
-    Lit(&'m str),
 }
 
-fn read<'s>(v: Val<'s>, cache: &'s Cache<'_>, text: &'s str) -> Option<&'s str> {
-    match v {
-        Val::Empty => None,
-        Val::Slot(c) => Some(cache[c]),
-        Val::Text(a, b) => Some(&text[a..b]),
-        Val::Lit(s) => Some(s),
+impl<'v> Val<'v> {
+    fn read<'s>(self, text: &'s str) -> Option<&'s str>
+    where
+        'v: 's,
+    {
+        match self {
+            Val::Empty => None,
+            Val::Str(s) => Some(s),
+            Val::Text(a, b) => Some(&text[a..b]),
+        }
     }
 }
 
-fn transform<'m>(t: Transform, v: Val<'m>, cache: &Cache<'_>, text: &mut String) -> Val<'m> {
-    let Some(x) = read(v, cache, text) else {
-        return v;
-    };
-    if !t.changes(x) {
-        return v;
-    }
+fn transform<'v>(t: Transform, v: Val<'v>, text: &mut String) -> Val<'v> {
     match v {
+        Val::Empty => v,
+        Val::Str(x) if !t.changes(x) => v,
+        Val::Str(x) => {
+            let start = text.len();
+            t.push(x, text);
+            Val::Text(start, text.len())
+        }
+        Val::Text(a, b) if !t.changes(&text[a..b]) => v,
         // The span belongs to this value alone: change it where it is.
-        Val::Text(a, b) if x.is_ascii() => {
+        Val::Text(a, b) if text[a..b].is_ascii() => {
             match t {
                 Transform::Lowercase => text[a..b].make_ascii_lowercase(),
                 Transform::Uppercase => text[a..b].make_ascii_uppercase(),
@@ -67,21 +75,10 @@ fn transform<'m>(t: Transform, v: Val<'m>, cache: &Cache<'_>, text: &mut String)
             }
             v
         }
-        Val::Text(..) => {
-            let owned = x.to_string();
+        Val::Text(a, b) => {
+            let owned = text[a..b].to_string();
             let start = text.len();
             t.push(&owned, text);
-            Val::Text(start, text.len())
-        }
-        _ => {
-            let start = text.len();
-            // `x` reads the record or the mapping here, not `text`.
-            let x = match v {
-                Val::Slot(c) => cache[c],
-                Val::Lit(s) => s,
-                _ => "",
-            };
-            t.push(x, text);
             Val::Text(start, text.len())
         }
     }
@@ -113,39 +110,42 @@ impl Mapping {
         out: &mut Vec<u8>,
     ) -> Result<MappedUser, Rejected> {
         text.clear();
-        let mut vals = [Val::Empty; TARGETS.len()];
+        let mut values: [Option<&str>; TARGETS.len()] = [None; TARGETS.len()];
+        let mut spans: SmallVec<[(usize, usize, usize); 8]> = SmallVec::new();
         for r in &self.rules {
             let mut v = match r.template.single() {
                 Some(alts) => alts
                     .iter()
-                    .find(|&&c| !cache[c].is_empty())
-                    .map_or(Val::Empty, |&c| Val::Slot(c)),
+                    .map(|&c| cache[c])
+                    .find(|v| !v.is_empty())
+                    .map_or(Val::Empty, Val::Str),
                 None => r
                     .template
                     .eval_text(cache, text)
                     .map_or(Val::Empty, |(a, b)| Val::Text(a, b)),
             };
             for &t in &r.transforms {
-                v = transform(t, v, cache, text);
+                v = transform(t, v, text);
             }
             if !r.map.is_empty() {
-                if let Some(x) = read(v, cache, text) {
+                if let Some(x) = v.read(text) {
                     if let Some((_, to)) =
                         r.map.iter().find(|(from, _)| from.eq_ignore_ascii_case(x))
                     {
-                        v = Val::Lit(to);
+                        v = Val::Str(to);
                     }
                 }
             }
-            if let (Val::Empty, Some(d)) = (v, &r.default) {
-                v = Val::Lit(d);
+            match (v, &r.default) {
+                (Val::Str(s), _) => values[r.target] = Some(s),
+                (Val::Text(a, b), _) => spans.push((r.target, a, b)),
+                (Val::Empty, Some(d)) => values[r.target] = Some(d),
+                (Val::Empty, None) => {}
             }
-            vals[r.target] = v;
         }
         let text: &str = text;
-        let mut values: [Option<&str>; TARGETS.len()] = [None; TARGETS.len()];
-        for r in &self.rules {
-            values[r.target] = read(vals[r.target], cache, text);
+        for (t, a, b) in spans {
+            values[t] = Some(&text[a..b]);
         }
         self.check(&values, cache, row)?;
         let active = match values[target::ACTIVE] {
@@ -232,13 +232,12 @@ impl Mapping {
         for &(ti, person, email) in &self.checks {
             let Some(v) = values[ti] else { continue };
             let t = &TARGETS[ti];
-            if person {
-                // One pass: quotes, ASCII controls, and whether C1 controls need a look.
-                let (mut quote, mut control, mut wide) = (false, false, false);
+            // Most names hold none of these: one word scan, then the exact look.
+            if person && super::bytes::has_control_or(v.as_bytes(), [b'"', 0x7f, 0xc2]) {
+                let (mut quote, mut control) = (false, false);
                 for b in v.bytes() {
                     quote |= b == b'"';
                     control |= b < 0x20 || b == 0x7f;
-                    wide |= b == 0xc2;
                 }
                 if quote {
                     return Err(reject(
@@ -250,7 +249,7 @@ impl Mapping {
                         ),
                     ));
                 }
-                if control || (wide && v.chars().any(char::is_control)) {
+                if control || v.chars().any(char::is_control) {
                     return Err(reject(
                         RejectCode::InvalidCharacter,
                         t.name,
@@ -282,14 +281,13 @@ impl Mapping {
         }
         for (name, col) in &self.dates {
             let v = cache[*col];
-            if !v.is_empty()
-                && !valid_date(v) {
-                    return Err(reject(
-                        RejectCode::InvalidDate,
-                        name,
-                        format!("{name} '{v}' is not a valid date (YYYY-MM-DD or MM/DD/YYYY)"),
-                    ));
-                }
+            if !v.is_empty() && !valid_date(v) {
+                return Err(reject(
+                    RejectCode::InvalidDate,
+                    name,
+                    format!("{name} '{v}' is not a valid date (YYYY-MM-DD or MM/DD/YYYY)"),
+                ));
+            }
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! says which field is wrong and why.
 
 pub mod build;
+mod bytes;
 mod eval;
 pub mod presets;
 pub mod spec;
@@ -282,23 +283,29 @@ fn parse_bool(v: &str) -> Option<bool> {
 /// Pragmatic address check: one `@`, a local part, a dotted domain, no spaces.
 pub fn valid_email(s: &str) -> bool {
     let b = s.as_bytes();
-    let (mut at, mut ats, mut bad) = (0, 0, false);
+    let (mut at, mut ats, mut bad, mut wide) = (0, 0, false, false);
     for (i, &c) in b.iter().enumerate() {
         if c == b'@' {
             at = i;
             ats += 1;
         }
         bad |= c <= b' ' || c == 0x7f;
+        wide |= c >= 0x80;
     }
     if ats != 1 || bad || at == 0 || at > 64 {
         return false;
     }
-    let domain = &s[at + 1..];
-    domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-        && (s.is_ascii() || !s.chars().any(char::is_whitespace))
+    let domain = &b[at + 1..];
+    let (mut dot, mut double, mut prev) = (false, false, 0u8);
+    for &c in domain {
+        dot |= c == b'.';
+        double |= c == b'.' && prev == b'.';
+        prev = c;
+    }
+    dot && !double
+        && domain.first() != Some(&b'.')
+        && domain.last() != Some(&b'.')
+        && (!wide || !s.chars().any(char::is_whitespace))
 }
 
 /// `YYYY-MM-DD` (ISO 8601, what Workday exports) or `MM/DD/YYYY`, with a real day.

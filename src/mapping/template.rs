@@ -255,12 +255,16 @@ impl Transform {
     /// Whether the transform changes `v` (values are trimmed on read, so `trim` never
     /// does; it is kept for mapping files that say so).
     pub fn changes(self, v: &str) -> bool {
-        match (self, v.is_ascii()) {
-            (Transform::Trim, _) => false,
-            (Transform::Lowercase, true) => v.bytes().any(|b| b.is_ascii_uppercase()),
-            (Transform::Uppercase, true) => v.bytes().any(|b| b.is_ascii_lowercase()),
-            (Transform::Lowercase, false) => v.chars().any(char::is_uppercase),
-            (Transform::Uppercase, false) => v.chars().any(char::is_lowercase),
+        match self {
+            Transform::Trim => false,
+            Transform::Lowercase => match super::bytes::wide_or_upper(v.as_bytes()) {
+                (false, upper) => upper,
+                (true, _) => v.chars().any(char::is_uppercase),
+            },
+            Transform::Uppercase => match super::bytes::wide_or_lower(v.as_bytes()) {
+                (false, lower) => lower,
+                (true, _) => v.chars().any(char::is_lowercase),
+            },
         }
     }
 

@@ -61,10 +61,7 @@ impl<'b> Packer<'b> {
         let hasher = foldhash::quality::FixedState::with_seed(0xc0ffee);
         let content_hash = hasher.hash_one((&self.buf[..], self.ends, has_manager));
         let user_name = &self.buf[self.ends[1] as usize..self.ends[2] as usize];
-        let user_key = if user_name
-            .iter()
-            .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
-        {
+        let user_key = if super::bytes::wide_or_upper(user_name) != (false, false) {
             super::fingerprint(&String::from_utf8_lossy(user_name).to_lowercase())
         } else {
             super::fingerprint_bytes(user_name)

@@ -1,0 +1,92 @@
+//! Byte scans for the per-row checks, eight bytes at a time: HR values are short and
+//! almost never hold what these look for, so the common answer ("no") must be cheap.
+
+/// Whether `b` holds a byte below 0x20 or equal to one of `eq`. Exact: the word tests
+/// ("has a zero byte", "has a byte below n" for n <= 128) have no false positives on
+/// the question of whether any byte matches.
+#[inline]
+pub fn has_control_or(b: &[u8], eq: [u8; 3]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let hit = |x: u64| {
+        let zero = |y: u64| y.wrapping_sub(ONES) & !y;
+        ((x.wrapping_sub(ONES * 0x20) & !x)
+            | zero(x ^ (ONES * eq[0] as u64))
+            | zero(x ^ (ONES * eq[1] as u64))
+            | zero(x ^ (ONES * eq[2] as u64)))
+            & HIGH
+            != 0
+    };
+    let load = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
+    let n = b.len();
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 <= n {
+            if hit(load(i)) {
+                return true;
+            }
+            i += 8;
+        }
+        // The tail as the last eight bytes, overlapping what was checked.
+        return i < n && hit(load(n - 8));
+    }
+    if n >= 4 {
+        // Two overlapping halves, padded with a letter.
+        let half = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or_default());
+        let pad = 0x4141_4141_u64 << 32;
+        return hit(half(0) as u64 | pad) || hit(half(n - 4) as u64 | pad);
+    }
+    b.iter().any(|&c| c < 0x20 || eq.contains(&c))
+}
+
+/// (has a byte >= 0x80, has an ASCII capital letter), in one pass.
+#[inline]
+pub fn wide_or_upper(b: &[u8]) -> (bool, bool) {
+    let (mut wide, mut upper) = (false, false);
+    for &c in b {
+        wide |= c >= 0x80;
+        upper |= c.wrapping_sub(b'A') < 26;
+    }
+    (wide, upper)
+}
+
+/// (has a byte >= 0x80, has an ASCII small letter), in one pass.
+#[inline]
+pub fn wide_or_lower(b: &[u8]) -> (bool, bool) {
+    let (mut wide, mut lower) = (false, false);
+    for &c in b {
+        wide |= c >= 0x80;
+        lower |= c.wrapping_sub(b'a') < 26;
+    }
+    (wide, lower)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_scan_matches_the_byte_by_byte_answer() {
+        let eq = [b'"', 0x7f, 0xc2];
+        // Every length and position the word-at-a-time check splits differently.
+        for len in 0..40 {
+            let plain = vec![b'a'; len];
+            assert!(!has_control_or(&plain, eq));
+            for pos in 0..len {
+                for c in [
+                    0u8, 1, 0x1f, 0x20, b'"', b'\\', 0x7e, 0x7f, 0x80, 0xc2, 0xc3, 0xff,
+                ] {
+                    let mut v = plain.clone();
+                    v[pos] = c;
+                    let want = c < 0x20 || eq.contains(&c);
+                    assert_eq!(has_control_or(&v, eq), want, "{c:#x} at {pos} of {len}");
+                }
+            }
+        }
+        assert_eq!(wide_or_upper("abc".as_bytes()), (false, false));
+        assert_eq!(wide_or_upper("aBc".as_bytes()), (false, true));
+        assert_eq!(wide_or_upper("é@Z".as_bytes()), (true, true));
+        assert_eq!(wide_or_lower("ABC[".as_bytes()), (false, false));
+        assert_eq!(wide_or_lower("AbC".as_bytes()), (false, true));
+    }
+}
