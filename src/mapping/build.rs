@@ -58,6 +58,8 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
 
 /// A target and the bytes written before its value.
 type Field = (usize, Box<[u8]>);
+/// An entry of a multi-valued attribute: target, what opens it, what closes it.
+type Entry = (usize, Box<[u8]>, Box<[u8]>);
 
 /// Which targets a mapping sets, grouped by where they are written, with their key
 /// fragments: computed once per mapping so that writing a row visits only what the
@@ -69,8 +71,8 @@ pub struct WritePlan {
     /// `"key":"`, inside `name`.
     name: Vec<Field>,
     /// `"value":"` of an `emails` entry, and what closes it (`","type":"work"}`).
-    emails: Vec<(usize, Box<[u8]>, Box<[u8]>)>,
-    phones: Vec<(usize, Box<[u8]>, Box<[u8]>)>,
+    emails: Vec<Entry>,
+    phones: Vec<Entry>,
     /// `"key":"`, inside the work address.
     address: Vec<Field>,
     /// `"key":"`, inside the enterprise extension.
@@ -135,7 +137,7 @@ fn object(
 fn plural(
     out: &mut Vec<u8>,
     attr: &[u8],
-    fields: &[(usize, Box<[u8]>, Box<[u8]>)],
+    fields: &[Entry],
     values: &[Option<&str>],
 ) {
     let mut first = true;
