@@ -134,12 +134,7 @@ fn object(
     !first
 }
 
-fn plural(
-    out: &mut Vec<u8>,
-    attr: &[u8],
-    fields: &[Entry],
-    values: &[Option<&str>],
-) {
+fn plural(out: &mut Vec<u8>, attr: &[u8], fields: &[Entry], values: &[Option<&str>]) {
     let mut first = true;
     for (t, open, close) in fields {
         let Some(v) = values[*t] else { continue };

@@ -310,17 +310,26 @@ pub fn valid_email(s: &str) -> bool {
 
 /// `YYYY-MM-DD` (ISO 8601, what Workday exports) or `MM/DD/YYYY`, with a real day.
 pub fn valid_date(s: &str) -> bool {
-    let iso = s.contains('-');
-    let mut parts = [0u32; 3];
-    let mut k = 0;
-    for p in s.split(if iso { '-' } else { '/' }) {
-        if k == 3 || p.is_empty() || p.len() > 4 || !p.bytes().all(|b| b.is_ascii_digit()) {
+    let b = s.as_bytes();
+    let iso = b.contains(&b'-');
+    let sep = if iso { b'-' } else { b'/' };
+    // Three parts of one to four digits, read in one pass.
+    let (mut parts, mut k, mut len) = ([0u32; 3], 0, 0);
+    for &c in b {
+        if c == sep {
+            if len == 0 || k == 2 {
+                return false;
+            }
+            k += 1;
+            len = 0;
+        } else if c.is_ascii_digit() && len < 4 {
+            parts[k] = parts[k] * 10 + (c - b'0') as u32;
+            len += 1;
+        } else {
             return false;
         }
-        parts[k] = p.parse().unwrap_or(0);
-        k += 1;
     }
-    if k != 3 {
+    if k != 2 || len == 0 {
         return false;
     }
     let (y, m, d) = if iso {
@@ -351,5 +360,17 @@ mod tests {
         assert!(!valid_email("jane@example"));
         assert!(valid_date("2024-02-29") && valid_date("02/28/2023"));
         assert!(!valid_date("2021-02-30") && !valid_date("2021-13-01") && !valid_date("yesterday"));
+        for bad in [
+            "",
+            "2021-01",
+            "2021-01-01-01",
+            "-01-01",
+            "2021--01",
+            "2021-01-",
+            "12021-01-01",
+        ] {
+            assert!(!valid_date(bad), "{bad}");
+        }
+        assert!(valid_date("2020-2-9") && valid_date("1/31/1999") && !valid_date("1/32/1999"));
     }
 }
