@@ -15,11 +15,12 @@ fn needs_escape(b: &[u8]) -> bool {
     super::bytes::has_control_or(b, [b'"', b'\\', b'"'])
 }
 
-/// The text of a JSON string with the escapes RFC 8259 requires, and its closing quote.
+/// The text of a JSON string with the escapes RFC 8259 requires, and its closing quote;
+/// `check` false when the caller knows `s` holds nothing to escape.
 #[inline]
-fn json_tail(out: &mut Vec<u8>, s: &str) {
+fn json_tail(out: &mut Vec<u8>, s: &str, check: bool) {
     let b = s.as_bytes();
-    if !needs_escape(b) {
+    if !check || !needs_escape(b) {
         out.extend_from_slice(b);
         out.push(b'"');
         return;
@@ -53,7 +54,7 @@ fn json_tail(out: &mut Vec<u8>, s: &str) {
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    json_tail(out, s);
+    json_tail(out, s, true);
 }
 
 /// A target and the bytes written before its value.
@@ -119,6 +120,7 @@ fn object(
     close: &[u8],
     fields: &[Field],
     values: &[Option<&str>],
+    check: bool,
 ) -> bool {
     let mut first = true;
     for (t, frag) in fields {
@@ -126,7 +128,7 @@ fn object(
         out.extend_from_slice(if first { open } else { b"," });
         first = false;
         out.extend_from_slice(frag);
-        json_tail(out, v);
+        json_tail(out, v, check);
     }
     if !first {
         out.extend_from_slice(close);
@@ -134,13 +136,13 @@ fn object(
     !first
 }
 
-fn plural(out: &mut Vec<u8>, attr: &[u8], fields: &[Entry], values: &[Option<&str>]) {
+fn plural(out: &mut Vec<u8>, attr: &[u8], fields: &[Entry], values: &[Option<&str>], check: bool) {
     let mut first = true;
     for (t, open, close) in fields {
         let Some(v) = values[*t] else { continue };
         out.extend_from_slice(if first { attr } else { b"," });
         out.extend_from_slice(open);
-        json_tail(out, v);
+        json_tail(out, v, check);
         // The first mapped value is the primary one (RFC 7643 §2.4: at most one).
         if first {
             out.extend_from_slice(b",\"primary\":true");
@@ -153,12 +155,14 @@ fn plural(out: &mut Vec<u8>, attr: &[u8], fields: &[Entry], values: &[Option<&st
     }
 }
 
-/// Writes the User for `values` (indexed like [`TARGETS`]); `active` already parsed.
+/// Writes the User for `values` (indexed like [`TARGETS`]); `active` already parsed;
+/// `check` false when no value holds anything to escape ([`super::bytes::PLAIN`]).
 pub fn write_user(
     out: &mut Vec<u8>,
     plan: &WritePlan,
     values: &[Option<&str>],
     active: Option<bool>,
+    check: bool,
 ) {
     let has_ent = plan.enterprise.iter().any(|(t, _)| values[*t].is_some());
     out.extend_from_slice(if has_ent {
@@ -169,27 +173,28 @@ pub fn write_user(
     for (t, frag) in &plan.top {
         if let Some(v) = values[*t] {
             out.extend_from_slice(frag);
-            json_tail(out, v);
+            json_tail(out, v, check);
         }
     }
-    object(out, b",\"name\":{", b"}", &plan.name, values);
+    object(out, b",\"name\":{", b"}", &plan.name, values, check);
     match active {
         Some(true) => out.extend_from_slice(b",\"active\":true"),
         Some(false) => out.extend_from_slice(b",\"active\":false"),
         None => {}
     }
-    plural(out, b",\"emails\":[", &plan.emails, values);
-    plural(out, b",\"phoneNumbers\":[", &plan.phones, values);
+    plural(out, b",\"emails\":[", &plan.emails, values, check);
+    plural(out, b",\"phoneNumbers\":[", &plan.phones, values, check);
     object(
         out,
         b",\"addresses\":[{\"type\":\"work\",",
         b"}]",
         &plan.address,
         values,
+        check,
     );
     if has_ent {
         out.extend_from_slice(ENTERPRISE_KEY.as_bytes());
-        object(out, b"{", b"}", &plan.enterprise, values);
+        object(out, b"{", b"}", &plan.enterprise, values, check);
     }
     out.push(b'}');
 }

@@ -1,20 +1,23 @@
 //! Byte scans for the per-row checks, eight bytes at a time: HR values are short and
 //! almost never hold what these look for, so the common answer ("no") must be cheap.
 
+/// What a value must not hold to be written into JSON as it is and to pass as a person's
+/// name: controls (below 0x20, and 0x7f and the lead byte 0xc2 of the C1 controls), a
+/// quote, a backslash. A record without any of these needs no look at its values.
+pub const PLAIN: [u8; 4] = [b'"', b'\\', 0x7f, 0xc2];
+
 /// Whether `b` holds a byte below 0x20 or equal to one of `eq`. Exact: the word tests
 /// ("has a zero byte", "has a byte below n" for n <= 128) have no false positives on
 /// the question of whether any byte matches.
 #[inline]
-pub fn has_control_or(b: &[u8], eq: [u8; 3]) -> bool {
+pub fn has_control_or<const N: usize>(b: &[u8], eq: [u8; N]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let hit = |x: u64| {
         let zero = |y: u64| y.wrapping_sub(ONES) & !y;
-        ((x.wrapping_sub(ONES * 0x20) & !x)
-            | zero(x ^ (ONES * eq[0] as u64))
-            | zero(x ^ (ONES * eq[1] as u64))
-            | zero(x ^ (ONES * eq[2] as u64)))
-            & HIGH
+        eq.iter().fold(x.wrapping_sub(ONES * 0x20) & !x, |acc, &e| {
+            acc | zero(x ^ (ONES * e as u64))
+        }) & HIGH
             != 0
     };
     let load = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());

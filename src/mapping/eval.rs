@@ -97,14 +97,15 @@ impl Mapping {
                 owned,
             } = &mut *guard;
             let mut cache = SlotValues::new();
-            rec.fill(&self.slots, hints, owned, &mut cache);
-            self.map_values(&cache, row, text, out)
+            let plain = rec.fill(&self.slots, hints, owned, &mut cache) && self.literals_plain;
+            self.map_values(&cache, plain, row, text, out)
         })
     }
 
     fn map_values(
         &self,
         cache: &Cache<'_>,
+        plain: bool,
         row: u64,
         text: &mut String,
         out: &mut Vec<u8>,
@@ -114,6 +115,8 @@ impl Mapping {
         let mut spans: SmallVec<[(usize, usize, usize); 8]> = SmallVec::new();
         for r in &self.rules {
             let mut v = match r.template.single() {
+                Some(&[c]) if cache[c].is_empty() => Val::Empty,
+                Some(&[c]) => Val::Str(cache[c]),
                 Some(alts) => alts
                     .iter()
                     .map(|&c| cache[c])
@@ -147,7 +150,7 @@ impl Mapping {
         for (t, a, b) in spans {
             values[t] = Some(&text[a..b]);
         }
-        self.check(&values, cache, row)?;
+        self.check(&values, cache, plain, row)?;
         let active = match values[target::ACTIVE] {
             None => None,
             Some(v) => match parse_bool(v) {
@@ -166,7 +169,7 @@ impl Mapping {
             },
         };
         let mut p = Packer::new(out);
-        build::write_user(p.buf(), &self.plan, &values, active);
+        build::write_user(p.buf(), &self.plan, &values, active, !plain);
         p.end_part();
         for t in [target::EXTERNAL_ID, target::USER_NAME, target::MANAGER] {
             p.buf()
@@ -209,7 +212,13 @@ impl Mapping {
     }
 
     /// Required attributes, person names, emails, lengths and dates.
-    fn check(&self, values: &[Option<&str>], cache: &Cache<'_>, row: u64) -> Result<(), Rejected> {
+    fn check(
+        &self,
+        values: &[Option<&str>],
+        cache: &Cache<'_>,
+        plain: bool,
+        row: u64,
+    ) -> Result<(), Rejected> {
         let reject = |code, field: &str, reason| self.reject(values, row, code, field, reason);
         for &t in &self.required {
             if values[t].is_none() {
@@ -233,7 +242,7 @@ impl Mapping {
             let Some(v) = values[ti] else { continue };
             let t = &TARGETS[ti];
             // Most names hold none of these: one word scan, then the exact look.
-            if person && super::bytes::has_control_or(v.as_bytes(), [b'"', 0x7f, 0xc2]) {
+            if person && !plain && super::bytes::has_control_or(v.as_bytes(), [b'"', 0x7f, 0xc2]) {
                 let (mut quote, mut control) = (false, false);
                 for b in v.bytes() {
                     quote |= b == b'"';
@@ -290,5 +299,73 @@ impl Mapping {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::mapping::{presets, Mapping, Record};
+    use crate::source::{CsvSource, RecordSource, Records};
+
+    /// Maps every row of a CSV text: the User as JSON, or the reject code.
+    fn map_all(
+        spec: &str,
+        csv: &'static [u8],
+        delim: u8,
+    ) -> Vec<Result<serde_json::Value, String>> {
+        let spec = presets::parse(spec, "t.toml").unwrap();
+        let mut src = CsvSource::new(Box::new(csv), delim, "t.csv".into()).unwrap();
+        let m = Mapping::compile(&spec, src.columns(), false).unwrap();
+        let mut b = src.new_batch();
+        let mut out = Vec::new();
+        while src.fill(&mut b, 100).unwrap() {
+            let Records::Csv(recs) = &b.records else {
+                panic!()
+            };
+            for (r, row) in recs.iter().zip(&b.rows) {
+                out.push(match m.map(&Record::Csv(r), *row) {
+                    Ok(u) => Ok(serde_json::from_slice(u.body()).expect("valid JSON")),
+                    Err(r) => Err(r.code.as_str().to_string()),
+                });
+            }
+        }
+        out
+    }
+
+    const SPEC: &str = r#"
+        [user]
+        userName = "{email}"
+        externalId = "{id}"
+        "name.givenName" = "{first}"
+        "name.familyName" = "{last}"
+        title = '"{first}" \ {last}'
+        [validate]
+        required = ["userName"]
+    "#;
+
+    #[test]
+    fn plain_records_skip_the_checks_and_others_still_get_them() {
+        let rows = map_all(
+            SPEC,
+            b"id,first,last,email\n1,Ann,Lee,a@x.io\n2,B\\o,Lee,b@x.io\n3,\"Ja\"\"ne\",Lee,c@x.io\n4,Tab\tbed,Lee,d@x.io\n",
+            b',',
+        );
+        let user = |i: usize| rows[i].as_ref().unwrap();
+        // The mapping's own quote and backslash are escaped even for a plain record.
+        assert_eq!(user(0)["title"], "\"Ann\" \\ Lee");
+        assert_eq!(user(1)["name"]["givenName"], "B\\o");
+        assert_eq!(
+            rows[2],
+            Err("invalid_character".into()),
+            "a quote in a name"
+        );
+        assert_eq!(rows[3], Err("invalid_character".into()), "a tab in a name");
+        // Tab-separated: every line holds a control byte, values are looked at one by one.
+        let tsv = map_all(
+            SPEC,
+            b"id\tfirst\tlast\temail\n1\tAnn\tLee\ta@x.io\n",
+            b'\t',
+        );
+        assert_eq!(tsv[0].as_ref().unwrap()["name"]["familyName"], "Lee");
     }
 }

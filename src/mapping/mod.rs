@@ -123,6 +123,9 @@ pub struct Mapping {
     plan: build::WritePlan,
     /// Mapped targets to check: (target, is a person name, is an email).
     checks: Vec<(usize, bool, bool)>,
+    /// Whether every fixed text the mapping writes into a User (template text, mapped
+    /// values, defaults) is plain, so a plain record makes plain values.
+    literals_plain: bool,
 }
 
 /// Fingerprints are stable across runs and machines (fixed seed).
@@ -247,6 +250,12 @@ impl Mapping {
             })
             .collect();
         checks.sort_unstable();
+        let plain = |s: &str| !bytes::has_control_or(s.as_bytes(), bytes::PLAIN);
+        let literals_plain = rules.iter().all(|r| {
+            r.template.literals_plain()
+                && r.default.as_deref().is_none_or(plain)
+                && r.map.iter().all(|(_, to)| plain(to))
+        });
         Ok(Mapping {
             rules,
             groups,
@@ -257,6 +266,7 @@ impl Mapping {
             columns_of,
             plan,
             checks,
+            literals_plain,
         })
     }
 }

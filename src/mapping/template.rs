@@ -44,7 +44,9 @@ fn json_borrowed<'a>(v: simd_json::tape::Value<'_, 'a>) -> Option<&'a str> {
 
 impl<'a> Record<'a> {
     /// The trimmed values of `slots` into `out`. Values that are not in the record as
-    /// text (JSON numbers, nested objects) are written into `owned` first.
+    /// text (JSON numbers, nested objects) are written into `owned` first. `true` when
+    /// the whole record is plain ([`super::bytes::PLAIN`]): its values need no checks
+    /// for escapes or control characters.
     /// `hints` remembers which slot the key at each position of the last JSON record
     /// was: exports write their keys in one order, so one comparison usually finds it.
     pub fn fill<'x>(
@@ -53,15 +55,19 @@ impl<'a> Record<'a> {
         hints: &mut Vec<u32>,
         owned: &'x mut String,
         out: &mut SlotValues<'x>,
-    ) where
+    ) -> bool
+    where
         'a: 'x,
     {
         out.clear();
         match self {
-            Record::Csv(r) => out.extend(slots.iter().map(|c| match c {
-                Col::Index(i) => r.get(*i).map_or("", fast_trim),
-                Col::Key(_) => "",
-            })),
+            Record::Csv(r) => {
+                out.extend(slots.iter().map(|c| match c {
+                    Col::Index(i) => r.get(*i).map_or("", fast_trim),
+                    Col::Key(_) => "",
+                }));
+                !super::bytes::has_control_or(r.text().as_bytes(), super::bytes::PLAIN)
+            }
             Record::Json(obj) => {
                 out.resize(slots.len(), "");
                 owned.clear();
@@ -95,6 +101,8 @@ impl<'a> Record<'a> {
                 for (slot, a, b) in spans {
                     out[slot] = fast_trim(&owned[a..b]);
                 }
+                // JSON text is full of quotes: its values are looked at one by one.
+                false
             }
         }
     }
@@ -172,6 +180,14 @@ impl Template {
             parts.push(Part::Lit(rest.to_string()));
         }
         Ok(Template { parts, columns })
+    }
+
+    /// Whether the template's fixed text is plain ([`super::bytes::PLAIN`]).
+    pub fn literals_plain(&self) -> bool {
+        self.parts.iter().all(|p| match p {
+            Part::Lit(s) => !super::bytes::has_control_or(s.as_bytes(), super::bytes::PLAIN),
+            Part::Cols(_) => true,
+        })
     }
 
     /// Whether the template names no column (a fixed value).

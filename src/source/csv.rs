@@ -48,6 +48,14 @@ impl<'a> CsvRow<'a> {
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
         (0..self.ends.len()).map(|i| self.get(i).unwrap_or_default())
     }
+
+    /// The record's fields with one ASCII separator between each two.
+    pub fn text(&self) -> &'a str {
+        let end = self.ends.last().map_or(self.start, |e| *e);
+        self.text
+            .get(self.start as usize..end as usize)
+            .unwrap_or_default()
+    }
 }
 
 impl CsvRecords {
