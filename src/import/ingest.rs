@@ -134,7 +134,7 @@ fn map_json(mapping: &Mapping, text: &[u8], row: u64) -> RowOutcome {
         let mut tape = std::mem::replace(kept, simd_json::Tape(Vec::new())).reset();
         let outcome = match simd_json::fill_tape(buf, buffers, &mut tape) {
             Ok(()) => match tape.as_value().as_object() {
-                Some(o) => match mapping.map(&Record::Json(&o), row) {
+                Some(o) => match mapping.map(&Record::Json(&o, text), row) {
                     Ok(u) => RowOutcome::User(u),
                     Err(mut r) => {
                         r.raw = text.to_vec();

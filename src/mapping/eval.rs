@@ -304,8 +304,9 @@ impl Mapping {
 
 #[cfg(test)]
 mod tests {
+    use crate::import::ingest::{map_batch, RowOutcome};
     use crate::mapping::{presets, Mapping, Record};
-    use crate::source::{CsvSource, RecordSource, Records};
+    use crate::source::{CsvSource, NdjsonSource, RecordSource, Records};
 
     /// Maps every row of a CSV text: the User as JSON, or the reject code.
     fn map_all(
@@ -332,13 +333,14 @@ mod tests {
         out
     }
 
+    /// Plain fixed text: whether values are checked depends on the record alone.
     const SPEC: &str = r#"
         [user]
         userName = "{email}"
         externalId = "{id}"
         "name.givenName" = "{first}"
         "name.familyName" = "{last}"
-        title = '"{first}" \ {last}'
+        title = "{first} / {last}"
         [validate]
         required = ["userName"]
     "#;
@@ -351,8 +353,7 @@ mod tests {
             b',',
         );
         let user = |i: usize| rows[i].as_ref().unwrap();
-        // The mapping's own quote and backslash are escaped even for a plain record.
-        assert_eq!(user(0)["title"], "\"Ann\" \\ Lee");
+        assert_eq!(user(0)["title"], "Ann / Lee");
         assert_eq!(user(1)["name"]["givenName"], "B\\o");
         assert_eq!(
             rows[2],
@@ -367,5 +368,48 @@ mod tests {
             b'\t',
         );
         assert_eq!(tsv[0].as_ref().unwrap()["name"]["familyName"], "Lee");
+        // The mapping's own quote and backslash are escaped even for a plain record.
+        let quoted = SPEC.replace("{first} / {last}", r#"\"{first}\" \\ {last}"#);
+        let rows = map_all(&quoted, b"id,first,last,email\n1,Ann,Lee,a@x.io\n", b',');
+        assert_eq!(rows[0].as_ref().unwrap()["title"], "\"Ann\" \\ Lee");
+    }
+
+    #[test]
+    fn json_strings_with_escapes_are_checked_and_written_escaped() {
+        let spec = presets::parse(SPEC, "t.toml").unwrap();
+        let data: &'static [u8] = br#"{"id":"1","first":"Ann","last":"Lee","email":"a@x.io"}
+{"id":2,"first":"B\\o","last":"Lee","email":"b@x.io"}
+{"id":"3","first":"Ja\"ne","last":"Lee","email":"c@x.io"}
+{"id":"4","first":"Cy","last":{"nested":"x"},"email":"d@x.io"}
+"#;
+        let mut src = NdjsonSource::new(Box::new(data), "t.ndjson".into()).unwrap();
+        let m = Mapping::compile(&spec, src.columns(), true).unwrap();
+        let mut b = src.new_batch();
+        let mut rows = Vec::new();
+        while src.fill(&mut b, 100).unwrap() {
+            for o in map_batch(&m, &b) {
+                rows.push(match o {
+                    RowOutcome::User(u) => {
+                        Ok(serde_json::from_slice::<serde_json::Value>(u.body())
+                            .expect("valid JSON"))
+                    }
+                    RowOutcome::Rejected(r) => Err(r.code.as_str().to_string()),
+                });
+            }
+        }
+        let user = |i: usize| rows[i].as_ref().unwrap();
+        assert_eq!(user(0)["title"], "Ann / Lee");
+        assert_eq!(user(1)["name"]["givenName"], "B\\o");
+        assert_eq!(user(1)["externalId"], "2", "a number is its text");
+        assert_eq!(
+            rows[2],
+            Err("invalid_character".into()),
+            "an escaped quote in a name"
+        );
+        assert_eq!(
+            rows[3],
+            Err("invalid_character".into()),
+            "a nested value has quotes"
+        );
     }
 }

@@ -19,7 +19,8 @@ pub enum Record<'a> {
     Csv(crate::source::CsvRow<'a>),
     /// A JSON object on a simd-json tape: its scalar values are slices of the input,
     /// so reading them allocates nothing (a tree of `BorrowedValue`s would, per row).
-    Json(&'a simd_json::tape::Object<'a, 'a>),
+    /// With it, the record's JSON text.
+    Json(&'a simd_json::tape::Object<'a, 'a>, &'a [u8]),
 }
 
 /// A row's column values, fetched and trimmed once however many templates use them;
@@ -68,7 +69,7 @@ impl<'a> Record<'a> {
                 }));
                 !super::bytes::has_control_or(r.text().as_bytes(), super::bytes::PLAIN)
             }
-            Record::Json(obj) => {
+            Record::Json(obj, raw) => {
                 out.resize(slots.len(), "");
                 owned.clear();
                 let mut spans: SmallVec<[(usize, usize, usize); 4]> = SmallVec::new();
@@ -101,8 +102,12 @@ impl<'a> Record<'a> {
                 for (slot, a, b) in spans {
                     out[slot] = fast_trim(&owned[a..b]);
                 }
-                // JSON text is full of quotes: its values are looked at one by one.
-                false
+                // In JSON text a quote, backslash or control inside a string is always
+                // escaped, so a record without a backslash has none in its strings;
+                // values written out (numbers, nested values) are looked at themselves.
+                use super::bytes::{has_control_or, PLAIN};
+                !has_control_or(raw, [b'\\', 0x7f, 0xc2])
+                    && !has_control_or(owned.as_bytes(), PLAIN)
             }
         }
     }
