@@ -112,6 +112,66 @@ fn benches(c: &mut Criterion) {
             n
         })
     });
+    g.bench_function("tmp_ndjson_parse_only", |b| {
+        b.iter(|| {
+            let mut src = NdjsonSource::new(Box::new(black_box(nd)), "x".into()).unwrap();
+            let mut bt = src.new_batch();
+            let mut n = 0;
+            let mut buf = Vec::new();
+            let mut buffers = simd_json::Buffers::default();
+            while src.fill(&mut bt, 8192).unwrap() {
+                let Records::Json { buf: data, spans } = &bt.records else {
+                    unreachable!()
+                };
+                for sp in spans {
+                    buf.clear();
+                    buf.extend_from_slice(&data[sp.clone()]);
+                    let t = simd_json::to_tape_with_buffers(&mut buf, &mut buffers).unwrap();
+                    n += t.0.len();
+                }
+            }
+            n
+        })
+    });
+    g.bench_function("tmp_ndjson_parse_array256", |b| {
+        b.iter(|| {
+            let mut src = NdjsonSource::new(Box::new(black_box(nd)), "x".into()).unwrap();
+            let mut bt = src.new_batch();
+            let mut n = 0;
+            let mut buf = Vec::new();
+            let mut buffers = simd_json::Buffers::default();
+            while src.fill(&mut bt, 8192).unwrap() {
+                let Records::Json { buf: data, spans } = &bt.records else {
+                    unreachable!()
+                };
+                for chunk in spans.chunks(256) {
+                    buf.clear();
+                    buf.push(b'[');
+                    for (i, sp) in chunk.iter().enumerate() {
+                        if i > 0 {
+                            buf.push(b',');
+                        }
+                        buf.extend_from_slice(&data[sp.clone()]);
+                    }
+                    buf.push(b']');
+                    let t = simd_json::to_tape_with_buffers(&mut buf, &mut buffers).unwrap();
+                    n += t.0.len();
+                }
+            }
+            n
+        })
+    });
+    g.bench_function("tmp_ndjson_source_only", |b| {
+        b.iter(|| {
+            let mut src = NdjsonSource::new(Box::new(black_box(nd)), "x".into()).unwrap();
+            let mut bt = src.new_batch();
+            let mut n = 0;
+            while src.fill(&mut bt, 8192).unwrap() {
+                n += bt.rows.len();
+            }
+            n
+        })
+    });
     g.bench_function("csv_to_scim_1_core", |b| {
         b.iter(|| csv_to_scim(black_box(csv), &wd))
     });

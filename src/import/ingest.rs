@@ -11,6 +11,7 @@ use simd_json::prelude::*;
 use crate::mapping::{
     MappedUser, Mapping, MappingError, MappingSpec, Record, RejectCode, Rejected,
 };
+use crate::source::flat_json::{self, FlatPairs};
 use crate::source::{self, Batch, CsvRow, InputFormat, ReadReject, Records, SourceError};
 
 /// What became of one row.
@@ -112,6 +113,27 @@ thread_local! {
 }
 
 fn map_json(mapping: &Mapping, text: &[u8], row: u64) -> RowOutcome {
+    map_flat(mapping, text, row).unwrap_or_else(|| map_tape(mapping, text, row))
+}
+
+/// A flat object read in place, no copy, no tape; `None` for any other record.
+fn map_flat(mapping: &Mapping, text: &[u8], row: u64) -> Option<RowOutcome> {
+    let s = simdutf8::basic::from_utf8(text).ok()?;
+    let mut pairs = FlatPairs::new();
+    if !flat_json::parse(s, &mut pairs) {
+        return None;
+    }
+    Some(match mapping.map(&Record::Flat(&pairs, text), row) {
+        Ok(u) => RowOutcome::User(u),
+        Err(mut r) => {
+            r.raw = text.to_vec();
+            RowOutcome::Rejected(Box::new(r))
+        }
+    })
+}
+
+/// Any JSON record, through simd-json's tape.
+fn map_tape(mapping: &Mapping, text: &[u8], row: u64) -> RowOutcome {
     let fail = |code, reason: String| {
         RowOutcome::Rejected(Box::new(Rejected {
             row,
@@ -256,4 +278,59 @@ pub fn ingest(
     }
     read?;
     Ok(IngestInfo { format, columns })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::presets;
+
+    /// Every record of the JSON samples, clean and dirty, mapped both ways: the flat
+    /// reader must never say something simd-json would not.
+    #[test]
+    fn flat_records_map_as_the_tape_maps_them() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets");
+        let mut flat = 0;
+        for (file, preset) in [
+            ("generic-1k.ndjson", "generic"),
+            ("generic-1k-dirty.ndjson", "generic"),
+            ("bamboohr-1k.json", "bamboohr"),
+            ("bamboohr-1k-dirty.json", "bamboohr"),
+        ] {
+            let path = root.join(file);
+            let mut src = source::open_source(&path, None, b',').unwrap();
+            let spec = presets::load(preset).unwrap();
+            let m = Mapping::compile(&spec, src.columns(), true).unwrap();
+            let mut b = src.new_batch();
+            while src.fill(&mut b, 500).unwrap() {
+                let Records::Json { buf, spans } = &b.records else {
+                    panic!("{file} is JSON")
+                };
+                for (sp, &row) in spans.iter().zip(&b.rows) {
+                    let text = &buf[sp.clone()];
+                    let Some(fast) = map_flat(&m, text, row) else {
+                        continue;
+                    };
+                    flat += 1;
+                    match (fast, map_tape(&m, text, row)) {
+                        (RowOutcome::User(a), RowOutcome::User(b)) => {
+                            assert_eq!(a.body(), b.body(), "{file} row {row}");
+                            assert_eq!(a.group_names(), b.group_names(), "{file} row {row}");
+                            assert_eq!(a.manager(), b.manager(), "{file} row {row}");
+                            assert_eq!(a.content_hash, b.content_hash, "{file} row {row}");
+                        }
+                        (RowOutcome::Rejected(a), RowOutcome::Rejected(b)) => {
+                            assert_eq!(
+                                (a.code, &a.reason),
+                                (b.code, &b.reason),
+                                "{file} row {row}"
+                            );
+                        }
+                        (a, b) => panic!("{file} row {row}: {a:?} vs {b:?}"),
+                    }
+                }
+            }
+        }
+        assert!(flat > 3_500, "most sample records are flat: {flat}");
+    }
 }

@@ -4,7 +4,7 @@
 //! says which field is wrong and why.
 
 pub mod build;
-mod bytes;
+pub(crate) mod bytes;
 mod eval;
 pub mod presets;
 pub mod spec;

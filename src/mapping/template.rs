@@ -6,6 +6,7 @@ use simd_json::prelude::*;
 use smallvec::SmallVec;
 
 use super::MappingError;
+use crate::source::flat_json::FlatValue;
 
 /// Where a column's value is in a record.
 #[derive(Debug, Clone)]
@@ -21,6 +22,9 @@ pub enum Record<'a> {
     /// so reading them allocates nothing (a tree of `BorrowedValue`s would, per row).
     /// With it, the record's JSON text.
     Json(&'a simd_json::tape::Object<'a, 'a>, &'a [u8]),
+    /// A flat JSON object read without a tape ([`crate::source::flat_json`]), with its
+    /// JSON text.
+    Flat(&'a [(&'a str, FlatValue<'a>)], &'a [u8]),
 }
 
 /// A row's column values, fetched and trimmed once however many templates use them;
@@ -48,8 +52,6 @@ impl<'a> Record<'a> {
     /// text (JSON numbers, nested objects) are written into `owned` first. `true` when
     /// the whole record is plain ([`super::bytes::PLAIN`]): its values need no checks
     /// for escapes or control characters.
-    /// `hints` remembers which slot the key at each position of the last JSON record
-    /// was: exports write their keys in one order, so one comparison usually finds it.
     pub fn fill<'x>(
         &self,
         slots: &[Col],
@@ -74,19 +76,8 @@ impl<'a> Record<'a> {
                 owned.clear();
                 let mut spans: SmallVec<[(usize, usize, usize); 4]> = SmallVec::new();
                 for (pos, (k, v)) in obj.iter().enumerate() {
-                    if hints.len() <= pos {
-                        hints.resize(pos + 1, u32::MAX);
-                    }
-                    let is = |s: usize| matches!(&slots[s], Col::Key(n) if **n == *k);
-                    let slot = match hints[pos] as usize {
-                        h if h < slots.len() && is(h) => h,
-                        _ => match (0..slots.len()).find(|&s| is(s)) {
-                            Some(s) => {
-                                hints[pos] = s as u32;
-                                s
-                            }
-                            None => continue,
-                        },
+                    let Some(slot) = slot_of(k, pos, slots, hints) else {
+                        continue;
                     };
                     match json_borrowed(v) {
                         Some(t) => out[slot] = fast_trim(t),
@@ -102,13 +93,43 @@ impl<'a> Record<'a> {
                 for (slot, a, b) in spans {
                     out[slot] = fast_trim(&owned[a..b]);
                 }
-                // In JSON text a quote, backslash or control inside a string is always
-                // escaped, so a record without a backslash has none in its strings;
-                // values written out (numbers, nested values) are looked at themselves.
-                use super::bytes::{has_control_or, PLAIN};
-                !has_control_or(raw, [b'\\', 0x7f, 0xc2])
-                    && !has_control_or(owned.as_bytes(), PLAIN)
+                // Values written out (numbers, nested values) are looked at themselves.
+                json_plain(raw)
+                    && !super::bytes::has_control_or(owned.as_bytes(), super::bytes::PLAIN)
             }
+            Record::Flat(pairs, raw) => {
+                out.resize(slots.len(), "");
+                for (pos, (k, v)) in pairs.iter().enumerate() {
+                    if let Some(slot) = slot_of(k, pos, slots, hints) {
+                        out[slot] = v.map_or("", fast_trim);
+                    }
+                }
+                json_plain(raw)
+            }
+        }
+    }
+}
+
+/// In JSON text a quote, backslash or control inside a string is always escaped, so a
+/// record without a backslash (or DEL, or a C1 lead byte) has plain strings.
+fn json_plain(raw: &[u8]) -> bool {
+    !super::bytes::has_control_or(raw, [b'\\', 0x7f, 0xc2])
+}
+
+/// The slot of the key at position `pos` of a JSON record. `hints` remembers which slot
+/// the key at each position of the last record was: exports write their keys in one
+/// order, so one comparison usually finds it.
+fn slot_of(key: &str, pos: usize, slots: &[Col], hints: &mut Vec<u32>) -> Option<usize> {
+    if hints.len() <= pos {
+        hints.resize(pos + 1, u32::MAX);
+    }
+    let is = |s: usize| matches!(&slots[s], Col::Key(n) if **n == *key);
+    match hints[pos] as usize {
+        h if h < slots.len() && is(h) => Some(h),
+        _ => {
+            let s = (0..slots.len()).find(|&s| is(s))?;
+            hints[pos] = s as u32;
+            Some(s)
         }
     }
 }
