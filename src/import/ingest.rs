@@ -11,7 +11,6 @@ use simd_json::prelude::*;
 use crate::mapping::{
     MappedUser, Mapping, MappingError, MappingSpec, Record, RejectCode, Rejected,
 };
-use crate::source::flat_json::{self, FlatPairs};
 use crate::source::{self, Batch, CsvRow, InputFormat, ReadReject, Records, SourceError};
 
 /// What became of one row.
@@ -118,12 +117,8 @@ fn map_json(mapping: &Mapping, text: &[u8], row: u64) -> RowOutcome {
 
 /// A flat object read in place, no copy, no tape; `None` for any other record.
 fn map_flat(mapping: &Mapping, text: &[u8], row: u64) -> Option<RowOutcome> {
-    let s = simdutf8::basic::from_utf8(text).ok()?;
-    let mut pairs = FlatPairs::new();
-    if !flat_json::parse(s, &mut pairs) {
-        return None;
-    }
-    Some(match mapping.map(&Record::Flat(&pairs, text), row) {
+    let json = simdutf8::basic::from_utf8(text).ok()?;
+    Some(match mapping.map_flat_json(json, row)? {
         Ok(u) => RowOutcome::User(u),
         Err(mut r) => {
             r.raw = text.to_vec();

@@ -10,11 +10,12 @@ use std::cell::RefCell;
 use super::target::{self, TARGETS};
 use smallvec::SmallVec;
 
-use super::template::{Cache, Record, SlotValues, Transform};
+use super::template::{fast_trim, json_plain, slot_of, Cache, Record, SlotValues, Transform};
 use super::user::{Packer, GROUP_SEP};
 use super::{
     build, parse_bool, valid_date, valid_email, MappedUser, Mapping, RejectCode, Rejected,
 };
+use crate::source::flat_json;
 
 /// Buffers reused from row to row on each mapping thread.
 #[derive(Default)]
@@ -99,6 +100,26 @@ impl Mapping {
             let mut cache = SlotValues::new();
             let plain = rec.fill(&self.slots, hints, owned, &mut cache) && self.literals_plain;
             self.map_values(&cache, plain, row, text, out)
+        })
+    }
+
+    /// Maps a JSON record if it is a flat object ([`crate::source::flat_json`]), read in
+    /// place with no tape; `None` for any other record.
+    pub fn map_flat_json(&self, json: &str, row: u64) -> Option<Result<MappedUser, Rejected>> {
+        SCRATCH.with(|s| {
+            let mut guard = s.borrow_mut();
+            let Scratch {
+                text, out, hints, ..
+            } = &mut *guard;
+            let mut cache = SlotValues::new();
+            cache.resize(self.slots.len(), "");
+            let flat = flat_json::parse(json, |pos, key, value| {
+                if let Some(slot) = slot_of(key, pos, &self.slots, hints) {
+                    cache[slot] = value.map_or("", fast_trim);
+                }
+            });
+            let plain = json_plain(json.as_bytes()) && self.literals_plain;
+            flat.then(|| self.map_values(&cache, plain, row, text, out))
         })
     }
 

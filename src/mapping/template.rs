@@ -6,7 +6,6 @@ use simd_json::prelude::*;
 use smallvec::SmallVec;
 
 use super::MappingError;
-use crate::source::flat_json::FlatValue;
 
 /// Where a column's value is in a record.
 #[derive(Debug, Clone)]
@@ -22,9 +21,6 @@ pub enum Record<'a> {
     /// so reading them allocates nothing (a tree of `BorrowedValue`s would, per row).
     /// With it, the record's JSON text.
     Json(&'a simd_json::tape::Object<'a, 'a>, &'a [u8]),
-    /// A flat JSON object read without a tape ([`crate::source::flat_json`]), with its
-    /// JSON text.
-    Flat(&'a [(&'a str, FlatValue<'a>)], &'a [u8]),
 }
 
 /// A row's column values, fetched and trimmed once however many templates use them;
@@ -97,29 +93,20 @@ impl<'a> Record<'a> {
                 json_plain(raw)
                     && !super::bytes::has_control_or(owned.as_bytes(), super::bytes::PLAIN)
             }
-            Record::Flat(pairs, raw) => {
-                out.resize(slots.len(), "");
-                for (pos, (k, v)) in pairs.iter().enumerate() {
-                    if let Some(slot) = slot_of(k, pos, slots, hints) {
-                        out[slot] = v.map_or("", fast_trim);
-                    }
-                }
-                json_plain(raw)
-            }
         }
     }
 }
 
 /// In JSON text a quote, backslash or control inside a string is always escaped, so a
 /// record without a backslash (or DEL, or a C1 lead byte) has plain strings.
-fn json_plain(raw: &[u8]) -> bool {
+pub(super) fn json_plain(raw: &[u8]) -> bool {
     !super::bytes::has_control_or(raw, [b'\\', 0x7f, 0xc2])
 }
 
 /// The slot of the key at position `pos` of a JSON record. `hints` remembers which slot
 /// the key at each position of the last record was: exports write their keys in one
 /// order, so one comparison usually finds it.
-fn slot_of(key: &str, pos: usize, slots: &[Col], hints: &mut Vec<u32>) -> Option<usize> {
+pub(super) fn slot_of(key: &str, pos: usize, slots: &[Col], hints: &mut Vec<u32>) -> Option<usize> {
     if hints.len() <= pos {
         hints.resize(pos + 1, u32::MAX);
     }
@@ -135,7 +122,7 @@ fn slot_of(key: &str, pos: usize, slots: &[Col], hints: &mut Vec<u32>) -> Option
 }
 
 /// `str::trim`, with a fast path for the usual value that starts and ends in ASCII.
-fn fast_trim(s: &str) -> &str {
+pub(super) fn fast_trim(s: &str) -> &str {
     let b = s.as_bytes();
     match (b.first(), b.last()) {
         (Some(&f), Some(&l)) if f > b' ' && f < 0x80 && l > b' ' && l < 0x80 => s,
