@@ -58,7 +58,27 @@ pub fn find_byte(b: &[u8], from: usize, c: u8) -> Option<usize> {
         }
         i += 8;
     }
-    b[i.min(b.len())..].iter().position(|&x| x == c).map(|p| i + p)
+    b[i.min(b.len())..]
+        .iter()
+        .position(|&x| x == c)
+        .map(|p| i + p)
+}
+
+/// `a == b` for short keys without a memcmp call: overlapping word loads.
+#[inline]
+pub fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let w8 = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or_default());
+    let w4 = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().unwrap_or_default());
+    match n {
+        0..4 => a == b,
+        4..8 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        8..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
+        _ => a == b,
+    }
 }
 
 /// (has a byte >= 0x80, has an ASCII capital letter), in one pass.
@@ -113,12 +133,25 @@ mod tests {
                     v[pos + 3] = b'"';
                 }
                 for from in 0..=len {
-                    let want = v[from.min(len)..].iter().position(|&x| x == b'"').map(|p| from + p);
+                    let want = v[from.min(len)..]
+                        .iter()
+                        .position(|&x| x == b'"')
+                        .map(|p| from + p);
                     assert_eq!(find_byte(&v, from, b'"'), want, "{pos} {from} {len}");
                 }
             }
         }
         assert_eq!(find_byte(b"\x22\xa2\"", 1, b'"'), Some(2));
+        for len in 0..24usize {
+            let a: Vec<u8> = (0..len as u8).map(|i| b'a' + i).collect();
+            assert!(same(&a, &a.clone()));
+            assert!(!same(&a, &a[..len.saturating_sub(1)]) || len == 0);
+            for pos in 0..len {
+                let mut b = a.clone();
+                b[pos] = b'#';
+                assert!(!same(&a, &b), "{pos} of {len}");
+            }
+        }
         assert_eq!(wide_or_upper("abc".as_bytes()), (false, false));
         assert_eq!(wide_or_upper("aBc".as_bytes()), (false, true));
         assert_eq!(wide_or_upper("é@Z".as_bytes()), (true, true));

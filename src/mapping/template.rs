@@ -110,7 +110,7 @@ pub(super) fn slot_of(key: &str, pos: usize, slots: &[Col], hints: &mut Vec<u32>
     if hints.len() <= pos {
         hints.resize(pos + 1, u32::MAX);
     }
-    let is = |s: usize| matches!(&slots[s], Col::Key(n) if **n == *key);
+    let is = |s: usize| matches!(&slots[s], Col::Key(n) if super::bytes::same(n.as_bytes(), key.as_bytes()));
     match hints[pos] as usize {
         h if h < slots.len() && is(h) => Some(h),
         _ => {
