@@ -251,7 +251,7 @@ pub async fn run(
         (path.to_path_buf(), spec.clone(), ingest_opts.clone());
     let reader = tokio::task::spawn_blocking(move || -> Result<Ingested, IngestError> {
         let mut out = Ingested::default();
-        let mut dups = Duplicates::default();
+        let mut dups = Duplicates::for_input(&path_owned);
         // externalId → sequence number, keyed by a 64-bit fingerprint (as the duplicate
         // index is): 16 bytes a row instead of ~64 with the String, which made this map
         // the largest thing in a 1M-row import.

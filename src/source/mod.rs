@@ -116,6 +116,38 @@ pub static BYTES_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 /// the rows in a file before it is read to the end.
 pub static ROWS_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// How many rows a file holds, estimated from the rows and bytes read since `start`:
+/// gzip included (compressed bytes per row against the compressed size).
+#[derive(Debug, Clone, Copy)]
+pub struct RowEstimate {
+    len: u64,
+    rows0: u64,
+    bytes0: u64,
+}
+
+impl RowEstimate {
+    /// Starts counting for `path`; `None` if its size cannot be read.
+    pub fn start(path: &Path) -> Option<Self> {
+        use std::sync::atomic::Ordering::Relaxed;
+        Some(RowEstimate {
+            len: std::fs::metadata(path).ok()?.len(),
+            rows0: ROWS_READ.load(Relaxed),
+            bytes0: BYTES_READ.load(Relaxed),
+        })
+    }
+
+    /// Rows in the whole file, judging by what was read so far (0 before any).
+    pub fn rows(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let rows = ROWS_READ.load(Relaxed).saturating_sub(self.rows0);
+        let bytes = BYTES_READ.load(Relaxed).saturating_sub(self.bytes0);
+        match bytes {
+            0 => 0,
+            b => (rows as u128 * self.len as u128 / b as u128) as u64,
+        }
+    }
+}
+
 /// A file that counts what is read from it into [`BYTES_READ`].
 struct Counted(File);
 
