@@ -3,7 +3,7 @@
 //! This runs once per row of exports with millions of rows, so it allocates once per
 //! row (the [`MappedUser`]): column values stay slices of the record, composed values
 //! ("{First} {Last}", lower-cased emails) are written into one per-thread text buffer,
-//! and the body is written into a per-thread buffer then copied out at its exact size.
+//! and the body is written straight into the user's buffer, sized from the last row.
 
 use std::cell::RefCell;
 
@@ -22,8 +22,8 @@ use crate::source::flat_json;
 struct Scratch {
     /// Composed attribute values of the current row.
     text: String,
-    /// The packed User being written.
-    out: Vec<u8>,
+    /// Bytes of the last packed User: the next one's buffer starts at about that size.
+    last: usize,
     /// Slot of the key at each position of the last JSON record.
     hints: Vec<u32>,
     /// JSON values that are not text in the record (numbers, nested values), written out.
@@ -93,13 +93,13 @@ impl Mapping {
             let mut guard = s.borrow_mut();
             let Scratch {
                 text,
-                out,
+                last,
                 hints,
                 owned,
             } = &mut *guard;
             let mut cache = SlotValues::new();
             let plain = rec.fill(&self.slots, hints, owned, &mut cache) && self.literals_plain;
-            self.map_values(&cache, plain, row, text, out)
+            self.map_values(&cache, plain, row, text, last)
         })
     }
 
@@ -109,7 +109,7 @@ impl Mapping {
         SCRATCH.with(|s| {
             let mut guard = s.borrow_mut();
             let Scratch {
-                text, out, hints, ..
+                text, last, hints, ..
             } = &mut *guard;
             let mut cache = SlotValues::new();
             cache.resize(self.slots.len(), "");
@@ -119,7 +119,7 @@ impl Mapping {
                 }
             });
             let plain = json_plain(json.as_bytes()) && self.literals_plain;
-            flat.then(|| self.map_values(&cache, plain, row, text, out))
+            flat.then(|| self.map_values(&cache, plain, row, text, last))
         })
     }
 
@@ -129,7 +129,7 @@ impl Mapping {
         plain: bool,
         row: u64,
         text: &mut String,
-        out: &mut Vec<u8>,
+        last: &mut usize,
     ) -> Result<MappedUser, Rejected> {
         text.clear();
         let mut values: [Option<&str>; TARGETS.len()] = [None; TARGETS.len()];
@@ -189,7 +189,8 @@ impl Mapping {
                 }
             },
         };
-        let mut p = Packer::new(out);
+        // A little over the last row: most rows fit without growing.
+        let mut p = Packer::new(*last + *last / 8 + 64);
         build::write_user(p.buf(), &self.plan, &values, active, !plain);
         p.end_part();
         for t in [target::EXTERNAL_ID, target::USER_NAME, target::MANAGER] {
@@ -211,7 +212,9 @@ impl Mapping {
                 buf.truncate(mark);
             }
         }
-        Ok(p.finish(row, active, values[target::MANAGER].is_some()))
+        let user = p.finish(row, active, values[target::MANAGER].is_some());
+        *last = user.packed_len();
+        Ok(user)
     }
 
     fn reject(

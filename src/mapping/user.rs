@@ -15,7 +15,7 @@ pub const GROUP_SEP: char = '\u{1f}';
 pub struct MappedUser {
     pub row: u64,
     /// body | externalId | userName | manager | group names, all UTF-8.
-    data: Box<[u8]>,
+    data: Vec<u8>,
     /// Where the body, externalId, userName and manager end in `data`.
     ends: [u32; 4],
     has_manager: bool,
@@ -27,19 +27,19 @@ pub struct MappedUser {
     pub ext_key: u64,
 }
 
-/// Builds a [`MappedUser`] in a reused buffer: the body first, then the strings in the
-/// order of [`MappedUser::data`].
-pub(super) struct Packer<'b> {
-    buf: &'b mut Vec<u8>,
+/// Builds a [`MappedUser`] in place: the body first, then the strings in the order of
+/// [`MappedUser::data`]. Written straight into the user's own buffer, sized from the
+/// last row (rows of one export are alike), not into a scratch buffer copied after.
+pub(super) struct Packer {
+    buf: Vec<u8>,
     ends: [u32; 4],
     filled: usize,
 }
 
-impl<'b> Packer<'b> {
-    pub fn new(buf: &'b mut Vec<u8>) -> Self {
-        buf.clear();
+impl Packer {
+    pub fn new(capacity: usize) -> Self {
         Packer {
-            buf,
+            buf: Vec::with_capacity(capacity),
             ends: [0; 4],
             filled: 0,
         }
@@ -47,7 +47,7 @@ impl<'b> Packer<'b> {
 
     /// The buffer, to write the current part into.
     pub fn buf(&mut self) -> &mut Vec<u8> {
-        self.buf
+        &mut self.buf
     }
 
     /// Ends the current part (body, externalId, userName, manager; the rest is groups).
@@ -70,7 +70,7 @@ impl<'b> Packer<'b> {
             super::fingerprint_bytes(&self.buf[self.ends[0] as usize..self.ends[1] as usize]);
         MappedUser {
             row,
-            data: self.buf.as_slice().into(),
+            data: self.buf,
             ends: self.ends,
             has_manager,
             active,
@@ -82,6 +82,11 @@ impl<'b> Packer<'b> {
 }
 
 impl MappedUser {
+    /// Bytes of the packed parts.
+    pub(super) fn packed_len(&self) -> usize {
+        self.data.len()
+    }
+
     fn text(&self, from: usize, to: usize) -> &str {
         // Built from `&str`s only; the check is for short strings and never fails.
         std::str::from_utf8(&self.data[from..to]).unwrap_or_default()
