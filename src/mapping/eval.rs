@@ -135,15 +135,16 @@ impl Mapping {
         let mut values: [Option<&str>; TARGETS.len()] = [None; TARGETS.len()];
         let mut spans: SmallVec<[(usize, usize, usize); 8]> = SmallVec::new();
         for r in &self.rules {
-            let mut v = match r.template.single() {
-                Some(&[c]) if cache[c].is_empty() => Val::Empty,
-                Some(&[c]) => Val::Str(cache[c]),
-                Some(alts) => alts
+            // A blank column is `Str("")` here, empty like `Empty`: one less branch on
+            // data that is blank for some rows and not others (measured).
+            let mut v = match (r.column, r.template.single()) {
+                (Some(c), _) => Val::Str(cache[c]),
+                (None, Some(alts)) => alts
                     .iter()
                     .map(|&c| cache[c])
                     .find(|v| !v.is_empty())
                     .map_or(Val::Empty, Val::Str),
-                None => r
+                (None, None) => r
                     .template
                     .eval_text(cache, text)
                     .map_or(Val::Empty, |(a, b)| Val::Text(a, b)),
@@ -152,7 +153,7 @@ impl Mapping {
                 v = transform(t, v, text);
             }
             if !r.map.is_empty() {
-                if let Some(x) = v.read(text) {
+                if let Some(x) = v.read(text).filter(|x| !x.is_empty()) {
                     if let Some((_, to)) =
                         r.map.iter().find(|(from, _)| from.eq_ignore_ascii_case(x))
                     {
@@ -160,11 +161,16 @@ impl Mapping {
                     }
                 }
             }
-            match (v, &r.default) {
-                (Val::Str(s), _) => values[r.target] = Some(s),
-                (Val::Text(a, b), _) => spans.push((r.target, a, b)),
-                (Val::Empty, Some(d)) => values[r.target] = Some(d),
-                (Val::Empty, None) => {}
+            match v {
+                Val::Str(s) => {
+                    values[r.target] = if s.is_empty() {
+                        r.default.as_deref()
+                    } else {
+                        Some(s)
+                    }
+                }
+                Val::Text(a, b) => spans.push((r.target, a, b)),
+                Val::Empty => values[r.target] = r.default.as_deref(),
             }
         }
         let text: &str = text;

@@ -96,6 +96,8 @@ pub struct Rejected {
 #[derive(Debug, Clone)]
 struct ValueRule {
     target: usize,
+    /// The column slot when the template is one column and nothing else.
+    column: Option<usize>,
     template: Template,
     transforms: Vec<Transform>,
     default: Option<String>,
@@ -198,6 +200,10 @@ impl Mapping {
             columns_of[target] = template.columns.clone();
             rules.push(ValueRule {
                 target,
+                column: match template.single() {
+                    Some(&[c]) => Some(c),
+                    _ => None,
+                },
                 template,
                 transforms,
                 default,
