@@ -312,7 +312,7 @@ mod tests {
                             assert_eq!(a.body(), b.body(), "{file} row {row}");
                             assert_eq!(a.group_names(), b.group_names(), "{file} row {row}");
                             assert_eq!(a.manager(), b.manager(), "{file} row {row}");
-                            assert_eq!(a.content_hash, b.content_hash, "{file} row {row}");
+                            assert_eq!(a.content_hash(), b.content_hash(), "{file} row {row}");
                         }
                         (RowOutcome::Rejected(a), RowOutcome::Rejected(b)) => {
                             assert_eq!(

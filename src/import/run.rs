@@ -519,7 +519,7 @@ pub async fn run(
                         // The state knows this user: unchanged, no request; changed, update it.
                         let known = t.state.as_mut().and_then(|st| st.users.remove(job.user.external_id()));
                         match known {
-                            Some(k) if k.content_hash == job.user.content_hash => {
+                            Some(k) if k.content_hash == job.user.content_hash() => {
                                 let slot = job.seq as usize;
                                 if t.ids.len() <= slot {
                                     t.ids.resize(slot + 1, None);

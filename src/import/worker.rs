@@ -53,7 +53,7 @@ impl Finished {
             row: job.user.row,
             external_id: job.user.external_id().to_string(),
             user_name: job.user.user_name().to_string(),
-            content_hash: job.user.content_hash,
+            content_hash: job.user.content_hash(),
             result: UserResult::Pending,
             timings: Vec::new(),
             errors: Vec::new(),

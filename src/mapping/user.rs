@@ -20,8 +20,6 @@ pub struct MappedUser {
     ends: [u32; 4],
     has_manager: bool,
     pub active: Option<bool>,
-    /// Hash of everything sent for this row: a re-run skips rows whose hash is unchanged.
-    pub content_hash: u64,
     /// Fingerprints of the lower-cased userName and of the externalId, for duplicates.
     pub user_key: u64,
     pub ext_key: u64,
@@ -58,8 +56,6 @@ impl Packer {
 
     pub fn finish(self, row: u64, active: Option<bool>, has_manager: bool) -> MappedUser {
         debug_assert_eq!(self.filled, 4);
-        let hasher = foldhash::quality::FixedState::with_seed(0xc0ffee);
-        let content_hash = hasher.hash_one((&self.buf[..], self.ends, has_manager));
         let user_name = &self.buf[self.ends[1] as usize..self.ends[2] as usize];
         let user_key = if super::bytes::wide_or_upper(user_name) != (false, false) {
             super::fingerprint(&String::from_utf8_lossy(user_name).to_lowercase())
@@ -74,7 +70,6 @@ impl Packer {
             ends: self.ends,
             has_manager,
             active,
-            content_hash,
             user_key,
             ext_key,
         }
@@ -82,6 +77,13 @@ impl Packer {
 }
 
 impl MappedUser {
+    /// Hash of everything sent for this row: a re-run skips rows whose hash is unchanged.
+    /// Computed when asked: only an import that keeps state needs it, not a dry run.
+    pub fn content_hash(&self) -> u64 {
+        let hasher = foldhash::quality::FixedState::with_seed(0xc0ffee);
+        hasher.hash_one((&self.data[..], self.ends, self.has_manager))
+    }
+
     /// Bytes of the packed parts.
     pub(super) fn packed_len(&self) -> usize {
         self.data.len()
