@@ -277,6 +277,9 @@ pub struct SpillIndex {
     bloom: Bloom,
     spilled: usize,
     buf: Vec<u8>,
+    /// The keys being sorted onto disk, kept from spill to spill: one allocation for
+    /// the whole run, not a fresh 8 MB each time for the allocator to hold on to.
+    sorting: Vec<(u64, u32)>,
 }
 
 /// Keys held in memory before spilling: 2^19 keys (~8 MB, and as much again for a
@@ -302,6 +305,7 @@ impl SpillIndex {
             bloom: Bloom::new(0),
             spilled: 0,
             buf: Vec::new(),
+            sorting: Vec::new(),
         }
     }
 
@@ -341,8 +345,11 @@ impl SpillIndex {
     }
 
     fn spill(&mut self) {
-        let mut pairs: Vec<(u64, u32)> = self.mem.pairs().collect();
-        let run = match Run::write(&mut pairs, self.runs.len() as u64) {
+        let mut pairs = std::mem::take(&mut self.sorting);
+        pairs.clear();
+        pairs.extend(self.mem.pairs());
+        let written = Run::write(&mut pairs, self.runs.len() as u64);
+        let run = match written {
             Ok(run) => run,
             Err(e) => {
                 // No room on disk: keep the keys in memory (the table grows as before).
@@ -356,10 +363,12 @@ impl SpillIndex {
         };
         self.spilled += pairs.len();
         if self.spilled > self.bloom.capacity {
-            // Sized for the whole input when its size tells (a tenth more than foreseen),
-            // else for twice what is on disk now: rebuilt O(log n) times in all.
+            // Sized for what the whole input will spill when its size tells (a tenth
+            // more than foreseen, less the budget that stays in memory), else for twice
+            // what is on disk now: rebuilt O(log n) times in all.
             let foreseen = self.expect.map_or(0, |e| e.rows() as usize);
-            let mut bloom = Bloom::new((foreseen + foreseen / 10).max(self.spilled * 2));
+            let capacity = (foreseen + foreseen / 10).saturating_sub(self.budget);
+            let mut bloom = Bloom::new(capacity.max(self.spilled * 2));
             for r in &self.runs {
                 if let Err(e) = r.keys(|k| bloom.insert(k)) {
                     eprintln!("warning: cannot read the duplicate-key file: {e}");
@@ -372,12 +381,14 @@ impl SpillIndex {
         }
         self.runs.push(run);
         self.mem.clear();
+        self.sorting = pairs;
     }
 
     /// Bytes held in memory.
     pub fn bytes(&self) -> usize {
         self.mem.bytes()
             + self.bloom.bytes()
+            + self.sorting.capacity() * std::mem::size_of::<(u64, u32)>()
             + self.runs.iter().map(|r| r.fences.len() * 8).sum::<usize>()
     }
 
