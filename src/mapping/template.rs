@@ -254,7 +254,7 @@ impl Template {
                 },
             }
         }
-        let t = text[start..].trim();
+        let t = fast_trim(&text[start..]);
         if !any || t.is_empty() {
             text.truncate(start);
             return None;
@@ -266,7 +266,8 @@ impl Template {
             text.push_str(&collapsed);
             return Some((start, text.len()));
         }
-        let lead = text[start..].len() - text[start..].trim_start().len();
+        // Where the trimmed text starts: `t` is a slice of `text`.
+        let lead = t.as_ptr() as usize - text[start..].as_ptr() as usize;
         Some((start + lead, start + lead + t.len()))
     }
 }
