@@ -81,26 +81,16 @@ pub fn same(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// (has a byte >= 0x80, has an ASCII capital letter), in one pass.
+/// (has a byte >= 0x80, has an ASCII letter of the case that starts at `first`: b'A'
+/// for capitals, b'a' for small letters), in one pass.
 #[inline]
-pub fn wide_or_upper(b: &[u8]) -> (bool, bool) {
-    let (mut wide, mut upper) = (false, false);
+pub fn wide_or_letter(b: &[u8], first: u8) -> (bool, bool) {
+    let (mut wide, mut letter) = (false, false);
     for &c in b {
         wide |= c >= 0x80;
-        upper |= c.wrapping_sub(b'A') < 26;
+        letter |= c.wrapping_sub(first) < 26;
     }
-    (wide, upper)
-}
-
-/// (has a byte >= 0x80, has an ASCII small letter), in one pass.
-#[inline]
-pub fn wide_or_lower(b: &[u8]) -> (bool, bool) {
-    let (mut wide, mut lower) = (false, false);
-    for &c in b {
-        wide |= c >= 0x80;
-        lower |= c.wrapping_sub(b'a') < 26;
-    }
-    (wide, lower)
+    (wide, letter)
 }
 
 #[cfg(test)]
@@ -152,10 +142,10 @@ mod tests {
                 assert!(!same(&a, &b), "{pos} of {len}");
             }
         }
-        assert_eq!(wide_or_upper("abc".as_bytes()), (false, false));
-        assert_eq!(wide_or_upper("aBc".as_bytes()), (false, true));
-        assert_eq!(wide_or_upper("é@Z".as_bytes()), (true, true));
-        assert_eq!(wide_or_lower("ABC[".as_bytes()), (false, false));
-        assert_eq!(wide_or_lower("AbC".as_bytes()), (false, true));
+        assert_eq!(wide_or_letter("abc".as_bytes(), b'A'), (false, false));
+        assert_eq!(wide_or_letter("aBc".as_bytes(), b'A'), (false, true));
+        assert_eq!(wide_or_letter("é@Z".as_bytes(), b'A'), (true, true));
+        assert_eq!(wide_or_letter("ABC[".as_bytes(), b'a'), (false, false));
+        assert_eq!(wide_or_letter("AbC".as_bytes(), b'a'), (false, true));
     }
 }

@@ -287,11 +287,11 @@ impl Transform {
     pub fn changes(self, v: &str) -> bool {
         match self {
             Transform::Trim => false,
-            Transform::Lowercase => match super::bytes::wide_or_upper(v.as_bytes()) {
+            Transform::Lowercase => match super::bytes::wide_or_letter(v.as_bytes(), b'A') {
                 (false, upper) => upper,
                 (true, _) => v.chars().any(char::is_uppercase),
             },
-            Transform::Uppercase => match super::bytes::wide_or_lower(v.as_bytes()) {
+            Transform::Uppercase => match super::bytes::wide_or_letter(v.as_bytes(), b'a') {
                 (false, lower) => lower,
                 (true, _) => v.chars().any(char::is_lowercase),
             },

@@ -57,7 +57,7 @@ impl Packer {
     pub fn finish(self, row: u64, active: Option<bool>, has_manager: bool) -> MappedUser {
         debug_assert_eq!(self.filled, 4);
         let user_name = &self.buf[self.ends[1] as usize..self.ends[2] as usize];
-        let user_key = if super::bytes::wide_or_upper(user_name) != (false, false) {
+        let user_key = if super::bytes::wide_or_letter(user_name, b'A') != (false, false) {
             super::fingerprint(&String::from_utf8_lossy(user_name).to_lowercase())
         } else {
             super::fingerprint_bytes(user_name)
