@@ -277,9 +277,6 @@ pub struct SpillIndex {
     bloom: Bloom,
     spilled: usize,
     buf: Vec<u8>,
-    /// The keys being sorted onto disk, kept from spill to spill: one allocation for
-    /// the whole run, not a fresh 8 MB each time for the allocator to hold on to.
-    sorting: Vec<(u64, u32)>,
 }
 
 /// Keys held in memory before spilling: 2^19 keys (~8 MB, and as much again for a
@@ -305,7 +302,6 @@ impl SpillIndex {
             bloom: Bloom::new(0),
             spilled: 0,
             buf: Vec::new(),
-            sorting: Vec::new(),
         }
     }
 
@@ -345,9 +341,9 @@ impl SpillIndex {
     }
 
     fn spill(&mut self) {
-        let mut pairs = std::mem::take(&mut self.sorting);
-        pairs.clear();
-        pairs.extend(self.mem.pairs());
+        // The keys being sorted onto disk: 8 MB at the default budget, for the moment of
+        // the spill only (an import's peak is at its end, when this is long gone).
+        let mut pairs: Vec<(u64, u32)> = self.mem.pairs().collect();
         let written = Run::write(&mut pairs, self.runs.len() as u64);
         let run = match written {
             Ok(run) => run,
@@ -381,14 +377,12 @@ impl SpillIndex {
         }
         self.runs.push(run);
         self.mem.clear();
-        self.sorting = pairs;
     }
 
     /// Bytes held in memory.
     pub fn bytes(&self) -> usize {
         self.mem.bytes()
             + self.bloom.bytes()
-            + self.sorting.capacity() * std::mem::size_of::<(u64, u32)>()
             + self.runs.iter().map(|r| r.fences.len() * 8).sum::<usize>()
     }
 

@@ -195,8 +195,9 @@ impl Mapping {
                 }
             },
         };
-        // A little over the last row: most rows fit without growing.
-        let mut p = Packer::new(*last + *last / 8 + 64);
+        // A little over the last row: most rows fit without growing, and an import
+        // holding tens of thousands of users in flight does not pay much slack.
+        let mut p = Packer::new(*last + *last / 16 + 32);
         build::write_user(p.buf(), &self.plan, &values, active, !plain);
         p.end_part();
         for t in [target::EXTERNAL_ID, target::USER_NAME, target::MANAGER] {
