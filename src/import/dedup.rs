@@ -145,8 +145,12 @@ struct Run {
 }
 
 impl Run {
-    fn write(pairs: &mut [(u64, u32)], n: u64) -> std::io::Result<Run> {
+    fn write(pairs: &mut [(u64, u32)]) -> std::io::Result<Run> {
         pairs.sort_unstable_by_key(|p| p.0);
+        // Unique within the process too: both key kinds, and imports run side by side
+        // (tests), spill at the same moments.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path =
             std::env::temp_dir().join(format!("scimload-keys-{}-{n}.run", std::process::id()));
         let file = File::options()
@@ -344,7 +348,7 @@ impl SpillIndex {
         // The keys being sorted onto disk: 8 MB at the default budget, for the moment of
         // the spill only (an import's peak is at its end, when this is long gone).
         let mut pairs: Vec<(u64, u32)> = self.mem.pairs().collect();
-        let written = Run::write(&mut pairs, self.runs.len() as u64);
+        let written = Run::write(&mut pairs);
         let run = match written {
             Ok(run) => run,
             Err(e) => {

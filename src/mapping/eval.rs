@@ -7,9 +7,9 @@
 
 use std::cell::RefCell;
 
-use super::target::{self, TARGETS};
 use smallvec::SmallVec;
 
+use super::target::{self, TARGETS};
 use super::template::{fast_trim, json_plain, slot_of, Cache, Record, SlotValues, Transform};
 use super::user::{Packer, GROUP_SEP};
 use super::{

@@ -105,6 +105,12 @@ impl CsvRecords {
     }
 }
 
+/// Field `i` of fields written back to back, each ending at `ends[i]`.
+fn field<'f>(fields: &'f [u8], ends: &[usize], i: usize) -> &'f [u8] {
+    let from = if i == 0 { 0 } else { ends[i - 1] };
+    &fields[from..ends[i]]
+}
+
 /// Where the last record read is.
 enum Found {
     /// A line of the read buffer, split in place.
@@ -302,11 +308,13 @@ impl CsvSource {
             Found::Line { start, end } => {
                 Box::new(self.buf[start..end].split(move |&c| c == self.delimiter))
             }
-            Found::Parsed => Box::new((0..self.nfields).map(move |i| {
-                let from = if i == 0 { 0 } else { self.field_ends[i - 1] };
-                &self.fields[from..self.field_ends[i]]
-            })),
+            Found::Parsed => Box::new((0..self.nfields).map(move |i| self.parsed_field(i))),
         }
+    }
+
+    /// Field `i` of the record `csv_core` parsed last.
+    fn parsed_field(&self, i: usize) -> &[u8] {
+        field(&self.fields, &self.field_ends, i)
     }
 
     /// The record as CSV, for the rejects file.
@@ -378,13 +386,12 @@ impl RecordSource for CsvSource {
                 Found::Parsed => {
                     self.joined.clear();
                     for i in 0..self.nfields {
-                        let from = if i == 0 { 0 } else { self.field_ends[i - 1] };
                         if i > 0 {
                             self.cuts.push(self.joined.len());
                             self.joined.push(b',');
                         }
                         self.joined
-                            .extend_from_slice(&self.fields[from..self.field_ends[i]]);
+                            .extend_from_slice(field(&self.fields, &self.field_ends, i));
                     }
                     self.nfields == width && recs.push(&self.joined, &self.cuts)
                 }
