@@ -29,7 +29,7 @@ pub enum Command {
     Gen(GenArgs),
     /// Provision an HR export's users and groups into a SCIM server (--dry-run: only
     /// parse, map and validate).
-    Import(ImportArgs),
+    Import(Box<ImportArgs>),
     /// Load-test a SCIM server with provisioning traffic; latency measured from each
     /// request's planned send time (no coordinated omission).
     Bench(Box<BenchArgs>),
@@ -49,12 +49,8 @@ pub struct CleanupArgs {
     /// (default: the target recorded in the state).
     #[arg(long)]
     pub target: Option<String>,
-    /// Read the bearer token from this file (first line); else SCIM_TOKEN.
-    #[arg(long)]
-    pub token_file: Option<PathBuf>,
-    /// Also trust the CA certificate(s) in this PEM file for an https:// target.
-    #[arg(long)]
-    pub ca_cert: Option<PathBuf>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Deletes in flight at once.
     #[arg(long, default_value = "16", value_parser = parse_count)]
     pub concurrency: u64,
@@ -69,13 +65,12 @@ pub struct BenchArgs {
     /// replay.
     #[arg(value_enum)]
     pub scenario: crate::bench::scenario::Kind,
-    /// SCIM base URL of the server under test (default: an embedded server on
-    /// 127.0.0.1:0). The token comes from SCIM_TOKEN or --token-file.
+    /// SCIM base URL of the server under test, http:// or https:// (default: an
+    /// embedded server on 127.0.0.1:0).
     #[arg(long)]
     pub target: Option<String>,
-    /// Read the bearer token from this file (first line).
-    #[arg(long)]
-    pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Offered rate in requests/s (open model): 500, or a ramp 100..2000 over --duration.
     #[arg(long, default_value = "200", value_parser = crate::bench::schedule::RateShape::parse)]
     pub rate: crate::bench::schedule::RateShape,
@@ -89,9 +84,13 @@ pub struct BenchArgs {
     /// Closed model: each connection sends as soon as its previous answer is in.
     #[arg(long)]
     pub closed: bool,
-    /// Connections (requests in flight at most).
+    /// Connections (with HTTP/1.1 also the requests in flight at most).
     #[arg(long, visible_alias = "concurrency", default_value = "32", value_parser = parse_count)]
     pub connections: u64,
+    /// Concurrent streams on each HTTP/2 connection (requests in flight = connections x
+    /// streams); needs HTTP/2 (--http2, or ALPN h2 on https://).
+    #[arg(long, default_value = "1", value_parser = parse_count)]
+    pub streams: u64,
     /// Measured duration (after the warm-up).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
@@ -290,16 +289,10 @@ pub struct ImportArgs {
     #[arg(long, default_value = "8192", value_parser = parse_count)]
     pub batch_rows: u64,
     /// SCIM base URL of the target (default: an embedded server started on 127.0.0.1:0).
-    /// The token comes from SCIM_TOKEN or --token-file, never from a flag.
     #[arg(long)]
     pub target: Option<String>,
-    /// Read the bearer token from this file (first line).
-    #[arg(long)]
-    pub token_file: Option<PathBuf>,
-    /// Also trust the CA certificate(s) in this PEM file for an https:// target (a
-    /// private CA or a self-signed server); public CAs are trusted anyway.
-    #[arg(long)]
-    pub ca_cert: Option<PathBuf>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Requests in flight at once.
     #[arg(long, default_value = "32", value_parser = parse_count)]
     pub concurrency: u64,
@@ -407,8 +400,101 @@ pub struct ServeArgs {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Require a client certificate signed by the CA(s) in this PEM file (mutual TLS);
+    /// needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+    /// Speak HTTP/2 too: ALPN h2 on TLS, prior knowledge (h2c) on plain connections.
+    #[arg(long)]
+    pub http2: bool,
+    /// Issue short-lived bearer tokens at POST /oauth2/token (OAuth 2.0 client
+    /// credentials, client_secret_basic or _post) and accept them on every SCIM
+    /// endpoint. The client id is --oauth-client-id, the secret SCIM_OAUTH_CLIENT_SECRET
+    /// or --oauth-client-secret-file.
+    #[arg(long)]
+    pub oauth: bool,
+    /// Client id the token endpoint accepts.
+    #[arg(long, default_value = "scimload", requires = "oauth")]
+    pub oauth_client_id: String,
+    /// Read the client secret the token endpoint accepts from this file (first line).
+    #[arg(long, requires = "oauth")]
+    pub oauth_client_secret_file: Option<PathBuf>,
+    /// Lifetime of the tokens --oauth issues (expires_in), e.g. 2s to test renewal.
+    #[arg(long, default_value = "1h", value_parser = parse_duration, requires = "oauth")]
+    pub token_ttl: Duration,
     #[command(flatten)]
     pub faults: FaultArgs,
+}
+
+/// How to reach a target and what to show it: TLS, HTTP version, credentials, headers.
+/// One set for import, cleanup and bench, so a target reached by one is reached by all.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Connection and credentials")]
+pub struct ConnectArgs {
+    /// Bearer token from this file (first line); else from SCIM_TOKEN. Never a flag
+    /// value: those land in shell history.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Also trust the CA certificate(s) in this PEM file (a private CA or a self-signed
+    /// server); the public (Mozilla) roots are trusted anyway.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM, chain) for mutual TLS; needs --client-key.
+    #[arg(long, requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert.
+    #[arg(long, requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// Do not verify the target's certificate (test servers only; a warning is printed
+    /// on every run and the results record it).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Speak HTTP/1.1 only.
+    #[arg(long, conflicts_with = "http2")]
+    pub http1: bool,
+    /// Speak HTTP/2 only: ALPN h2 on https://, prior knowledge (h2c) on http://.
+    /// Without either flag: HTTP/1.1, or HTTP/2 when TLS negotiates it.
+    #[arg(long)]
+    pub http2: bool,
+    /// OAuth 2.0 client credentials (RFC 6749 §4.4): the token endpoint, e.g.
+    /// https://login.microsoftonline.com/TENANT/oauth2/v2.0/token. The client id comes
+    /// from --oauth-client-id or SCIM_OAUTH_CLIENT_ID, the secret from
+    /// SCIM_OAUTH_CLIENT_SECRET or --oauth-client-secret-file. Tokens are renewed before
+    /// they expire and once after a 401.
+    #[arg(long, conflicts_with = "token_command")]
+    pub oauth_token_url: Option<String>,
+    /// OAuth client id (default: SCIM_OAUTH_CLIENT_ID).
+    #[arg(long, env = "SCIM_OAUTH_CLIENT_ID")]
+    pub oauth_client_id: Option<String>,
+    /// Read the OAuth client secret from this file (first line); else
+    /// SCIM_OAUTH_CLIENT_SECRET.
+    #[arg(long)]
+    pub oauth_client_secret_file: Option<PathBuf>,
+    /// OAuth scope, e.g. api://APP-ID/.default (Entra ID).
+    #[arg(long)]
+    pub oauth_scope: Option<String>,
+    /// OAuth audience (Auth0, Okta custom authorization servers).
+    #[arg(long)]
+    pub oauth_audience: Option<String>,
+    /// OAuth resource indicator (RFC 8707).
+    #[arg(long)]
+    pub oauth_resource: Option<String>,
+    /// How the client authenticates at the token endpoint: basic (client_secret_basic)
+    /// or post (client_secret_post).
+    #[arg(long, value_enum, default_value = "basic")]
+    pub oauth_auth: crate::client::auth::ClientAuthMethod,
+    /// A command that prints a token, run by sh before the run and again every
+    /// --token-refresh, or after a 401: e.g. 'az account get-access-token --query
+    /// accessToken -o tsv'. JSON with access_token and expires_in is understood too.
+    #[arg(long)]
+    pub token_command: Option<String>,
+    /// How long a token from --token-command is used before the command runs again.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub token_refresh: Duration,
+    /// Extra request header, 'Name: value' (repeatable), e.g. 'User-Agent: acme-sync/1'.
+    /// Headers named like credentials are shown as *** wherever headers are shown.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
 }
 
 /// Fault injection, reproducible for a given seed.

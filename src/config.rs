@@ -4,7 +4,10 @@
 
 use std::path::Path;
 
-use crate::cli::{FaultArgs, ServeArgs};
+use crate::cli::{ConnectArgs, FaultArgs, ServeArgs};
+use crate::client::auth::{Credentials, OAuthClient, Secret};
+use crate::client::tls::{ClientIdentity, TlsOptions};
+use crate::client::{ClientOptions, HttpVersion};
 use crate::server::faults::FaultConfig;
 use crate::server::profile::Profile;
 use crate::server::ServerConfig;
@@ -26,22 +29,129 @@ pub enum ConfigError {
     Delimiter(String),
     #[error(transparent)]
     Tls(#[from] crate::server::tls::TlsError),
-    #[error("cannot read the CA certificate file {path}: {source}; give a PEM file with the certificate(s) that signed the target's")]
-    CaFile {
+    #[error("cannot read {what} {path}: {source}; check the path and permissions")]
+    File {
+        what: &'static str,
         path: String,
         source: std::io::Error,
     },
+    #[error("--oauth-token-url needs a client id: set SCIM_OAUTH_CLIENT_ID or --oauth-client-id")]
+    NoClientId,
+    #[error("--oauth-token-url needs a client secret: set SCIM_OAUTH_CLIENT_SECRET or give --oauth-client-secret-file (never a flag value)")]
+    NoClientSecret,
+    #[error(
+        "give one credential: --token-file, --oauth-token-url or --token-command, not several"
+    )]
+    TwoCredentials,
+    #[error("--header '{0}' is not 'Name: value'; e.g. --header 'User-Agent: acme-sync/1.0'")]
+    Header(String),
+    #[error("serve --oauth needs the client secret it accepts: set SCIM_OAUTH_CLIENT_SECRET or --oauth-client-secret-file")]
+    NoServerSecret,
 }
 
-/// The PEM bytes of `--ca-cert`, checked when the client is built.
-pub fn read_ca(path: Option<&Path>) -> Result<Option<Vec<u8>>, ConfigError> {
-    path.map(|p| {
-        std::fs::read(p).map_err(|source| ConfigError::CaFile {
-            path: p.display().to_string(),
-            source,
-        })
+fn read_file(what: &'static str, p: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(p).map_err(|source| ConfigError::File {
+        what,
+        path: p.display().to_string(),
+        source,
     })
-    .transpose()
+}
+
+/// `Name: value` of `--header`.
+pub fn parse_header(
+    h: &str,
+) -> Result<(hyper::header::HeaderName, hyper::header::HeaderValue), ConfigError> {
+    let bad = || ConfigError::Header(h.to_string());
+    let (name, value) = h.split_once(':').ok_or_else(bad)?;
+    let name = hyper::header::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| bad())?;
+    let value = hyper::header::HeaderValue::from_str(value.trim()).map_err(|_| bad())?;
+    Ok((name, value))
+}
+
+/// A secret from a file (first line), else from an environment variable.
+fn secret_from(file: Option<&Path>, var: &str) -> Result<Option<Secret>, ConfigError> {
+    Ok(match (file, std::env::var(var)) {
+        (Some(p), _) => Some(Secret::new(read_token_file(p)?)),
+        (None, Ok(t)) if !t.trim().is_empty() => Some(Secret::new(t.trim())),
+        _ => None,
+    })
+}
+
+/// How every command reaches its target, from the connection flags.
+pub fn client_options(
+    a: &ConnectArgs,
+    timeout: std::time::Duration,
+) -> Result<ClientOptions, ConfigError> {
+    let credentials = match (&a.oauth_token_url, &a.token_command) {
+        (Some(_), _) | (_, Some(_)) if a.token_file.is_some() => {
+            return Err(ConfigError::TwoCredentials)
+        }
+        (Some(url), None) => Credentials::OAuth(OAuthClient {
+            token_url: url.clone(),
+            client_id: a
+                .oauth_client_id
+                .clone()
+                .filter(|c| !c.trim().is_empty())
+                .ok_or(ConfigError::NoClientId)?,
+            client_secret: secret_from(
+                a.oauth_client_secret_file.as_deref(),
+                "SCIM_OAUTH_CLIENT_SECRET",
+            )?
+            .ok_or(ConfigError::NoClientSecret)?,
+            scope: a.oauth_scope.clone(),
+            audience: a.oauth_audience.clone(),
+            resource: a.oauth_resource.clone(),
+            method: a.oauth_auth,
+        }),
+        (None, Some(cmd)) => Credentials::Command {
+            command: cmd.clone(),
+            every: a.token_refresh.max(std::time::Duration::from_secs(1)),
+        },
+        (Some(_), Some(_)) => return Err(ConfigError::TwoCredentials),
+        (None, None) => match client_token(a.token_file.as_deref())? {
+            Some(t) => Credentials::Static(t),
+            None => Credentials::None,
+        },
+    };
+    let tls = TlsOptions {
+        ca: a
+            .ca_cert
+            .as_deref()
+            .map(|p| {
+                Ok::<_, ConfigError>((
+                    p.display().to_string(),
+                    read_file("the CA certificate file", p)?,
+                ))
+            })
+            .transpose()?,
+        client_identity: match (&a.client_cert, &a.client_key) {
+            (Some(c), Some(k)) => Some(ClientIdentity {
+                cert_path: c.display().to_string(),
+                cert_pem: read_file("the client certificate", c)?,
+                key_path: k.display().to_string(),
+                key_pem: read_file("the client key", k)?,
+            }),
+            _ => None,
+        },
+        insecure: a.insecure,
+    };
+    Ok(ClientOptions {
+        tls,
+        version: if a.http2 {
+            HttpVersion::Http2
+        } else if a.http1 {
+            HttpVersion::Http1
+        } else {
+            HttpVersion::Auto
+        },
+        credentials,
+        headers: a
+            .headers
+            .iter()
+            .map(|h| parse_header(h))
+            .collect::<Result<_, _>>()?,
+        timeout,
+    })
 }
 
 /// `,` `;` `|` or `tab`.
@@ -81,13 +191,8 @@ impl From<&FaultArgs> for FaultConfig {
 }
 
 /// The client's bearer token: from --token-file, else SCIM_TOKEN, never from a flag value.
-pub fn client_token(file: Option<&Path>) -> Result<Option<crate::client::Secret>, ConfigError> {
-    use crate::client::Secret;
-    Ok(match (file, std::env::var("SCIM_TOKEN")) {
-        (Some(p), _) => Some(Secret::new(read_token_file(p)?)),
-        (None, Ok(t)) if !t.trim().is_empty() => Some(Secret::new(t.trim())),
-        _ => None,
-    })
+pub fn client_token(file: Option<&Path>) -> Result<Option<Secret>, ConfigError> {
+    secret_from(file, "SCIM_TOKEN")
 }
 
 pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
@@ -112,8 +217,28 @@ pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
         base_url: a.base_url.clone(),
         journal: None,
         tls: match (&a.tls_cert, &a.tls_key) {
-            (Some(c), Some(k)) => Some(crate::server::tls::server_config(c, k)?),
+            (Some(c), Some(k)) => Some(crate::server::tls::server_config(
+                c,
+                k,
+                a.client_ca.as_deref(),
+                a.http2,
+            )?),
             _ => None,
+        },
+        http2: a.http2,
+        oauth: match a.oauth {
+            false => None,
+            true => Some(crate::server::oauth::Issuer::new(
+                a.oauth_client_id.clone(),
+                secret_from(
+                    a.oauth_client_secret_file.as_deref(),
+                    "SCIM_OAUTH_CLIENT_SECRET",
+                )?
+                .ok_or(ConfigError::NoServerSecret)?
+                .expose()
+                .to_string(),
+                a.token_ttl,
+            )),
         },
     })
 }

@@ -10,6 +10,7 @@ pub mod gen;
 pub mod import;
 pub mod mapping;
 pub mod metrics;
+pub mod oauth;
 pub mod report;
 pub mod scim;
 pub mod server;

@@ -83,7 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Gen(args) => commands::gen(args),
-        Command::Import(args) => commands::import(args),
+        Command::Import(args) => commands::import(*args),
         Command::Bench(args) => commands::bench(*args),
         Command::Report(args) => commands::report(args),
         Command::Cleanup(args) => commands::cleanup(args),

@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, Mutex};
 use super::scenario::{Scenario, Walker};
 use super::schedule::{Arrivals, RateShape};
 use super::timer::{self, PreciseTimer};
-use crate::client::conn::{Conn, Endpoint};
+use crate::client::conn::{Conn, Negotiated};
+use crate::client::ScimClient;
 use crate::metrics::timeline::{epoch_ms, Timeline};
 use crate::metrics::{new_histogram, Op};
 
@@ -39,6 +40,8 @@ pub enum Model {
 pub struct Phase {
     pub model: Model,
     pub connections: usize,
+    /// Streams per HTTP/2 connection (1 on HTTP/1.1).
+    pub streams: usize,
     /// Warm-up, recorded but outside the measured window.
     pub warmup: Duration,
     /// Measured duration after the warm-up.
@@ -84,6 +87,8 @@ pub struct PhaseStats {
     pub created: Vec<String>,
     /// Next request number after this phase.
     pub next_request: u64,
+    /// What the connections speak: `HTTP/1.1` or `HTTP/2`.
+    pub protocol: &'static str,
 }
 
 impl PhaseStats {
@@ -207,22 +212,53 @@ impl Aggregator {
     }
 }
 
-/// Runs one phase against `ep`, recording into `timeline`.
+/// Opens `connections` connections (the handshakes are no request's latency) and, on
+/// HTTP/2, `streams` senders on each. A TLS or credential failure stops the run here.
+pub async fn open_connections(
+    client: &ScimClient,
+    connections: usize,
+    streams: usize,
+) -> Result<Vec<Conn>, String> {
+    let mut pool = Vec::with_capacity(connections * streams);
+    for i in 0..connections.max(1) {
+        let mut c = Conn::new(client.clone());
+        match c.warm().await {
+            Ok(()) => {}
+            Err(e) if e.is_fatal() || i == 0 => return Err(e.to_string()),
+            // A connection that cannot open now retries at its first request.
+            Err(_) => {}
+        }
+        if streams > 1 {
+            if c.negotiated() == Some(Negotiated::Http1) {
+                return Err(format!(
+                    "--streams {streams} needs HTTP/2, and {} answered with HTTP/1.1; pass --http2 (h2c or ALPN h2) or drop --streams",
+                    client.base()
+                ));
+            }
+            for _ in 1..streams {
+                if let Some(s) = c.stream() {
+                    pool.push(s);
+                }
+            }
+        }
+        pool.push(c);
+    }
+    Ok(pool)
+}
+
+/// Runs one phase against `client`'s target, recording into `timeline`.
 pub async fn run_phase(
     scenario: Arc<Scenario>,
-    ep: Endpoint,
+    client: &ScimClient,
     phase: &Phase,
     timeline: Timeline,
     progress: &Progress,
-) -> (Timeline, PhaseStats) {
-    let conns = phase.connections.max(1);
-    // Connect first: the handshake is not part of any request's latency.
-    let mut pool = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        let mut c = Conn::new(ep.clone());
-        let _ = c.warm().await;
-        pool.push(c);
-    }
+) -> Result<(Timeline, PhaseStats), String> {
+    let pool = open_connections(client, phase.connections, phase.streams.max(1)).await?;
+    let protocol = match pool.first().and_then(|c| c.negotiated()) {
+        Some(Negotiated::Http2) => "HTTP/2",
+        _ => "HTTP/1.1",
+    };
     let lead = Duration::from_millis(20);
     let t0 = Instant::now() + lead;
     let wall0 = SystemTime::now() + lead;
@@ -231,7 +267,7 @@ pub async fn run_phase(
     let end = t0 + total;
     // Requests still waiting for a connection this long after the schedule ends are
     // counted as dropped, so a run against a dead server still stops.
-    let grace = ep.timeout.min(Duration::from_secs(5));
+    let grace = client.options().timeout.min(Duration::from_secs(5));
     let limit = {
         let by_scenario = scenario
             .finite_len()
@@ -440,6 +476,7 @@ pub async fn run_phase(
         lag: agg.lag.clone(),
         created,
         next_request: phase.first_request + planned.max(sent),
+        protocol,
     };
-    (agg.timeline, stats)
+    Ok((agg.timeline, stats))
 }

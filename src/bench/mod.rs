@@ -18,8 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::conn::Endpoint;
-use crate::client::{ScimClient, Secret};
+use crate::client::{ClientOptions, ScimClient};
 use crate::metrics::timeline::{Timeline, TimelineError};
 use engine::{Model, Phase, Progress};
 use knee::{KneeConfig, KneeResult, Search};
@@ -55,10 +54,13 @@ pub struct BenchConfig {
     /// The user chose the paging method (else it follows /ServiceProviderConfig).
     pub paging_chosen: bool,
     pub base_url: String,
-    pub token: Option<Secret>,
+    /// TLS, HTTP version, credentials and headers; the same client seeds and measures.
+    pub client: ClientOptions,
     pub timeout: Duration,
     pub model: Model,
     pub connections: usize,
+    /// Concurrent streams per HTTP/2 connection.
+    pub streams: usize,
     pub warmup: Duration,
     pub duration: Duration,
     pub max_requests: Option<u64>,
@@ -91,10 +93,14 @@ pub async fn run(
     cfg: &BenchConfig,
     progress: Progress,
 ) -> Result<(BenchSummary, Timeline), BenchError> {
-    let client = ScimClient::new(&cfg.base_url, cfg.token.as_ref(), cfg.timeout, 64)
-        .map_err(BenchError::Target)?;
-    let ep = Endpoint::parse(&cfg.base_url, cfg.token.as_ref(), cfg.timeout)
-        .map_err(BenchError::Target)?;
+    let client = ScimClient::connect(&cfg.base_url, &cfg.client, 64)
+        .map_err(|e| BenchError::Target(e.to_string()))?;
+    // An unreachable target, a refused certificate or credential stops the run here.
+    let caps = crate::client::discovery::discover(&client)
+        .await
+        .map_err(|e| {
+            BenchError::Target(format!("cannot reach the target {}: {e}", cfg.base_url))
+        })?;
     let mut params = cfg.params.clone();
     if let Some(p) = &progress {
         p(&format!(
@@ -110,6 +116,7 @@ pub async fn run(
         &cfg.run_id,
         cfg.shard,
         cfg.paging_chosen,
+        &caps,
     )
     .await?;
     let scenario = Arc::new(Scenario::new(
@@ -126,13 +133,16 @@ pub async fn run(
             let phase = Phase {
                 model: cfg.model.clone(),
                 connections: cfg.connections,
+                streams: cfg.streams,
                 warmup: cfg.warmup,
                 duration: cfg.duration,
                 max_requests: cfg.max_requests,
                 first_request: 0,
             };
             let (tl, st) =
-                engine::run_phase(scenario.clone(), ep.clone(), &phase, timeline, &progress).await;
+                engine::run_phase(scenario.clone(), &client, &phase, timeline, &progress)
+                    .await
+                    .map_err(BenchError::Target)?;
             timeline = tl;
             created.extend(st.created.iter().cloned());
             (vec![st], None)
@@ -158,14 +168,16 @@ pub async fn run(
                         poisson: None,
                     },
                     connections: cfg.connections,
+                    streams: cfg.streams,
                     warmup: Duration::ZERO,
                     duration: sweep.step,
                     max_requests: None,
                     first_request: next_request,
                 };
                 let (tl, st) =
-                    engine::run_phase(scenario.clone(), ep.clone(), &phase, timeline, &progress)
-                        .await;
+                    engine::run_phase(scenario.clone(), &client, &phase, timeline, &progress)
+                        .await
+                        .map_err(BenchError::Target)?;
                 timeline = tl;
                 next_request = st.next_request;
                 created.extend(st.created.iter().cloned());
@@ -316,7 +328,14 @@ pub async fn run(
         curves: BTreeMap::new(),
         knee: knee_result,
         thresholds: Vec::new(),
-        params: serde_json::to_value(&params).unwrap_or_default(),
+        params: {
+            let mut v = serde_json::to_value(&params).unwrap_or_default();
+            let mut conn = client.describe();
+            conn["negotiated"] = first.protocol.into();
+            conn["streams"] = cfg.streams.into();
+            v["connection"] = conn;
+            v
+        },
     };
     summary.compute(&timeline, &cfg.thresholds);
     Ok((summary, timeline))

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use reqwest::Method;
+use hyper::Method;
 use serde_json::{json, Value};
 
 use super::scenario::{Kind, Paging, Params, Person, SeedData, Seeded};
@@ -102,6 +102,7 @@ pub async fn seed(
     tag: &str,
     shard: Shard,
     paging_chosen: bool,
+    caps: &crate::client::discovery::Capabilities,
 ) -> Result<SeedData, SeedError> {
     let policy = RetryPolicy::default();
     let mut data = SeedData::default();
@@ -198,9 +199,6 @@ pub async fn seed(
             .unwrap_or(params.users);
         if !paging_chosen {
             // Cursors when the server pages only that way (the Entra ID SCIM API, AWS).
-            let caps = crate::client::discovery::discover(client)
-                .await
-                .unwrap_or_default();
             if caps.index_paging == Some(false) && caps.cursor_paging == Some(true) {
                 params.paging = Paging::Cursor;
             }

@@ -1,82 +1,21 @@
-//! One raw HTTP/1.1 connection for load generation: a hyper `SendRequest` over a TCP
-//! stream that the caller owns, so a benchmark controls exactly how many connections
-//! exist (as wrk does) and pays no pool lookup per request. The import keeps using the
-//! pooled reqwest client in [`super::http`]; this is the lean path where generator CPU
-//! decides how much of a shared machine is left for the server under test.
-
-use std::time::Duration;
+//! Single connections for load generation, opened through the client's own connector
+//! (same TLS, ALPN, headers and credentials as [`super::ScimClient`]) but driven by hand:
+//! a benchmark controls exactly how many connections exist (as wrk and h2load do) and
+//! pays no pool lookup per request. On HTTP/2 one connection carries several streams:
+//! [`Conn::stream`] hands out another sender on the same connection.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::client::conn::{http1, http2};
+use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use hyper_util::client::legacy::connect::Connection;
+use hyper_util::rt::TokioExecutor;
+use tower::Service;
 
-use super::http::{Secret, TransportError};
+use super::http::ScimClient;
+use super::transport::{classify, HttpVersion, TransportError};
 use crate::scim::urns;
-
-/// Where to connect and what every request carries.
-#[derive(Clone)]
-pub struct Endpoint {
-    /// `host:port` to connect to.
-    pub authority: String,
-    /// Path prefix of the SCIM root (`/scim/v2`), without a trailing slash.
-    pub prefix: String,
-    host: HeaderValue,
-    auth: Option<HeaderValue>,
-    pub timeout: Duration,
-}
-
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("authority", &self.authority)
-            .field("prefix", &self.prefix)
-            .field("token", &self.auth.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
-
-impl Endpoint {
-    /// From a base URL `http://host:port/prefix`. Only plain HTTP: a load generator on
-    /// loopback or in a private network namespace has no use for TLS, and the handshake
-    /// cost would be measured as the server's.
-    pub fn parse(base: &str, token: Option<&Secret>, timeout: Duration) -> Result<Self, String> {
-        let rest = base.strip_prefix("http://").ok_or_else(|| {
-            format!("'{base}': the benchmark speaks plain http:// only; run it next to the server or through a local TLS-terminating proxy")
-        })?;
-        let (authority, prefix) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if authority.is_empty() {
-            return Err(format!("'{base}' has no host"));
-        }
-        let authority = if authority.contains(':') && !authority.ends_with(']') {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
-        let auth = match token {
-            Some(t) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose()))
-                    .map_err(|_| "the token contains characters that cannot go in an HTTP header; check for a stray newline".to_string())?;
-                v.set_sensitive(true);
-                Some(v)
-            }
-            None => None,
-        };
-        Ok(Endpoint {
-            host: HeaderValue::from_str(&authority).map_err(|e| e.to_string())?,
-            authority,
-            prefix: prefix.to_string(),
-            auth,
-            timeout,
-        })
-    }
-}
 
 /// An HTTP answer as a benchmark needs it.
 #[derive(Debug)]
@@ -85,29 +24,89 @@ pub struct RawReply {
     pub body: Bytes,
 }
 
-/// A single keep-alive connection; reconnects lazily after a failure.
+enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+/// One connection (or one stream's handle on a shared HTTP/2 connection); reconnects
+/// lazily after a failure.
 pub struct Conn {
-    ep: Endpoint,
-    tx: Option<SendRequest<Full<Bytes>>>,
+    client: ScimClient,
+    /// Headers of every request on this connection, built once (Host included on
+    /// HTTP/1.1; HTTP/2 carries the authority in the URI).
+    headers: HeaderMap,
+    tx: Option<Sender>,
+}
+
+/// The protocol a connection settled on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Negotiated {
+    Http1,
+    Http2,
 }
 
 impl Conn {
-    pub fn new(ep: Endpoint) -> Self {
-        Conn { ep, tx: None }
+    pub fn new(client: ScimClient) -> Self {
+        Conn {
+            client,
+            headers: HeaderMap::new(),
+            tx: None,
+        }
+    }
+
+    /// Another sender on the same HTTP/2 connection (`None` on HTTP/1.1 or when not
+    /// connected).
+    pub fn stream(&self) -> Option<Conn> {
+        match &self.tx {
+            Some(Sender::H2(tx)) => Some(Conn {
+                client: self.client.clone(),
+                headers: self.headers.clone(),
+                tx: Some(Sender::H2(tx.clone())),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        match self.tx {
+            Some(Sender::H1(_)) => Some(Negotiated::Http1),
+            Some(Sender::H2(_)) => Some(Negotiated::Http2),
+            None => None,
+        }
     }
 
     async fn connect(&mut self) -> Result<(), TransportError> {
-        let stream = TcpStream::connect(&self.ep.authority)
+        let base = self.client.base_url();
+        let host = base.host.clone();
+        let mut connector = self.client.transport().connector.clone();
+        let root = base.uri("")?;
+        let io = tokio::time::timeout(self.client.options().timeout, connector.call(root))
             .await
-            .map_err(|e| TransportError::Connect(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| TransportError::Connect(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        self.tx = Some(tx);
+            .map_err(|_| TransportError::Connect(format!("connecting to {host} timed out")))?
+            .map_err(|e| classify(e.as_ref(), &host))?;
+        let h2 = self.client.transport().version == HttpVersion::Http2
+            || io.connected().is_negotiated_h2();
+        let mut headers = self.client.headers().clone();
+        if h2 {
+            let (tx, conn) = http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(|e| classify(&e, &host))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            self.tx = Some(Sender::H2(tx));
+        } else {
+            let (tx, conn) = http1::handshake(io)
+                .await
+                .map_err(|e| classify(&e, &host))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            headers.insert(HOST, base.host_header());
+            self.tx = Some(Sender::H1(tx));
+        }
+        self.headers = headers;
         Ok(())
     }
 
@@ -119,48 +118,84 @@ impl Conn {
         Ok(())
     }
 
+    fn is_closed(&self) -> bool {
+        match &self.tx {
+            Some(Sender::H1(t)) => t.is_closed(),
+            Some(Sender::H2(t)) => t.is_closed(),
+            None => true,
+        }
+    }
+
     /// Sends one request (`path` relative to the SCIM root) and reads the whole answer.
+    /// A 401 with renewable credentials renews the token for the requests that follow;
+    /// this one is answered 401 (every attempt is a sample).
     pub async fn send(
         &mut self,
         method: Method,
         path: &str,
         body: Option<Bytes>,
     ) -> Result<RawReply, TransportError> {
-        if self.tx.as_ref().is_none_or(|t| t.is_closed()) {
+        if self.is_closed() {
             self.tx = None;
             self.connect().await?;
         }
-        let tx = self.tx.as_mut().expect("connected above");
-        if tx.ready().await.is_err() {
-            self.tx = None;
-            return Err(TransportError::Reset("connection closed".into()));
-        }
-        let mut rb = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.ep.prefix))
-            .header(HOST, self.ep.host.clone())
-            .header(ACCEPT, HeaderValue::from_static(urns::MEDIA_TYPE));
-        if let Some(a) = &self.ep.auth {
-            rb = rb.header(AUTHORIZATION, a.clone());
-        }
-        let has_body = body.is_some();
-        if has_body {
-            rb = rb.header(CONTENT_TYPE, HeaderValue::from_static(urns::MEDIA_TYPE));
-        }
-        let req = rb
-            .body(Full::new(body.unwrap_or_default()))
-            .map_err(|e| TransportError::Other(e.to_string()))?;
-        let exchange = async {
-            let resp = tx.send_request(req).await?;
-            let status = resp.status().as_u16();
-            let body = resp.into_body().collect().await?.to_bytes();
-            Ok::<_, hyper::Error>(RawReply { status, body })
+        let base = self.client.base_url();
+        let mut req = Request::new(Full::new(body.clone().unwrap_or_default()));
+        *req.method_mut() = method;
+        // HTTP/1.1 sends the origin form; HTTP/2 needs scheme and authority.
+        *req.uri_mut() = match self.tx {
+            Some(Sender::H2(_)) => base.uri(path)?,
+            _ => {
+                let mut s = String::with_capacity(base.prefix.len() + path.len());
+                s.push_str(&base.prefix);
+                s.push_str(path);
+                hyper::Uri::try_from(s).map_err(|e| TransportError::Other(e.to_string()))?
+            }
         };
-        match tokio::time::timeout(self.ep.timeout, exchange).await {
-            Ok(Ok(r)) => Ok(r),
+        *req.headers_mut() = self.headers.clone();
+        let auth = self.client.auth();
+        let token = auth.token().await?;
+        if let Some(t) = &token {
+            req.headers_mut().insert(AUTHORIZATION, t.header.clone());
+        }
+        if body.is_some() {
+            req.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(urns::MEDIA_TYPE));
+        }
+        let host = &base.host;
+        let exchange = async {
+            let resp = match self.tx.as_mut().expect("connected above") {
+                Sender::H1(tx) => {
+                    tx.ready().await.map_err(|e| classify(&e, host))?;
+                    tx.send_request(req).await
+                }
+                Sender::H2(tx) => {
+                    tx.ready().await.map_err(|e| classify(&e, host))?;
+                    tx.send_request(req).await
+                }
+            }
+            .map_err(|e| classify(&e, host))?;
+            let status = resp.status().as_u16();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| classify(&e, host))?
+                .to_bytes();
+            Ok::<_, TransportError>(RawReply { status, body })
+        };
+        match tokio::time::timeout(self.client.options().timeout, exchange).await {
+            Ok(Ok(r)) => {
+                if r.status == 401 {
+                    if let Some(t) = token {
+                        let _ = auth.renew_after_401(t.generation).await;
+                    }
+                }
+                Ok(r)
+            }
             Ok(Err(e)) => {
                 self.tx = None;
-                Err(TransportError::Reset(e.to_string()))
+                Err(e)
             }
             Err(_) => {
                 // The answer may still come on this connection; a fresh one keeps the
@@ -169,30 +204,5 @@ impl Conn {
                 Err(TransportError::Timeout)
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_base_urls() {
-        let t = Duration::from_secs(1);
-        let e = Endpoint::parse("http://127.0.0.1:8080/scim/v2/", None, t).unwrap();
-        assert_eq!(
-            (e.authority.as_str(), e.prefix.as_str()),
-            ("127.0.0.1:8080", "/scim/v2")
-        );
-        let e = Endpoint::parse("http://localhost", None, t).unwrap();
-        assert_eq!(
-            (e.authority.as_str(), e.prefix.as_str()),
-            ("localhost:80", "")
-        );
-        assert!(Endpoint::parse("https://x", None, t)
-            .unwrap_err()
-            .contains("http://"));
-        let e = Endpoint::parse("http://h:1", Some(&Secret::new("s3cret")), t).unwrap();
-        assert!(!format!("{e:?}").contains("s3cret"));
     }
 }

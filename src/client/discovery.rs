@@ -3,7 +3,7 @@
 //! that does not answer, or answers something else, is treated as offering nothing
 //! beyond the basics; explicit flags always win over what is discovered.
 
-use reqwest::Method;
+use hyper::Method;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -61,6 +61,8 @@ impl Capabilities {
 /// the target cannot be reached at all (no connection, a refused TLS certificate), which
 /// no later request would survive either.
 pub async fn discover(client: &ScimClient) -> Result<Capabilities, TransportError> {
+    // A token endpoint that refuses the client stops the command here, before a row.
+    client.authenticate().await?;
     let policy = RetryPolicy {
         max_attempts: 3,
         ..RetryPolicy::default()
@@ -76,7 +78,9 @@ pub async fn discover(client: &ScimClient) -> Result<Capabilities, TransportErro
     )
     .await;
     match e.outcome {
-        Err(t @ (TransportError::Connect(_) | TransportError::Tls(_))) => Err(t),
+        Err(
+            t @ (TransportError::Connect(_) | TransportError::Tls(_) | TransportError::Auth(_)),
+        ) => Err(t),
         outcome => Ok(outcome
             .ok()
             .filter(|r| r.is_success())

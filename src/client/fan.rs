@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use reqwest::Method;
+use hyper::Method;
 
 use super::retry::execute;
 use super::{RetryPolicy, ScimClient};

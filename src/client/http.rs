@@ -1,105 +1,89 @@
-//! HTTP transport for SCIM requests (reqwest): base URL, bearer token, SCIM media type,
-//! and replies reduced to what the dispatcher needs (status, SCIM error, Retry-After,
-//! ETag, Location) without parsing bodies it does not need.
+//! The pooled SCIM client every command uses (import, cleanup, seeding, probe): the
+//! base URL parsed once, the request headers built once (Accept, User-Agent, what
+//! `--header` adds), the bearer token from the one [`Auth`], a 401 answered by one
+//! renewal and one resend, and replies reduced to what the dispatcher needs (status,
+//! SCIM error, Retry-After, ETag, Location) without parsing bodies it does not need.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{
-    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, LOCATION, RETRY_AFTER,
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MATCH,
+    LOCATION, RETRY_AFTER, USER_AGENT,
 };
+use hyper::{Method, Request, Response};
 
+use super::auth::{Auth, Credentials, Secret};
+use super::tls::{TlsOptions, TlsSetupError};
+use super::transport::{BaseUrl, HttpVersion, Transport, TransportError, UrlError};
 use crate::scim::error::ErrorBody;
 use crate::scim::urns;
 
-/// A bearer token. Its Debug and Display never show it: tokens must not reach logs,
-/// reports or error messages.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// How to reach a target: TLS, HTTP version, credentials, extra headers, timeout.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub tls: TlsOptions,
+    pub version: HttpVersion,
+    pub credentials: Credentials,
+    /// `--header 'Name: value'`, in order; a later one replaces an earlier one.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Bound on one request, connect included.
+    pub timeout: Duration,
+}
 
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            tls: TlsOptions::default(),
+            version: HttpVersion::Auto,
+            credentials: Credentials::None,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
+impl ClientOptions {
+    /// Plain defaults with a static token (tests, the embedded server).
+    pub fn with_token(token: Option<&Secret>, timeout: Duration) -> Self {
+        ClientOptions {
+            credentials: token.map_or(Credentials::None, |t| Credentials::Static(t.clone())),
+            timeout,
+            ..ClientOptions::default()
+        }
     }
 }
 
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
+/// Whether a header carries a credential, so it is shown as `***` wherever headers are
+/// shown (results, messages).
+pub fn is_credential_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "authorization",
+        "cookie",
+        "token",
+        "secret",
+        "key",
+        "password",
+        "session",
+        "signature",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
-/// A request that got no HTTP answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TransportError {
-    #[error("the request timed out")]
-    Timeout,
-    #[error("could not connect: {0}")]
-    Connect(String),
-    /// The connection broke after the request may have been sent.
-    #[error("the connection was closed before an answer: {0}")]
-    Reset(String),
-    /// The TLS handshake failed: the target's certificate is not trusted or not valid.
-    #[error("the target's TLS certificate was refused ({0}); if it comes from a private CA or is self-signed, pass --ca-cert FILE with the CA's PEM certificate")]
-    Tls(String),
-    #[error("{0}")]
-    Other(String),
-}
-
-impl TransportError {
-    fn from_reqwest(e: reqwest::Error) -> Self {
-        // reqwest's messages can carry the URL; never the token, which is a header. The
-        // cause (a refused connection, an untrusted certificate) is in the source chain.
-        let mut msg = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            source = s.source();
-        }
-        if e.is_connect() && (msg.contains("certificate") || msg.contains("Certificate")) {
-            if msg.contains("CaUsedAsEndEntity") {
-                // `openssl req -x509` marks a self-signed certificate as a CA by default,
-                // and WebPKI rules refuse a CA certificate as the server's own.
-                msg.push_str(" — the server's certificate is marked as a CA; make it with -addext basicConstraints=critical,CA:FALSE (openssl) or sign it with a separate CA");
-            }
-            return TransportError::Tls(msg);
-        }
-        if e.is_timeout() {
-            TransportError::Timeout
-        } else if e.is_connect() {
-            TransportError::Connect(msg)
-        } else if e.is_request() || e.is_body() || e.is_decode() {
-            TransportError::Reset(msg)
-        } else {
-            TransportError::Other(msg)
-        }
-    }
-
-    /// A short name for counting: `timeout`, `connect`, `reset`, `other`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            TransportError::Timeout => "timeout",
-            TransportError::Connect(_) => "connect",
-            TransportError::Tls(_) => "tls",
-            TransportError::Reset(_) => "connection closed",
-            TransportError::Other(_) => "other",
-        }
-    }
-
-    /// Whether the server may have acted on the request (it reached the socket).
-    pub fn maybe_applied(&self) -> bool {
-        !matches!(self, TransportError::Connect(_) | TransportError::Tls(_))
-    }
+/// Why a client cannot be built; each says what to change.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    #[error(transparent)]
+    Auth(#[from] TransportError),
 }
 
 /// An HTTP answer.
@@ -113,6 +97,24 @@ pub struct Reply {
 }
 
 impl Reply {
+    pub fn from_response(resp: Response<Bytes>) -> Self {
+        let (parts, body) = resp.into_parts();
+        let header = |n| {
+            parts
+                .headers
+                .get(n)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Reply {
+            status: parts.status.as_u16(),
+            retry_after: retry_after(&parts.headers),
+            etag: header(ETAG),
+            location: header(LOCATION),
+            body,
+        }
+    }
+
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -145,133 +147,203 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
 /// A SCIM service provider at a base URL.
 #[derive(Clone)]
 pub struct ScimClient {
-    http: reqwest::Client,
-    base: String,
-    auth: Option<HeaderValue>,
+    inner: Arc<Inner>,
     /// Shared pacing that slows every request down when the target answers 429.
-    throttle: Option<std::sync::Arc<super::throttle::Throttle>>,
+    throttle: Option<Arc<super::throttle::Throttle>>,
+}
+
+struct Inner {
+    transport: Transport,
+    base: BaseUrl,
+    /// Sent with every request; built once.
+    headers: HeaderMap,
+    auth: Arc<Auth>,
+    options: ClientOptions,
 }
 
 impl fmt::Debug for ScimClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScimClient")
-            .field("base", &self.base)
-            .field("token", &self.auth.as_ref().map(|_| "***"))
+            .field("base", &self.inner.base.text)
+            .field("auth", &self.inner.auth)
             .finish()
     }
 }
 
 impl ScimClient {
-    /// `base` is the SCIM root (`https://host/scim/v2`); `timeout` bounds each request.
+    /// A client for the SCIM root `base` (`https://host/scim/v2`) keeping up to
+    /// `max_connections` connections open.
+    pub fn connect(
+        base: &str,
+        opts: &ClientOptions,
+        max_connections: usize,
+    ) -> Result<Self, ClientError> {
+        let base = BaseUrl::parse(base)?;
+        let transport = Transport::new(&opts.tls, opts.version, opts.timeout, max_connections)?;
+        let auth = Auth::new(
+            opts.credentials.clone(),
+            matches!(opts.credentials, Credentials::OAuth(_)).then(|| transport.clone()),
+        )?;
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(urns::MEDIA_TYPE));
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("scimload/", env!("CARGO_PKG_VERSION"))),
+        );
+        for (k, v) in &opts.headers {
+            let mut v = v.clone();
+            v.set_sensitive(is_credential_header(k.as_str()));
+            headers.insert(k.clone(), v);
+        }
+        Ok(ScimClient {
+            inner: Arc::new(Inner {
+                transport,
+                base,
+                headers,
+                auth,
+                options: opts.clone(),
+            }),
+            throttle: None,
+        })
+    }
+
+    /// Plain defaults with an optional static token.
     pub fn new(
         base: &str,
         token: Option<&Secret>,
         timeout: Duration,
         max_connections: usize,
-    ) -> Result<Self, String> {
-        Self::with_ca(base, token, timeout, max_connections, None)
-    }
-
-    /// As [`ScimClient::new`], also trusting the PEM certificates in `ca_pem` (a private
-    /// CA, a self-signed test server) besides the public roots.
-    pub fn with_ca(
-        base: &str,
-        token: Option<&Secret>,
-        timeout: Duration,
-        max_connections: usize,
-        ca_pem: Option<&[u8]>,
-    ) -> Result<Self, String> {
-        let mut auth = None;
-        if let Some(t) = token {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose()))
-                .map_err(|_| "the token contains characters that cannot go in an HTTP header; check for a stray newline".to_string())?;
-            v.set_sensitive(true);
-            auth = Some(v);
-        }
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .pool_max_idle_per_host(max_connections.max(1))
-            .tcp_nodelay(true)
-            .use_rustls_tls();
-        if let Some(pem) = ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("the CA file holds no usable PEM certificate ({e}); give the PEM certificate(s) of the CA that signed the target's"))?;
-            if certs.is_empty() {
-                return Err("the CA file holds no PEM certificate; give the PEM certificate(s) of the CA that signed the target's".into());
-            }
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(ScimClient {
-            http,
-            base: base.trim_end_matches('/').to_string(),
-            auth,
-            throttle: None,
-        })
+    ) -> Result<Self, ClientError> {
+        Self::connect(
+            base,
+            &ClientOptions::with_token(token, timeout),
+            max_connections,
+        )
     }
 
     /// Paces every request of this client (and its clones) through `throttle`.
-    pub fn with_throttle(mut self, throttle: std::sync::Arc<super::throttle::Throttle>) -> Self {
+    pub fn with_throttle(mut self, throttle: Arc<super::throttle::Throttle>) -> Self {
         self.throttle = Some(throttle);
         self
     }
 
     pub fn base(&self) -> &str {
-        &self.base
+        &self.inner.base.text
     }
 
-    /// Sends one request; `path` is relative to the base (`/Users?filter=…`).
+    pub fn base_url(&self) -> &BaseUrl {
+        &self.inner.base
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
+    pub fn auth(&self) -> &Arc<Auth> {
+        &self.inner.auth
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// The headers every request carries (credentials marked sensitive).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.inner.headers
+    }
+
+    /// How this client reaches its target, for results and reports: TLS verification,
+    /// HTTP version, kind of credential, and the extra headers with credentials as `***`.
+    pub fn describe(&self) -> serde_json::Value {
+        let o = &self.inner.options;
+        let tls = if !self.inner.base.is_tls() {
+            "none"
+        } else if o.tls.insecure {
+            "NOT VERIFIED (--insecure)"
+        } else if o.tls.client_identity.is_some() {
+            "verified, client certificate"
+        } else {
+            "verified"
+        };
+        let headers: serde_json::Map<String, serde_json::Value> = o
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_credential_header(k.as_str()) {
+                    "***".to_string()
+                } else {
+                    v.to_str().unwrap_or("(binary)").to_string()
+                };
+                (k.as_str().to_string(), shown.into())
+            })
+            .collect();
+        serde_json::json!({
+            "http": o.version,
+            "tls": tls,
+            "insecure": o.tls.insecure,
+            "credentials": o.credentials.kind(),
+            "headers": headers,
+        })
+    }
+
+    /// Gets the first token now (OAuth, token command), so a refused credential stops a
+    /// command before anything is sent.
+    pub async fn authenticate(&self) -> Result<(), TransportError> {
+        self.inner.auth.token().await.map(|_| ())
+    }
+
+    async fn once(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &Option<Bytes>,
+        if_match: Option<&str>,
+    ) -> Result<(Response<Bytes>, u64), TransportError> {
+        let inner = &*self.inner;
+        let mut req = Request::new(Full::new(body.clone().unwrap_or_default()));
+        *req.method_mut() = method.clone();
+        *req.uri_mut() = inner.base.uri(path)?;
+        *req.headers_mut() = inner.headers.clone();
+        let mut generation = 0;
+        if let Some(t) = inner.auth.token().await? {
+            req.headers_mut().insert(AUTHORIZATION, t.header.clone());
+            generation = t.generation;
+        }
+        if body.is_some() {
+            req.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(urns::MEDIA_TYPE));
+        }
+        if let Some(m) = if_match {
+            let v = HeaderValue::from_str(m)
+                .map_err(|_| TransportError::Other(format!("bad ETag {m:?}")))?;
+            req.headers_mut().insert(IF_MATCH, v);
+        }
+        let resp = inner.transport.exchange(req, &inner.base.host).await?;
+        Ok((resp, generation))
+    }
+
+    /// Sends one request; `path` is relative to the base (`/Users?filter=…`). A 401 with
+    /// renewable credentials renews the token once and sends again; then a 401 is final.
     pub async fn send(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         body: Option<Vec<u8>>,
         if_match: Option<&str>,
     ) -> Result<Reply, TransportError> {
-        let mut rb = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header(ACCEPT, HeaderValue::from_static(urns::MEDIA_TYPE));
-        if let Some(a) = &self.auth {
-            rb = rb.header(AUTHORIZATION, a.clone());
-        }
-        if let Some(m) = if_match {
-            rb = rb.header(reqwest::header::IF_MATCH, m);
-        }
-        if let Some(b) = body {
-            rb = rb
-                .header(CONTENT_TYPE, HeaderValue::from_static(urns::MEDIA_TYPE))
-                .body(b);
-        }
+        let body = body.map(Bytes::from);
         if let Some(t) = &self.throttle {
             t.acquire().await;
         }
-        let resp = rb.send().await.map_err(TransportError::from_reqwest)?;
+        let (mut resp, generation) = self.once(&method, path, &body, if_match).await?;
+        if resp.status() == 401 && self.inner.auth.renew_after_401(generation).await? {
+            resp = self.once(&method, path, &body, if_match).await?.0;
+        }
         let status = resp.status().as_u16();
         if let Some(t) = &self.throttle {
             t.record(status == 429, std::time::Instant::now());
         }
-        let headers = resp.headers();
-        let retry_after = retry_after(headers);
-        let header = |n| {
-            headers
-                .get(n)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let (etag, location) = (header(ETAG), header(LOCATION));
-        let body = resp.bytes().await.map_err(TransportError::from_reqwest)?;
-        Ok(Reply {
-            status,
-            body,
-            retry_after,
-            etag,
-            location,
-        })
+        Ok(Reply::from_response(resp))
     }
 }
 
@@ -280,9 +352,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_never_print() {
+    fn clients_never_print_their_token() {
         let s = Secret::new("hunter2");
-        assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
         let c = ScimClient::new("http://127.0.0.1:1", Some(&s), Duration::from_secs(1), 1).unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(ScimClient::new(
@@ -292,6 +363,7 @@ mod tests {
             1
         )
         .is_err());
+        assert!(is_credential_header("X-Api-Key") && !is_credential_header("User-Agent"));
     }
 
     #[test]

@@ -1,6 +1,11 @@
-//! The SCIM client shared by import and bench: an HTTP transport that never shows its
-//! token, and the retry policy that decides what a failure means.
+//! The SCIM client shared by every command: one transport (hyper over rustls, HTTP/1.1
+//! and HTTP/2), one set of credentials, the retry policy that decides what a failure
+//! means, and the dialects that shape requests as identity providers send them.
+//!
+//! Dependencies point one way: tls → transport → auth → http (pooled client) → conn
+//! (load connections) → the rest.
 
+pub mod auth;
 pub mod conn;
 pub mod dialect;
 pub mod discovery;
@@ -8,6 +13,10 @@ pub mod fan;
 pub mod http;
 pub mod retry;
 pub mod throttle;
+pub mod tls;
+pub mod transport;
 
-pub use http::{Reply, ScimClient, Secret, TransportError};
+pub use auth::{Auth, Credentials, Secret};
+pub use http::{ClientError, ClientOptions, Reply, ScimClient};
 pub use retry::{Decision, RetryPolicy};
+pub use transport::{HttpVersion, TransportError};

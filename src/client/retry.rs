@@ -11,7 +11,8 @@
 
 use std::time::Duration;
 
-use super::http::{Reply, TransportError};
+use super::http::Reply;
+use super::transport::TransportError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -90,6 +91,8 @@ impl RetryPolicy {
                 }
             }
             Ok(_) => Decision::Done,
+            // A refused certificate or credential is refused again: no retry loop.
+            Err(e) if e.is_fatal() => Decision::GiveUp,
             Err(e) if creates && e.maybe_applied() => Decision::LookUpFirst,
             Err(_) if last => Decision::GiveUp,
             Err(_) => Decision::Retry(self.backoff(attempt, u)),
@@ -208,7 +211,7 @@ pub fn error_key(o: &Result<Reply, TransportError>) -> Option<String> {
 pub async fn execute(
     client: &super::ScimClient,
     policy: &RetryPolicy,
-    method: reqwest::Method,
+    method: hyper::Method,
     path: &str,
     body: Option<&[u8]>,
     creates: bool,

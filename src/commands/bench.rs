@@ -15,7 +15,6 @@ use crate::bench::scenario::{parse_mix, Params};
 use crate::bench::threshold::{Metric, Threshold};
 use crate::bench::{self, BenchConfig, Sweep};
 use crate::cli::{BenchArgs, ReportArgs, ReportFormat};
-use crate::config;
 use crate::metrics::timeline::Timeline;
 use crate::report::{self, compare::Comparison, ReportData, Run};
 use crate::server::faults::FaultConfig;
@@ -46,9 +45,9 @@ fn clock_run_id() -> String {
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(t) = &a.target {
-        super::check_target(t, false)?;
+        super::check_target(t)?;
     }
-    let token = config::client_token(a.token_file.as_deref())?;
+    let client = super::client_options(&a.connect, a.timeout)?;
     let steps = match &a.steps {
         Some(list) => Some(
             list.split(',')
@@ -112,7 +111,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         },
         paging_chosen: a.paging.is_some(),
         base_url: String::new(),
-        token,
+        client,
         timeout: a.timeout,
         model: if a.closed {
             Model::Closed
@@ -123,6 +122,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             }
         },
         connections: a.connections.max(1) as usize,
+        streams: a.streams.max(1) as usize,
         warmup: a.warmup,
         duration: a.duration,
         max_requests: a.requests,
@@ -152,7 +152,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             None => {
                 let h = server::spawn(
                     ServerConfig {
-                        token: cfg.token.as_ref().map(|t| t.expose().to_string()),
+                        token: super::embedded_token(&cfg.client),
                         faults: FaultConfig::from(&a.faults),
                         ..ServerConfig::default()
                     },

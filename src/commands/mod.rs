@@ -77,17 +77,30 @@ pub fn gen(a: GenArgs) -> anyhow::Result<ExitCode> {
 
 /// A target must be an http:// URL: this build speaks no TLS, and a bad URL would
 /// otherwise fail every row one by one instead of stopping here.
-pub(crate) fn check_target(t: &str, tls: bool) -> anyhow::Result<()> {
-    let rest = match (t.strip_prefix("http://"), t.strip_prefix("https://")) {
-        (Some(r), _) => r,
-        (None, Some(_)) if !tls => bail!("{t}: bench measures over plain HTTP/1.1 connections of its own and does not speak TLS yet; benchmark an http:// endpoint (the server itself, or a proxy on 127.0.0.1 in front of it)"),
-        (None, Some(r)) => r,
-        _ => bail!("--target '{t}' is not a URL; give the SCIM base URL, e.g. http://127.0.0.1:8080 or https://host/scim/v2"),
-    };
-    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
-        bail!("--target '{t}' has no host; give the SCIM base URL, e.g. http://127.0.0.1:8080");
-    }
+pub(crate) fn check_target(t: &str) -> anyhow::Result<()> {
+    crate::client::transport::BaseUrl::parse(t).context("bad --target")?;
     Ok(())
+}
+
+/// The connection flags as client options; warns (every run) when certificates are not
+/// checked.
+pub(crate) fn client_options(
+    a: &crate::cli::ConnectArgs,
+    timeout: std::time::Duration,
+) -> anyhow::Result<crate::client::ClientOptions> {
+    let o = config::client_options(a, timeout)?;
+    if o.tls.insecure {
+        eprintln!("scimload: WARNING: --insecure: the target's certificate is not verified, so anyone on the path can read and change this traffic; the results record it");
+    }
+    Ok(o)
+}
+
+/// The token the embedded server expects: the client's static one, if any.
+pub(crate) fn embedded_token(o: &crate::client::ClientOptions) -> Option<String> {
+    match &o.credentials {
+        crate::client::Credentials::Static(t) => Some(t.expose().to_string()),
+        _ => None,
+    }
 }
 
 /// Which preset fits these columns.
@@ -157,9 +170,9 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         });
     }
     if let Some(t) = &a.target {
-        check_target(t, true)?;
+        check_target(t)?;
     }
-    let token = config::client_token(a.token_file.as_deref())?;
+    let client = client_options(&a.connect, a.timeout)?;
     let dialect = a.dialect.table();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -171,7 +184,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             None => {
                 let h = server::spawn(
                     ServerConfig {
-                        token: token.as_ref().map(|t| t.expose().to_string()),
+                        token: embedded_token(&client),
                         ..ServerConfig::default()
                     },
                     "127.0.0.1:0".parse()?,
@@ -186,7 +199,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         };
         let cfg = ImportConfig {
             base_url: base,
-            token,
+            client: client.clone(),
             concurrency: a.concurrency.max(1) as usize,
             lookup: a.lookup.unwrap_or(if dialect.lookup_before_create {
                 Lookup::Always
@@ -213,7 +226,6 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             }),
             rate: a.rate,
             adaptive: !a.no_adaptive,
-            ca_cert: config::read_ca(a.ca_cert.as_deref())?,
             bulk: a.bulk.unwrap_or(if a.dialect == crate::client::dialect::DialectName::Generic {
                 run::BulkMode::Auto
             } else {
@@ -323,7 +335,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
 
 pub fn cleanup(a: crate::cli::CleanupArgs) -> anyhow::Result<ExitCode> {
     if let Some(t) = &a.target {
-        check_target(t, true)?;
+        check_target(t)?;
     }
     if !a.state.exists() {
         bail!(
@@ -331,18 +343,16 @@ pub fn cleanup(a: crate::cli::CleanupArgs) -> anyhow::Result<ExitCode> {
             a.state.display()
         );
     }
-    let token = config::client_token(a.token_file.as_deref())?;
+    let client = client_options(&a.connect, std::time::Duration::from_secs(30))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let ca = config::read_ca(a.ca_cert.as_deref())?;
     let s = rt.block_on(crate::import::cleanup::cleanup(
         &a.state,
         a.target.as_deref(),
-        token.as_ref(),
+        &client,
         a.concurrency.max(1) as usize,
-        ca.as_deref(),
     ))?;
     if a.json {
         say(&serde_json::to_string_pretty(&s)?)?;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use reqwest::Method;
+use hyper::Method;
 use serde_json::Value;
 use tokio::task::JoinSet;
 

@@ -3,13 +3,12 @@
 //! and forget what is gone, so a cleanup interrupted halfway can simply be run again.
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde::Serialize;
 
 use super::state::{State, StateError};
 use crate::client::fan::delete_all;
-use crate::client::{ScimClient, Secret};
+use crate::client::{ClientOptions, ScimClient};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CleanupError {
@@ -44,17 +43,21 @@ impl CleanupSummary {
 pub async fn cleanup(
     state: &Path,
     target: Option<&str>,
-    token: Option<&Secret>,
+    opts: &ClientOptions,
     concurrency: usize,
-    ca_pem: Option<&[u8]>,
 ) -> Result<CleanupSummary, CleanupError> {
     let (recorded, users, groups) = State::contents(state)?;
     let base = target
         .unwrap_or(&recorded)
         .trim_end_matches('/')
         .to_string();
-    let client = ScimClient::with_ca(&base, token, Duration::from_secs(30), concurrency, ca_pem)
-        .map_err(CleanupError::Client)?;
+    let client = ScimClient::connect(&base, opts, concurrency)
+        .map_err(|e| CleanupError::Client(e.to_string()))?;
+    // An unreachable target, a refused certificate or credential stops here, before
+    // the first delete.
+    crate::client::discovery::discover(&client)
+        .await
+        .map_err(|e| CleanupError::Client(format!("cannot reach the target {base}: {e}")))?;
     let gone = |ids: &[String], ok: &[bool]| -> Vec<String> {
         ids.iter()
             .zip(ok)

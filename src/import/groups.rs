@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
+use hyper::Method;
 use serde_json::{json, Value};
 
 use super::run::Lookup;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
+use hyper::Method;
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -31,7 +31,7 @@ use super::worker::{account, verify_pending, Finished, Job, Tally, Worker};
 use crate::client::dialect::Dialect;
 use crate::client::discovery::discover;
 use crate::client::retry::{execute, Executed};
-use crate::client::{RetryPolicy, ScimClient, Secret};
+use crate::client::{RetryPolicy, ScimClient};
 use crate::mapping::MappingSpec;
 use crate::metrics::{Op, Recorder};
 use crate::scim::urns;
@@ -50,7 +50,8 @@ pub enum Lookup {
 #[derive(Debug, Clone)]
 pub struct ImportConfig {
     pub base_url: String,
-    pub token: Option<Secret>,
+    /// TLS, HTTP version, credentials and headers of every request.
+    pub client: crate::client::ClientOptions,
     pub concurrency: usize,
     pub lookup: Lookup,
     /// Request shapes: how lookups, updates and member changes are sent.
@@ -68,8 +69,6 @@ pub struct ImportConfig {
     /// Slow every request down when the target answers 429, then climb back
     /// (`--no-adaptive` turns it off).
     pub adaptive: bool,
-    /// Extra CA certificates (PEM) to trust for an https:// target.
-    pub ca_cert: Option<Vec<u8>>,
     /// Whether new users travel in `/Bulk` requests.
     pub bulk: BulkMode,
     /// Operations per Bulk request at most (else the target's maxOperations).
@@ -216,14 +215,8 @@ pub async fn run(
 ) -> Result<ImportSummary, IngestError> {
     let t0 = Instant::now();
     let started = std::time::SystemTime::now();
-    let client = ScimClient::with_ca(
-        &cfg.base_url,
-        cfg.token.as_ref(),
-        cfg.timeout,
-        cfg.concurrency,
-        cfg.ca_cert.as_deref(),
-    )
-    .map_err(IngestError::Sink)?;
+    let client = ScimClient::connect(&cfg.base_url, &cfg.client, cfg.concurrency)
+        .map_err(|e| IngestError::Sink(e.to_string()))?;
     let throttle = Arc::new(crate::client::throttle::Throttle::default());
     let client = if cfg.adaptive {
         client.with_throttle(throttle.clone())
@@ -234,7 +227,7 @@ pub async fn run(
     // reached (or whose certificate is refused) stops the import here.
     let caps = discover(&client).await.map_err(|e| {
         let hint = match e {
-            crate::client::TransportError::Tls(_) => "",
+            crate::client::TransportError::Tls(_) | crate::client::TransportError::Auth(_) => "",
             _ => "; check the URL and that the server runs",
         };
         IngestError::Sink(format!(

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
+use hyper::Method;
 use serde_json::Value;
 
 use super::run::Missing;

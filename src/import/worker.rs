@@ -7,7 +7,7 @@ use std::io::BufWriter;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
+use hyper::Method;
 use serde_json::Value;
 
 use super::run::Lookup;

@@ -13,6 +13,8 @@ pub struct Received {
     /// Path and query as sent, e.g. `/Users?filter=userName%20eq%20%22a%22`.
     pub target: String,
     pub body: Bytes,
+    /// `HTTP/1.1` or `HTTP/2`, as the connection spoke.
+    pub version: &'static str,
 }
 
 impl Received {

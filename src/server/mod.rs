@@ -12,6 +12,7 @@ pub mod faults;
 pub mod handlers;
 pub mod journal;
 pub mod members;
+pub mod oauth;
 pub mod order;
 pub mod profile;
 pub mod render;
@@ -57,8 +58,12 @@ pub struct ServerConfig {
     pub base_url: Option<String>,
     /// Keep a record of every request received (tests).
     pub journal: Option<Arc<journal::Journal>>,
-    /// Serve HTTPS with this configuration (`--tls-cert`, `--tls-key`).
+    /// Serve HTTPS with this configuration (`--tls-cert`, `--tls-key`, `--client-ca`).
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Speak HTTP/2 as well as HTTP/1.1 (`--http2`).
+    pub http2: bool,
+    /// Issue and accept short-lived OAuth tokens (`--oauth`).
+    pub oauth: Option<Arc<oauth::Issuer>>,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +79,8 @@ impl Default for ServerConfig {
             base_url: None,
             journal: None,
             tls: None,
+            http2: false,
+            oauth: None,
         }
     }
 }
@@ -135,6 +142,7 @@ pub fn app(state: Arc<App>) -> Router {
         .route("/Schemas/{id}", get(discovery::schema))
         .route("/ResourceTypes", get(discovery::resource_types))
         .route("/ResourceTypes/{id}", get(discovery::resource_type))
+        .route("/oauth2/token", post(oauth::token))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(|| async {
             ScimError::new(
@@ -149,12 +157,6 @@ pub fn app(state: Arc<App>) -> Router {
             auth::require_token,
         ))
         .with_state(state)
-}
-
-fn is_discovery(path: &str) -> bool {
-    ["/ServiceProviderConfig", "/Schemas", "/ResourceTypes"]
-        .iter()
-        .any(|p| path.starts_with(p))
 }
 
 fn rejection(status: u16, retry_after: Duration, profile: &Profile) -> Response {
@@ -260,7 +262,7 @@ pub async fn serve(
             let faults = faults.clone();
             let journal = journal.clone();
             async move {
-                if let Some(f) = faults.as_ref().filter(|_| !is_discovery(req.uri().path())) {
+                if let Some(f) = faults.as_ref().filter(|_| !auth::is_open(req.uri().path())) {
                     match f.apply().await {
                         Action::Proceed => {}
                         Action::Drop => return Err(DroppedByFault),
@@ -284,6 +286,10 @@ pub async fn serve(
                                 .map_or("", |p| p.as_str())
                                 .to_string(),
                             body: bytes.clone(),
+                            version: match parts.version {
+                                hyper::Version::HTTP_2 => "HTTP/2",
+                                _ => "HTTP/1.1",
+                            },
                         });
                         hyper::Request::from_parts(parts, Body::from(bytes))
                     }
@@ -295,28 +301,48 @@ pub async fn serve(
         });
         let watcher = graceful.watcher();
         let tls = tls.clone();
+        let http2 = state.cfg.http2;
         tokio::spawn(async move {
-            let mut http = hyper::server::conn::http1::Builder::new();
+            // The handshake runs in the connection's task, so a slow or broken client
+            // never holds up the accept loop.
             match tls {
-                // The handshake runs in the connection's task, so a slow or broken
-                // client never holds up the accept loop.
                 Some(acceptor) => {
                     if let Ok(s) = acceptor.accept(stream).await {
-                        let conn = http.keep_alive(true).serve_connection(TokioIo::new(s), svc);
-                        let _ = watcher.watch(conn).await;
+                        serve_connection(TokioIo::new(s), svc, http2, watcher).await;
                     }
                 }
-                None => {
-                    let conn = http
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), svc);
-                    let _ = watcher.watch(conn).await;
-                }
+                None => serve_connection(TokioIo::new(stream), svc, http2, watcher).await,
             }
         });
     }
     drop(listener);
     let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// Serves one connection: HTTP/1.1 only, or with `http2` whichever the client speaks
+/// (hyper-util reads the h2 preface; on TLS, ALPN has already settled it).
+async fn serve_connection<I, S>(
+    io: I,
+    svc: S,
+    http2: bool,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = Response>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if http2 {
+        let b = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        let conn = b.serve_connection(io, svc);
+        let _ = watcher.watch(conn).await;
+    } else {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        let conn = b.keep_alive(true).serve_connection(io, svc);
+        let _ = watcher.watch(conn).await;
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -45,7 +45,7 @@ fn serve_explains_bad_flag_values() {
 fn import_refuses_targets_it_cannot_reach_before_reading_anything() {
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/workday-1k.csv");
     for (target, says) in [
-        ("localhost:8080", "is not a URL"),
+        ("localhost:8080", "has no http:// or https://"),
         // Nothing listens on port 1: refused before any row is read.
         ("https://127.0.0.1:1/v2", "cannot reach the target"),
         ("http://", "has no host"),

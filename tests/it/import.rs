@@ -137,7 +137,7 @@ async fn held(base: &str) -> BTreeMap<String, BTreeSet<String>> {
 fn config(base: String) -> ImportConfig {
     ImportConfig {
         base_url: base,
-        token: None,
+        client: Default::default(),
         concurrency: 64,
         lookup: Lookup::OnConflict,
         dialect: &scimload::client::dialect::GENERIC,
@@ -153,7 +153,6 @@ fn config(base: String) -> ImportConfig {
         state: None,
         rate: None,
         adaptive: true,
-        ca_cert: None,
         bulk: run::BulkMode::Never,
         bulk_size: None,
         missing: run::Missing::Keep,
@@ -727,7 +726,7 @@ async fn cleanup_deletes_what_the_state_recorded() {
     )
     .await
     .unwrap();
-    let done = scimload::import::cleanup::cleanup(&state, None, None, 8, None)
+    let done = scimload::import::cleanup::cleanup(&state, None, &Default::default(), 8)
         .await
         .unwrap();
     assert_eq!(
@@ -743,7 +742,7 @@ async fn cleanup_deletes_what_the_state_recorded() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["userName"], "not-ours");
     assert!(list_all(&c, "Groups").await.is_empty());
-    let again = scimload::import::cleanup::cleanup(&state, None, None, 8, None)
+    let again = scimload::import::cleanup::cleanup(&state, None, &Default::default(), 8)
         .await
         .unwrap();
     assert_eq!((again.users_deleted, again.groups_deleted), (0, 0));

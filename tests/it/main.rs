@@ -15,3 +15,4 @@ mod server_api;
 mod server_faults;
 mod server_profiles;
 mod tls;
+mod transport;

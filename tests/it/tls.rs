@@ -22,7 +22,7 @@ async fn import_over_https_trusts_the_given_ca_and_refuses_an_unknown_one() {
     let (cert, key) = certificate(&dir);
     let srv = spawn(
         ServerConfig {
-            tls: Some(tls::server_config(&cert, &key).unwrap()),
+            tls: Some(tls::server_config(&cert, &key, None, false).unwrap()),
             ..ServerConfig::default()
         },
         "127.0.0.1:0".parse().unwrap(),
@@ -32,14 +32,14 @@ async fn import_over_https_trusts_the_given_ca_and_refuses_an_unknown_one() {
     let url = srv.url();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let pem = std::fs::read(&cert).unwrap();
-    let client = scimload::client::ScimClient::with_ca(
-        &url,
-        None,
-        std::time::Duration::from_secs(5),
-        2,
-        Some(&pem),
-    )
-    .unwrap();
+    let opts = scimload::client::ClientOptions {
+        tls: scimload::client::tls::TlsOptions {
+            ca: Some(("cert.pem".into(), pem)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let client = scimload::client::ScimClient::connect(&url, &opts, 2).unwrap();
     let users = || async {
         let r = client
             .send(reqwest::Method::GET, "/Users?count=0", None, None)
@@ -106,7 +106,9 @@ fn serve_refuses_a_key_that_is_not_one() {
     let dir = std::env::temp_dir().join(format!("scimload-tls-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, _) = certificate(&dir);
-    let e = tls::server_config(&cert, &cert).unwrap_err().to_string();
+    let e = tls::server_config(&cert, &cert, None, false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("private key") && e.contains("PEM"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,370 @@
+//! The one HTTP transport under every command: hyper 1 over a hyper-rustls connector
+//! (HTTP/1.1 and HTTP/2, ALPN on TLS, prior-knowledge h2c), with the base URL parsed once
+//! and failures sorted into [`TransportError`]s that say what to do.
+//!
+//! Two ways to use it: the pooled client ([`Transport::pool`]) for imports, cleanup,
+//! seeding and token endpoints, and single connections opened through the same
+//! connector ([`super::conn`]) for load generation, where the number of connections must
+//! be exactly what the user asked for and no pool lookup may cost CPU per request.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::HeaderValue;
+use hyper::http::uri::{Authority, Scheme};
+use hyper::{Request, Response, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio_rustls::rustls;
+
+use super::tls::{self, TlsOptions, TlsSetupError};
+
+pub type Connector = HttpsConnector<HttpConnector>;
+pub type Pool = Client<Connector, Full<Bytes>>;
+
+/// Which HTTP versions to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpVersion {
+    /// HTTP/1.1 on plain connections; on TLS whatever ALPN settles (h2 preferred).
+    #[default]
+    Auto,
+    /// HTTP/1.1 only (`--http1`).
+    Http1,
+    /// HTTP/2 only (`--http2`): ALPN h2 on TLS, prior knowledge (h2c) on plain HTTP.
+    Http2,
+}
+
+/// A request that got no HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("the request timed out")]
+    Timeout,
+    /// Nothing was sent: refused, unreachable, or the name did not resolve.
+    #[error("could not connect: {0}")]
+    Connect(String),
+    /// The connection broke after the request may have been sent.
+    #[error("the connection was closed before an answer: {0}")]
+    Reset(String),
+    /// The TLS handshake failed; the message names the fix.
+    #[error("{0}")]
+    Tls(String),
+    /// No credential could be had (token endpoint or token command failed).
+    #[error("{0}")]
+    Auth(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl TransportError {
+    /// A short name for counting: `timeout`, `connect`, `tls`, `auth`, `connection
+    /// closed`, `other`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportError::Timeout => "timeout",
+            TransportError::Connect(_) => "connect",
+            TransportError::Tls(_) => "tls",
+            TransportError::Auth(_) => "auth",
+            TransportError::Reset(_) => "connection closed",
+            TransportError::Other(_) => "other",
+        }
+    }
+
+    /// Whether the server may have acted on the request (it reached the socket).
+    pub fn maybe_applied(&self) -> bool {
+        !matches!(
+            self,
+            TransportError::Connect(_) | TransportError::Tls(_) | TransportError::Auth(_)
+        )
+    }
+
+    /// Whether the same request can never succeed as things stand (a certificate or a
+    /// credential problem): retrying only repeats the refusal.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, TransportError::Tls(_) | TransportError::Auth(_))
+    }
+}
+
+/// Why a base URL cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "'{url}' {why}; give the SCIM base URL, e.g. https://host/scim/v2 or http://127.0.0.1:8080"
+)]
+pub struct UrlError {
+    pub url: String,
+    pub why: &'static str,
+}
+
+/// A SCIM root, parsed once: requests are built from its pieces, never by re-parsing.
+#[derive(Debug, Clone)]
+pub struct BaseUrl {
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// Host name as the certificate must name it (no brackets, no port).
+    pub host: String,
+    /// Path of the SCIM root without a trailing slash (`/scim/v2`, or empty).
+    pub prefix: String,
+    /// `scheme://authority` + prefix, as given (trailing slash removed).
+    pub text: String,
+}
+
+impl BaseUrl {
+    pub fn parse(url: &str) -> Result<Self, UrlError> {
+        let err = |why| UrlError {
+            url: url.to_string(),
+            why,
+        };
+        let after_scheme = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        if after_scheme.is_some_and(|r| r.is_empty() || r.starts_with('/')) {
+            return Err(err("has no host"));
+        }
+        let trimmed = url.trim_end_matches('/');
+        if trimmed.contains(char::is_whitespace) {
+            return Err(err("contains white space"));
+        }
+        let uri: Uri = trimmed.parse().map_err(|_| err("is not a URL"))?;
+        let scheme = uri
+            .scheme()
+            .cloned()
+            .ok_or_else(|| err("has no http:// or https://"))?;
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            return Err(err("is neither http:// nor https://"));
+        }
+        let authority = uri.authority().cloned().ok_or_else(|| err("has no host"))?;
+        if authority.host().is_empty() {
+            return Err(err("has no host"));
+        }
+        if uri.query().is_some() {
+            return Err(err("has a query string"));
+        }
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let prefix = uri.path().trim_end_matches('/').to_string();
+        Ok(BaseUrl {
+            text: format!("{scheme}://{authority}{prefix}"),
+            scheme,
+            authority,
+            host,
+            prefix,
+        })
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.scheme == Scheme::HTTPS
+    }
+
+    /// The absolute URI of `path` (relative to the root, starting with `/`).
+    pub fn uri(&self, path: &str) -> Result<Uri, TransportError> {
+        let mut s = String::with_capacity(self.text.len() + path.len());
+        s.push_str(&self.text);
+        s.push_str(path);
+        Uri::try_from(s).map_err(|e| TransportError::Other(format!("bad request path {path}: {e}")))
+    }
+
+    /// `Host` header value for HTTP/1.1.
+    pub fn host_header(&self) -> HeaderValue {
+        HeaderValue::from_str(self.authority.as_str()).expect("an authority is a valid header")
+    }
+}
+
+/// The connector and the pooled client over it, for one TLS setup and HTTP version.
+#[derive(Clone)]
+pub struct Transport {
+    pub pool: Pool,
+    pub connector: Connector,
+    pub version: HttpVersion,
+    pub timeout: Duration,
+}
+
+impl Transport {
+    /// `max_idle` connections per host are kept open between requests.
+    pub fn new(
+        tls: &TlsOptions,
+        version: HttpVersion,
+        timeout: Duration,
+        max_idle: usize,
+    ) -> Result<Self, TlsSetupError> {
+        // ALPN is the connector's to set, from the versions enabled below: h2 and
+        // http/1.1 for Auto (h2 preferred), one of them when forced.
+        let cfg = tls::client_config(tls, &[])?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(timeout));
+        let b = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*cfg).clone())
+            .https_or_http();
+        let connector = match version {
+            HttpVersion::Auto => b.enable_all_versions().wrap_connector(http),
+            HttpVersion::Http1 => b.enable_http1().wrap_connector(http),
+            HttpVersion::Http2 => b.enable_http2().wrap_connector(http),
+        };
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_max_idle_per_host(max_idle.max(1))
+            .pool_idle_timeout(Duration::from_secs(60));
+        if version == HttpVersion::Http2 {
+            builder.http2_only(true);
+        }
+        Ok(Transport {
+            pool: builder.build(connector.clone()),
+            connector,
+            version,
+            timeout,
+        })
+    }
+
+    /// Sends `req` on the pool and reads the whole answer within the timeout.
+    pub async fn exchange(
+        &self,
+        req: Request<Full<Bytes>>,
+        host: &str,
+    ) -> Result<Response<Bytes>, TransportError> {
+        let work = async {
+            let resp = self
+                .pool
+                .request(req)
+                .await
+                .map_err(|e| classify(&e, host))?;
+            let (parts, body) = resp.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| classify(&e, host))?
+                .to_bytes();
+            Ok(Response::from_parts(parts, body))
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or(Err(TransportError::Timeout))
+    }
+}
+
+/// The rustls error somewhere in `e`'s chain (hyper-rustls wraps it in an io::Error,
+/// whose `source` skips the wrapped error itself, hence `get_ref`).
+fn find_rustls<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        if let Some(r) = x.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(inner) = x
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if let Some(r) = find_rustls(inner) {
+                return Some(r);
+            }
+        }
+        cur = x.source();
+    }
+    None
+}
+
+fn chain_text(e: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        let s = x.to_string();
+        if !s.is_empty() && !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        if let Some(inner) = x
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            let s = inner.to_string();
+            if !parts.iter().any(|p| p.contains(&s)) {
+                parts.push(s);
+            }
+        }
+        cur = x.source();
+    }
+    parts.join(": ")
+}
+
+fn has_io_kind(e: &(dyn StdError + 'static), kind: std::io::ErrorKind) -> bool {
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        if x.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == kind)
+        {
+            return true;
+        }
+        cur = x.source();
+    }
+    false
+}
+
+/// Sorts a failed exchange into what it means for the caller. `host` names the target
+/// in messages about certificates.
+pub fn classify(e: &(dyn StdError + 'static), host: &str) -> TransportError {
+    if let Some(r) = find_rustls(e) {
+        return TransportError::Tls(tls::explain(r, host));
+    }
+    let text = chain_text(e);
+    let lower = text.to_ascii_lowercase();
+    let is_connect = e
+        .downcast_ref::<hyper_util::client::legacy::Error>()
+        .is_some_and(|l| l.is_connect());
+    if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        return TransportError::Connect(format!(
+            "cannot resolve the host name '{host}' ({text}); check the URL and this machine's DNS"
+        ));
+    }
+    if has_io_kind(e, std::io::ErrorKind::ConnectionRefused) {
+        return TransportError::Connect(format!(
+            "{host} refused the connection ({text}); check the port and that the server runs"
+        ));
+    }
+    if has_io_kind(e, std::io::ErrorKind::TimedOut) && is_connect {
+        return TransportError::Connect(format!("connecting to {host} timed out ({text})"));
+    }
+    if is_connect {
+        return TransportError::Connect(text);
+    }
+    if lower.contains("go away")
+        || lower.contains("goaway")
+        || lower.contains("connection error received")
+    {
+        return TransportError::Reset(format!(
+            "the server ended the HTTP/2 connection (GOAWAY: {text}); requests on it were not all answered"
+        ));
+    }
+    TransportError::Reset(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_parse_once() {
+        let b = BaseUrl::parse("https://scim.example.com/scim/v2/").unwrap();
+        assert_eq!(b.text, "https://scim.example.com/scim/v2");
+        assert_eq!(
+            (b.host.as_str(), b.prefix.as_str()),
+            ("scim.example.com", "/scim/v2")
+        );
+        assert!(b.is_tls());
+        assert_eq!(
+            b.uri("/Users?count=1").unwrap().to_string(),
+            "https://scim.example.com/scim/v2/Users?count=1"
+        );
+        let b = BaseUrl::parse("http://[::1]:8080").unwrap();
+        assert_eq!((b.host.as_str(), b.prefix.as_str()), ("::1", ""));
+        for bad in ["ftp://x", "x", "http://", "http://h/a b", "http://h/?q=1"] {
+            let e = BaseUrl::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("give the SCIM base URL"), "{bad}: {e}");
+        }
+    }
+}
