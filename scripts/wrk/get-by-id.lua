@@ -1,5 +1,8 @@
 -- GET /Users/{id} over the ids listed (one per line) in the file named by $IDS, in
--- turn: the same requests `scimload bench get` sends.
+-- turn. scripts/bench-vs-wrk.sh writes that list as seeded uniform draws from the
+-- seeded users, as `scimload bench get` picks its users: the same requests, the same
+-- spread over the server's store (a walk in insertion order is kinder to its caches and
+-- measured ~15% faster on one server core).
 local ids = {}
 
 function init(args)

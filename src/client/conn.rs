@@ -89,7 +89,10 @@ impl Conn {
             || io.connected().is_negotiated_h2();
         let mut headers = self.client.headers().clone();
         if h2 {
-            let (tx, conn) = http2::handshake(TokioExecutor::new(), io)
+            let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+                .initial_stream_window_size(super::transport::H2_WINDOW)
+                .initial_connection_window_size(super::transport::H2_WINDOW)
+                .handshake(io)
                 .await
                 .map_err(|e| classify(&e, &host))?;
             tokio::spawn(async move {

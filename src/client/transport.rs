@@ -24,6 +24,12 @@ use tokio_rustls::rustls;
 use super::tls::{self, TlsOptions, TlsSetupError};
 
 pub type Connector = HttpsConnector<HttpConnector>;
+
+/// HTTP/2 flow-control window of our side (stream and connection): large, as h2load's
+/// default (2^30 - 1), so the server is never held back and never spends frames on
+/// WINDOW_UPDATEs for answers we read at once. Measured against `scimload serve` on one
+/// core: h2load made 84k requests/s with 64 KiB windows, 89k with 1 GiB ones.
+pub const H2_WINDOW: u32 = (1 << 30) - 1;
 pub type Pool = Client<Connector, Full<Bytes>>;
 
 /// Which HTTP versions to speak.
@@ -212,6 +218,9 @@ impl Transport {
         builder
             .pool_max_idle_per_host(max_idle.max(1))
             .pool_idle_timeout(Duration::from_secs(60));
+        builder
+            .http2_initial_stream_window_size(H2_WINDOW)
+            .http2_initial_connection_window_size(H2_WINDOW);
         if version == HttpVersion::Http2 {
             builder.http2_only(true);
         }

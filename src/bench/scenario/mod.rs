@@ -302,8 +302,14 @@ impl Scenario {
         (self.kind == Kind::GroupMembers).then_some(self.steps.len() as u64)
     }
 
+    /// A seeded user drawn uniformly (by hash of the request number and a stream), as
+    /// the reference tools' id lists are drawn in scripts/bench-vs-wrk.sh.
+    fn seeded(&self, m: u64, stream: u64) -> &Seeded {
+        &self.seed.users[(pick(m, stream) % self.seed.users.len() as u64) as usize]
+    }
+
     fn user(&self, m: u64, stream: u64) -> (&Seeded, Person) {
-        let u = &self.seed.users[(pick(m, stream) % self.seed.users.len() as u64) as usize];
+        let u = self.seeded(m, stream);
         (u, Person::new(&self.tag, "s", u.number))
     }
 
@@ -319,7 +325,7 @@ impl Scenario {
                 create_user(&Person::new(&self.tag, "c", i), i)
             }
             Kind::Get => {
-                let (u, _) = self.user(m, 1);
+                let u = self.seeded(m, 1);
                 Req::get(Op::GetUser, format!("/Users/{}", u.id))
             }
             Kind::Filter => self.filter(m),
