@@ -112,7 +112,7 @@ struct Tags {
 }
 
 /// Live progress: a line per second.
-pub type Progress = Option<Box<dyn Fn(&str) + Send>>;
+pub type Progress = Option<Box<dyn Fn(&str) + Send + Sync>>;
 
 struct Aggregator {
     timeline: Timeline,

@@ -39,11 +39,7 @@ fn detail(e: &Executed) -> String {
 
 /// The `id` of a created resource.
 pub fn id_of(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        id: String,
-    }
-    serde_json::from_slice::<Id>(body).ok().map(|i| i.id)
+    crate::client::http::id_in(body)
 }
 
 /// Creates one resource, or finds it when it exists already (a re-run with the same

@@ -176,7 +176,11 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         } else {
             Some(Box::new(|l: &str| eprintln!("scimload: {l}")))
         };
-        let r = bench::run(&cfg, progress).await;
+        // On a runtime worker, not in block_on on this thread: the aggregator is woken
+        // by every sample batch, and waking a thread parked in block_on costs a futex.
+        let r = tokio::spawn(async move { bench::run(&cfg, progress).await })
+            .await
+            .context("the benchmark task failed")?;
         if tty && !quiet {
             eprintln!();
         }

@@ -199,6 +199,35 @@ fn launch(
     creates
 }
 
+/// Users per message from the reader thread to the dispatcher.
+const JOB_CHUNK: usize = 64;
+
+/// The dispatcher's end of the reader's channel: chunks in, one user at a time out.
+/// `recv` is cancel-safe (it is polled in a `select!`): a user is taken from the chunk
+/// only when it is returned.
+struct JobFeed {
+    rx: mpsc::Receiver<Vec<Job>>,
+    chunk: std::vec::IntoIter<Job>,
+}
+
+impl JobFeed {
+    fn new(rx: mpsc::Receiver<Vec<Job>>) -> Self {
+        JobFeed {
+            rx,
+            chunk: Vec::new().into_iter(),
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Job> {
+        loop {
+            if let Some(j) = self.chunk.next() {
+                return Some(j);
+            }
+            self.chunk = self.rx.recv().await?.into_iter();
+        }
+    }
+}
+
 /// A flag value as the command line spells it (`on-conflict`, `entra-legacy`).
 fn value_name(v: impl clap::ValueEnum) -> String {
     v.to_possible_value()
@@ -235,7 +264,12 @@ pub async fn run(
             cfg.base_url
         ))
     })?;
-    let (tx, mut rx) = mpsc::channel::<Job>(cfg.concurrency.max(16) * 4);
+    // Users travel to the dispatcher JOB_CHUNK at a time: one wake-up of the reader
+    // thread per chunk rather than per user (each was a futex round trip on cores the
+    // target shares).
+    let (tx, rx) =
+        mpsc::channel::<Vec<Job>>((cfg.concurrency.max(16) * 4).div_ceil(JOB_CHUNK).max(2));
+    let mut rx = JobFeed::new(rx);
     let file_size = std::fs::metadata(path).map_or(0, |m| m.len());
     let rows_at_start = crate::source::ROWS_READ.load(std::sync::atomic::Ordering::Relaxed);
     let bytes_at_start = crate::source::BYTES_READ.load(std::sync::atomic::Ordering::Relaxed);
@@ -256,6 +290,7 @@ pub async fn run(
         let mut later: Vec<(u32, String)> = Vec::new();
         let mut next_seq = 0u32;
         ingest(&path_owned, &spec_owned, &opts_owned, |batch| {
+            let mut chunk: Vec<Job> = Vec::with_capacity(JOB_CHUNK);
             for o in batch {
                 out.rows += 1;
                 match dups.screen(o) {
@@ -276,12 +311,18 @@ pub async fn run(
                             },
                             None => None,
                         };
-                        tx.blocking_send(Job {
+                        chunk.push(Job {
                             seq,
                             user: u,
                             manager,
-                        })
-                        .map_err(|_| "the dispatcher stopped".to_string())?;
+                        });
+                        if chunk.len() == JOB_CHUNK {
+                            tx.blocking_send(std::mem::replace(
+                                &mut chunk,
+                                Vec::with_capacity(JOB_CHUNK),
+                            ))
+                            .map_err(|_| "the dispatcher stopped".to_string())?;
+                        }
                     }
                     RowOutcome::Rejected(r) => {
                         if let Some(id) = &r.external_id {
@@ -290,6 +331,10 @@ pub async fn run(
                         rejects.take(&r)?
                     }
                 }
+            }
+            if !chunk.is_empty() {
+                tx.blocking_send(chunk)
+                    .map_err(|_| "the dispatcher stopped".to_string())?;
             }
             Ok(())
         })?;

@@ -273,18 +273,20 @@ fn write_loop(
     let e = sql(path);
     let mut open = true;
     while open {
-        // Block for the first record, then take what else arrived within 100 ms, up to 500.
+        // Block for the first record, then let the others gather for 20 ms and take
+        // them all in one transaction: waking for every record (as recv_timeout does)
+        // cost a futex round trip per user on cores the target shares.
         let first = match rx.recv() {
             Ok(r) => r,
             Err(_) => break,
         };
         let mut batch = vec![first];
-        let deadline = std::time::Instant::now() + Duration::from_millis(100);
-        while batch.len() < 500 {
-            match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+        std::thread::sleep(Duration::from_millis(20));
+        loop {
+            match rx.try_recv() {
                 Ok(r) => batch.push(r),
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
                     open = false;
                     break;
                 }

@@ -62,17 +62,7 @@ impl Finished {
 }
 
 pub(super) fn id_from(reply: &Reply) -> Option<String> {
-    let v: Value = serde_json::from_slice(&reply.body).ok()?;
-    v.get("id")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| {
-            reply
-                .location
-                .as_deref()
-                .and_then(|l| l.rsplit('/').next())
-                .map(str::to_string)
-        })
+    reply.resource_id()
 }
 
 pub(super) fn detail(o: &Result<Reply, TransportError>) -> String {
