@@ -102,8 +102,11 @@ pub struct Token {
     pub header: HeaderValue,
     /// Counts renewals: a 401 on generation g renews only if nobody renewed since.
     pub generation: u64,
+    /// From here one request renews it while the others go on with it...
     refresh_at: Option<Instant>,
-    expires_at: Option<Instant>,
+    /// ...until here; after this they wait for the renewal, so that no request leaves
+    /// with a token that may be expired by the time it arrives.
+    usable_until: Option<Instant>,
 }
 
 /// The credentials of one client and the token currently in use.
@@ -135,11 +138,14 @@ fn bearer(token: &str) -> Result<HeaderValue, TransportError> {
     Ok(v)
 }
 
-/// When to renew a token that lives `lifetime`: a minute early, or a quarter of its
-/// life for short ones, so the request that uses it still arrives in time.
-fn renewal(now: Instant, lifetime: Duration) -> (Instant, Instant) {
+/// When to renew a token that lives `lifetime` from `asked` (when its request was sent:
+/// the server counts `expires_in` from issuing it, which is later, so the client's clock
+/// errs early by the fetch's own latency): a minute early, or a quarter of its life for
+/// short ones; and from when on no request may leave with it (half that margin before
+/// expiry), so the one that uses it last still arrives in time.
+fn renewal(asked: Instant, lifetime: Duration) -> (Instant, Instant) {
     let margin = (lifetime / 4).min(Duration::from_secs(60));
-    (now + lifetime - margin, now + lifetime)
+    (asked + lifetime - margin, asked + lifetime - margin / 2)
 }
 
 impl Auth {
@@ -152,7 +158,7 @@ impl Auth {
                 header: bearer(s.expose())?,
                 generation: 0,
                 refresh_at: None,
-                expires_at: None,
+                usable_until: None,
             })),
             _ => None,
         };
@@ -200,9 +206,9 @@ impl Auth {
             if t.refresh_at.is_none_or(|r| now < r) {
                 return Ok(Some(t));
             }
-            // Due for renewal but still valid: one request renews, the rest go on with
+            // Due for renewal but still usable: one request renews, the rest go on with
             // the old token instead of queueing behind the token endpoint.
-            if t.expires_at.is_none_or(|e| now < e) {
+            if t.usable_until.is_none_or(|e| now < e) {
                 return match self.renewing.try_lock() {
                     Ok(_g) => match self.fetch().await {
                         Ok(n) => Ok(Some(n)),
@@ -237,17 +243,17 @@ impl Auth {
 
     /// Gets a new token and makes it current. Callers hold `renewing`.
     async fn fetch(&self) -> Result<Arc<Token>, TransportError> {
+        let asked = Instant::now();
         let (token, lifetime) = match &self.creds {
             Credentials::None | Credentials::Static(_) => unreachable!("nothing to renew"),
             Credentials::OAuth(c) => self.client_credentials(c).await?,
             Credentials::Command { command, every } => run_token_command(command, *every).await?,
         };
-        let received = Instant::now();
         let generation = self.fetches.fetch_add(1, Ordering::Relaxed) + 1;
-        let (refresh_at, expires_at) = match lifetime {
+        let (refresh_at, usable_until) = match lifetime {
             Some(l) => {
-                let (r, e) = renewal(received, l);
-                (Some(r), Some(e))
+                let (r, u) = renewal(asked, l);
+                (Some(r), Some(u))
             }
             None => (None, None),
         };
@@ -255,7 +261,7 @@ impl Auth {
             header: bearer(token.expose())?,
             generation,
             refresh_at,
-            expires_at,
+            usable_until,
         });
         *self.current.write().expect("token lock") = Some(t.clone());
         Ok(t)
@@ -472,13 +478,17 @@ mod tests {
     #[test]
     fn renews_before_expiry() {
         let now = Instant::now();
-        let (r, e) = renewal(now, Duration::from_secs(2));
+        // Renewed at 1.5 s; from 1.75 s no request leaves with the old token.
+        let (r, u) = renewal(now, Duration::from_secs(2));
         assert_eq!(
-            (r - now, e - now),
-            (Duration::from_millis(1500), Duration::from_secs(2))
+            (r - now, u - now),
+            (Duration::from_millis(1500), Duration::from_millis(1750))
         );
-        let (r, _) = renewal(now, Duration::from_secs(3600));
-        assert_eq!(r - now, Duration::from_secs(3540));
+        let (r, u) = renewal(now, Duration::from_secs(3600));
+        assert_eq!(
+            (r - now, u - now),
+            (Duration::from_secs(3540), Duration::from_secs(3570))
+        );
     }
 
     #[test]

@@ -62,6 +62,12 @@ impl Issuer {
         self.refused_expired.load(Ordering::Relaxed)
     }
 
+    /// Forgets every token issued so far, as a provider does when it rotates keys or an
+    /// admin revokes sessions: the next request with one is answered 401.
+    pub fn revoke_all(&self) {
+        self.tokens.lock().expect("token table").clear();
+    }
+
     pub fn check(&self, token: &str) -> Check {
         let tokens = self.tokens.lock().expect("token table");
         match tokens.get(token) {

@@ -556,6 +556,63 @@ async fn oauth_tokens_that_live_two_seconds_are_renewed_through_a_long_import() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_renews_the_token_once_and_sends_again_then_is_final() {
+    use scimload::client::auth::{ClientAuthMethod, Credentials, OAuthClient, Secret};
+    use scimload::client::{ClientOptions, ScimClient};
+    let issuer = Issuer::new("c".into(), "s".into(), Duration::from_secs(3600));
+    let (srv, _) = server(ServerConfig {
+        oauth: Some(issuer.clone()),
+        ..ServerConfig::default()
+    })
+    .await;
+    let oauth = |secret: &str| ClientOptions {
+        credentials: Credentials::OAuth(OAuthClient {
+            token_url: format!("{}/oauth2/token", srv.url()),
+            client_id: "c".into(),
+            client_secret: Secret::new(secret),
+            scope: None,
+            audience: None,
+            resource: None,
+            method: ClientAuthMethod::Post,
+        }),
+        ..ClientOptions::default()
+    };
+    let c = ScimClient::connect(&srv.url(), &oauth("s"), 4).unwrap();
+    let get = || c.send(hyper::Method::GET, "/Users?count=0", None, None);
+    assert_eq!(get().await.unwrap().status, 200);
+    assert_eq!((issuer.issued(), c.auth().fetches()), (1, 1));
+    // Revoked behind the client's back: one 401, one renewal, the same request again.
+    issuer.revoke_all();
+    assert_eq!(get().await.unwrap().status, 200);
+    assert_eq!((issuer.issued(), c.auth().fetches()), (2, 2));
+    // A static token the server does not know: the 401 is final, nothing is renewed.
+    let s = ScimClient::new(
+        &srv.url(),
+        Some(&Secret::new("wrong")),
+        Duration::from_secs(5),
+        1,
+    )
+    .unwrap();
+    let r = s
+        .send(hyper::Method::GET, "/Users?count=0", None, None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    // A refused secret is an error that names the fix, not a 401 to retry.
+    let bad = ScimClient::connect(&srv.url(), &oauth("nope"), 1).unwrap();
+    let e = bad
+        .send(hyper::Method::GET, "/Users", None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        e.is_fatal() && e.to_string().contains("invalid_client"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("nope"));
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_command_and_extra_headers_reach_the_target() {
     let dir = std::env::temp_dir().join(format!("scimload-tokcmd-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
