@@ -359,7 +359,18 @@ impl ScimClient {
         body: Option<Vec<u8>>,
         if_match: Option<&str>,
     ) -> Result<Reply, TransportError> {
-        let body = body.map(Bytes::from);
+        self.send_bytes(method, path, body.map(Bytes::from), if_match)
+            .await
+    }
+
+    /// As [`ScimClient::send`], with a body that retries can share without copying.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, TransportError> {
         if let Some(t) = &self.throttle {
             t.acquire().await;
         }

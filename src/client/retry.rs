@@ -221,10 +221,10 @@ pub async fn execute(
     let mut throttled = 0;
     let mut attempt = 1;
     let mut errors = Vec::new();
+    // Copied once; every attempt shares it.
+    let body = body.map(bytes::Bytes::copy_from_slice);
     loop {
-        let outcome = client
-            .send(method.clone(), path, body.map(<[u8]>::to_vec), None)
-            .await;
+        let outcome = client.send_bytes(method.clone(), path, body.clone(), None).await;
         if let Some(k) = error_key(&outcome) {
             errors.push(k);
         }

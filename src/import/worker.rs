@@ -255,9 +255,9 @@ impl Worker {
         known_id: Option<String>,
     ) -> Finished {
         let mut f = Finished::new(&job);
-        let body = match &manager_id {
-            Some(m) => with_manager(job.user.body(), m),
-            None => job.user.body().to_vec(),
+        let body: std::borrow::Cow<[u8]> = match &manager_id {
+            Some(m) => with_manager(job.user.body(), m).into(),
+            None => job.user.body().into(),
         };
         if let Some(id) = known_id {
             f.result = self.update(&mut f, &id, &body).await;

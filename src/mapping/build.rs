@@ -226,7 +226,8 @@ pub fn with_manager(body: &[u8], manager_id: &str) -> Vec<u8> {
     frag.push(b'}');
     let ext_key = format!("\"{}\":{{", urns::ENTERPRISE_USER);
     let mut out = Vec::with_capacity(body.len() + frag.len() + 80);
-    if body.windows(ext_key.len()).any(|w| w == ext_key.as_bytes()) && body.ends_with(b"}}") {
+    // memmem, not a window-by-window compare: this runs for every user with a manager.
+    if body.ends_with(b"}}") && memchr::memmem::find(body, ext_key.as_bytes()).is_some() {
         out.extend_from_slice(&body[..body.len() - 2]);
         out.push(b',');
         out.extend_from_slice(&frag);
