@@ -49,14 +49,14 @@ pub struct CleanupArgs {
     /// (default: the target recorded in the state).
     #[arg(long)]
     pub target: Option<String>,
-    #[command(flatten)]
-    pub connect: ConnectArgs,
     /// Deletes in flight at once.
     #[arg(long, default_value = "16", value_parser = parse_count)]
     pub concurrency: u64,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -69,8 +69,6 @@ pub struct BenchArgs {
     /// embedded server on 127.0.0.1:0).
     #[arg(long)]
     pub target: Option<String>,
-    #[command(flatten)]
-    pub connect: ConnectArgs,
     /// Offered rate in requests/s (open model): 500, or a ramp 100..2000 over --duration.
     #[arg(long, default_value = "200", value_parser = crate::bench::schedule::RateShape::parse)]
     pub rate: crate::bench::schedule::RateShape,
@@ -179,6 +177,8 @@ pub struct BenchArgs {
     /// No progress lines.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Fault injection of the embedded server (ignored with --target).
     #[command(flatten)]
     pub faults: FaultArgs,
@@ -291,8 +291,6 @@ pub struct ImportArgs {
     /// SCIM base URL of the target (default: an embedded server started on 127.0.0.1:0).
     #[arg(long)]
     pub target: Option<String>,
-    #[command(flatten)]
-    pub connect: ConnectArgs,
     /// Requests in flight at once.
     #[arg(long, default_value = "32", value_parser = parse_count)]
     pub concurrency: u64,
@@ -357,6 +355,8 @@ pub struct ImportArgs {
     /// No progress lines.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
