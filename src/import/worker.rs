@@ -67,10 +67,18 @@ pub(super) fn id_from(reply: &Reply) -> Option<String> {
 
 pub(super) fn detail(o: &Result<Reply, TransportError>) -> String {
     match o {
-        Ok(r) => r
-            .error()
-            .and_then(|e| e.detail)
-            .unwrap_or_else(|| String::from_utf8_lossy(&r.body).chars().take(200).collect()),
+        Ok(r) => {
+            let said = r
+                .error()
+                .and_then(|e| e.detail)
+                .unwrap_or_else(|| String::from_utf8_lossy(&r.body).chars().take(200).collect());
+            match r.status {
+                // Renewable credentials were renewed once already (ScimClient::send).
+                401 => format!("{said} — the target refused the credentials; check SCIM_TOKEN / --token-file, or the OAuth client's --oauth-scope / --oauth-audience"),
+                403 => format!("{said} — the credentials lack a permission; grant the client provisioning rights on the target"),
+                _ => said,
+            }
+        }
         Err(e) => e.to_string(),
     }
 }
