@@ -224,7 +224,9 @@ pub async fn execute(
     // Copied once; every attempt shares it.
     let body = body.map(bytes::Bytes::copy_from_slice);
     loop {
-        let outcome = client.send_bytes(method.clone(), path, body.clone(), None).await;
+        let outcome = client
+            .send_bytes(method.clone(), path, body.clone(), None)
+            .await;
         if let Some(k) = error_key(&outcome) {
             errors.push(k);
         }

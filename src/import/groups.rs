@@ -73,12 +73,9 @@ impl GroupTotals {
 }
 
 /// Hash of a group's sorted member SCIM ids: an unchanged hash means nothing to send.
-pub(super) fn members_hash(members: &[u32], ids: &[Option<Box<str>>]) -> u64 {
+pub(super) fn members_hash(members: &[u32], ids: &super::ids::IdTable) -> u64 {
     use std::hash::BuildHasher;
-    let mut v: Vec<&str> = members
-        .iter()
-        .filter_map(|&m| ids.get(m as usize).and_then(|x| x.as_deref()))
-        .collect();
+    let mut v: Vec<&str> = members.iter().filter_map(|&m| ids.get(m)).collect();
     v.sort_unstable();
     foldhash::quality::FixedState::with_seed(0x6a0b).hash_one(&v)
 }
@@ -117,7 +114,7 @@ pub(super) async fn provision_group(
     lookup: Lookup,
     name: &str,
     members: &[u32],
-    ids: &[Option<Box<str>>],
+    ids: &super::ids::IdTable,
     per: usize,
     known_id: Option<String>,
     members_hash: u64,
@@ -197,10 +194,7 @@ pub(super) async fn provision_group(
         .filter(|m| sent.binary_search(m).is_err())
         .collect();
     drop(sent);
-    let member_ids: Vec<&str> = pending
-        .iter()
-        .filter_map(|&m| ids.get(m as usize).and_then(|x| x.as_deref()))
-        .collect();
+    let member_ids: Vec<&str> = pending.iter().filter_map(|&m| ids.get(m)).collect();
     g.skipped += (pending.len() - member_ids.len()) as u64;
     // A group that existed: memberships follow the export. Read its members and send
     // only the difference; a target that never returns members (AWS) gets every add

@@ -8,6 +8,7 @@ pub mod cleanup;
 pub mod dedup;
 pub mod dry_run;
 mod groups;
+mod ids;
 pub mod ingest;
 pub mod run;
 pub mod state;

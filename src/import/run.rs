@@ -394,7 +394,7 @@ pub async fn run(
     };
     let mut t = Tally {
         rec: Recorder::default(),
-        ids: Vec::new(),
+        ids: Default::default(),
         created: 0,
         updated: 0,
         unchanged: 0,
@@ -558,11 +558,7 @@ pub async fn run(
                         let known = t.state.as_mut().and_then(|st| st.users.remove(job.user.external_id()));
                         match known {
                             Some(k) if k.content_hash == job.user.content_hash() => {
-                                let slot = job.seq as usize;
-                                if t.ids.len() <= slot {
-                                    t.ids.resize(slot + 1, None);
-                                }
-                                t.ids[slot] = Some(k.scim_id.into_boxed_str());
+                                t.ids.set(job.seq, &k.scim_id);
                                 t.unchanged += 1;
                             }
                             None if bulk_limits.is_some_and(|(_, bytes)| job.user.body().len() + bulk::OP_OVERHEAD + bulk::ENVELOPE < bytes) => {
@@ -798,6 +794,7 @@ pub async fn run(
         export_memberships,
         throttle: throttle.stats(),
         target: cfg.base_url.clone(),
+        connection: client.describe(),
         rows: ingested.rows,
         created: t.created,
         updated: t.updated,

@@ -28,6 +28,10 @@ pub struct ImportSummary {
     /// What adaptive throttling did.
     pub throttle: crate::client::throttle::ThrottleStats,
     pub target: String,
+    /// How the target was reached: TLS verification (`insecure` when --insecure), HTTP
+    /// version, kind of credential, extra headers with credentials as `***`.
+    #[serde(default)]
+    pub connection: serde_json::Value,
     pub rows: u64,
     pub created: u64,
     pub updated: u64,

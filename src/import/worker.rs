@@ -95,7 +95,7 @@ pub(super) fn filter_query(attr: &str, value: &str) -> String {
 pub(super) struct Tally {
     pub(super) rec: Recorder,
     /// SCIM id of each accepted user, by sequence number.
-    pub(super) ids: Vec<Option<Box<str>>>,
+    pub(super) ids: super::ids::IdTable,
     pub(super) created: u64,
     pub(super) updated: u64,
     pub(super) unchanged: u64,
@@ -115,10 +115,6 @@ impl Tally {
         for e in f.errors {
             self.rec.error(e);
         }
-        let slot = f.seq as usize;
-        if self.ids.len() <= slot {
-            self.ids.resize(slot + 1, None);
-        }
         let created = matches!(f.result, UserResult::Created(_));
         match f.result {
             UserResult::Created(id) | UserResult::Updated(id) => {
@@ -127,15 +123,15 @@ impl Tally {
                 } else {
                     self.updated += 1;
                 }
+                self.ids.set(f.seq, &id);
                 if let Some(st) = &self.state {
                     st.record(super::state::Record::User {
                         external_id: f.external_id.clone(),
-                        scim_id: id.clone(),
+                        scim_id: id,
                         content_hash: f.content_hash,
                         outcome: if created { "created" } else { "updated" },
                     });
                 }
-                self.ids[slot] = Some(id.into_boxed_str());
             }
             UserResult::Pending => {
                 self.pending
@@ -156,7 +152,7 @@ impl Tally {
     }
 
     pub(super) fn id(&self, seq: u32) -> Option<&str> {
-        self.ids.get(seq as usize).and_then(|x| x.as_deref())
+        self.ids.get(seq)
     }
 }
 

@@ -718,6 +718,16 @@ async fn certificate_problems_stop_import_and_bench_before_anything_is_sent() {
         assert_eq!(o.status.code(), Some(0), "{leaf}: {}", stderr(&o));
         assert!(stderr(&o).contains("WARNING: --insecure"));
         assert_eq!(json(&o)["params"]["connection"]["insecure"], true);
+        if leaf == "expired" {
+            let dir = pki.path("insecure-import");
+            std::fs::create_dir_all(&dir).unwrap();
+            let o = import(&url, &dir, &["--insecure"], &[]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            assert!(stderr(&o).contains("WARNING: --insecure"));
+            let s = json(&o);
+            assert_eq!(s["connection"]["insecure"], true);
+            assert_eq!(s["connection"]["tls"], "NOT VERIFIED (--insecure)");
+        }
         srv.shutdown().await;
     }
 }
