@@ -41,13 +41,7 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WO
 SRV="taskset -c 0"; GEN="taskset -c 1"
 if [ "$(nproc)" -lt 2 ]; then SRV=""; GEN=""; echo "note: one CPU, not pinned" >&2; fi
 
-# A private CA and a server certificate for 127.0.0.1 (not a CA itself: WebPKI rules).
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bench CA" \
-  -addext basicConstraints=critical,CA:TRUE -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$WORK/srv.key" -out "$WORK/srv.csr" 2>/dev/null
-printf 'basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$WORK/ext"
-openssl x509 -req -in "$WORK/srv.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
-  -days 2 -extfile "$WORK/ext" -out "$WORK/srv.pem" 2>/dev/null
+bash scripts/make-test-ca.sh "$WORK"   # ca.pem, srv.pem, srv.key
 
 URL=http://127.0.0.1:$PORT; TURL=https://127.0.0.1:$TPORT
 $SRV "$BIN" serve --listen 127.0.0.1:$PORT >/dev/null 2>&1 & PIDS+=($!)

@@ -42,13 +42,7 @@ with open(sys.argv[2], 'w') as out:
     for line in open(sys.argv[1]):
         out.write(json.dumps(json.loads(line)['user'], separators=(',', ':'), ensure_ascii=False) + '\n')
 " "$WORK/payloads.ndjson" "$WORK/bodies.ndjson"
-# A private CA and a server certificate for 127.0.0.1, for the HTTPS run.
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bench CA" \
-  -addext basicConstraints=critical,CA:TRUE -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$WORK/srv.key" -out "$WORK/srv.csr" 2>/dev/null
-printf 'basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$WORK/ext"
-openssl x509 -req -in "$WORK/srv.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
-  -days 2 -extfile "$WORK/ext" -out "$WORK/srv.pem" 2>/dev/null
+bash scripts/make-test-ca.sh "$WORK"   # ca.pem, srv.pem, srv.key
 
 wall() { # file with /usr/bin/time -v output -> seconds
   awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"

@@ -121,6 +121,17 @@ impl Conn {
         Ok(())
     }
 
+    /// After a failed or timed-out exchange: an HTTP/1.1 connection may still deliver
+    /// the late answer, so a fresh one keeps the next request from reading it. An HTTP/2
+    /// stream fails alone (its late frames are discarded), and the connection is shared
+    /// by the other streams: keep it, or every timeout would add a connection; a closed
+    /// one is noticed at the next send.
+    fn drop_after_failure(&mut self) {
+        if matches!(self.tx, Some(Sender::H1(_))) {
+            self.tx = None;
+        }
+    }
+
     fn is_closed(&self) -> bool {
         match &self.tx {
             Some(Sender::H1(t)) => t.is_closed(),
@@ -197,13 +208,11 @@ impl Conn {
                 Ok(r)
             }
             Ok(Err(e)) => {
-                self.tx = None;
+                self.drop_after_failure();
                 Err(e)
             }
             Err(_) => {
-                // The answer may still come on this connection; a fresh one keeps the
-                // next request from reading it.
-                self.tx = None;
+                self.drop_after_failure();
                 Err(TransportError::Timeout)
             }
         }

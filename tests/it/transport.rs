@@ -113,6 +113,92 @@ fn json(o: &Output) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&o.stdout), stderr(o)))
 }
 
+/// `scimload bench get` against `url` with `extra` flags, results in `report`: its
+/// summary, after checking it exited 0.
+fn bench_get(url: &str, report: &Path, extra: &[&str], env: &[(&str, &str)]) -> Value {
+    let report = report.display().to_string();
+    let mut args = vec![
+        "bench", "get", "--target", url, "--quiet", "--json", "--report", &report,
+    ];
+    args.extend_from_slice(extra);
+    let o = scimload(&args, env);
+    assert_eq!(o.status.code(), Some(0), "{extra:?}: {}", stderr(&o));
+    json(&o)
+}
+
+/// Every bench scenario against `url` with `extra` connection flags: a short closed run
+/// each, what it seeded and created cleaned up, no errors, spoken over `protocol`.
+fn every_scenario(url: &str, dir: &Path, extra: &[&str], env: &[(&str, &str)], protocol: &str) {
+    for scenario in [
+        "create",
+        "get",
+        "filter",
+        "paginate",
+        "group-members",
+        "update",
+        "mixed",
+        "replay",
+    ] {
+        let report = dir.join(format!("bench-{scenario}")).display().to_string();
+        let mut args = vec![
+            "bench",
+            scenario,
+            "--target",
+            url,
+            "--closed",
+            "--connections",
+            "4",
+            "--requests",
+            "60",
+            "--users",
+            "50",
+            "--group-size",
+            "200",
+            "--member-batch",
+            "50",
+            "--run-id",
+            "every",
+            "--cleanup",
+            "--quiet",
+            "--json",
+            "--report",
+            &report,
+        ];
+        args.extend_from_slice(extra);
+        let o = scimload(&args, env);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{scenario} {extra:?}: {}",
+            stderr(&o)
+        );
+        let s = json(&o);
+        assert_eq!(s["errors"].as_u64(), Some(0), "{scenario}: {s}");
+        // group-members is as long as its group needs (17 requests here).
+        assert!(s["ok"].as_u64().unwrap() >= 15, "{scenario}: {s}");
+        assert_eq!(
+            s["params"]["connection"]["negotiated"], protocol,
+            "{scenario} {extra:?}"
+        );
+    }
+}
+
+/// `scimload cleanup` of what the import with state in `dir` created, with `extra`
+/// connection flags; afterwards the server has no users.
+fn cleanup(h: &ServerHandle, dir: &Path, extra: &[&str], env: &[(&str, &str)]) {
+    let state = dir.join("state.sqlite").display().to_string();
+    let mut args = vec!["cleanup", "--state", &state];
+    args.extend_from_slice(extra);
+    let o = scimload(&args, env);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "cleanup {extra:?}: {}",
+        stderr(&o)
+    );
+    assert_eq!(users(h), 0, "cleanup {extra:?}");
+}
+
 fn sample() -> String {
     crate::harness::fixture_path("../../datasets/workday-1k.csv")
         .display()
@@ -162,57 +248,8 @@ async fn https_through_a_private_ca_for_import_cleanup_and_every_bench_scenario(
     assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
     assert_eq!(users(&srv), 0);
 
-    for scenario in [
-        "create",
-        "get",
-        "filter",
-        "paginate",
-        "group-members",
-        "update",
-        "mixed",
-        "replay",
-    ] {
-        let report = pki.path(&format!("bench-{scenario}")).display().to_string();
-        let o = scimload(
-            &[
-                "bench",
-                scenario,
-                "--target",
-                &url,
-                "--ca-cert",
-                &ca,
-                "--closed",
-                "--connections",
-                "4",
-                "--requests",
-                "60",
-                "--users",
-                "50",
-                "--group-size",
-                "200",
-                "--member-batch",
-                "50",
-                "--run-id",
-                "tls",
-                "--cleanup",
-                "--quiet",
-                "--json",
-                "--report",
-                &report,
-            ],
-            &[],
-        );
-        assert_eq!(o.status.code(), Some(0), "{scenario}: {}", stderr(&o));
-        let s = json(&o);
-        assert_eq!(s["errors"].as_u64(), Some(0), "{scenario}: {s}");
-        // group-members is as long as its group needs (17 requests here).
-        assert!(s["ok"].as_u64().unwrap() >= 15, "{scenario}: {s}");
-        assert_eq!(s["params"]["connection"]["tls"], "verified", "{scenario}");
-        assert_eq!(
-            s["params"]["connection"]["negotiated"], "HTTP/1.1",
-            "{scenario}"
-        );
-    }
+    every_scenario(&url, &pki.dir, &["--ca-cert", &ca], &[], "HTTP/1.1");
+    assert_eq!(users(&srv), 0, "the scenarios' --cleanup left users behind");
     srv.shutdown().await;
 }
 
@@ -233,13 +270,10 @@ async fn http2_by_alpn_on_tls_and_by_prior_knowledge_on_plain_connections() {
     let seen = journal.entries();
     assert!(!seen.is_empty() && seen.iter().all(|r| r.version == "HTTP/2"));
     let url = srv.url();
-    let report = pki.path("b1").display().to_string();
-    let o = scimload(
+    let s = bench_get(
+        &url,
+        &pki.path("b1"),
         &[
-            "bench",
-            "get",
-            "--target",
-            &url,
             "--ca-cert",
             &ca,
             "--closed",
@@ -251,15 +285,10 @@ async fn http2_by_alpn_on_tls_and_by_prior_knowledge_on_plain_connections() {
             "400",
             "--users",
             "50",
-            "--quiet",
-            "--json",
-            "--report",
-            &report,
+            "--cleanup",
         ],
         &[],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let s = json(&o);
     assert_eq!(
         (s["errors"].as_u64(), s["ok"].as_u64()),
         (Some(0), Some(400))
@@ -272,6 +301,14 @@ async fn http2_by_alpn_on_tls_and_by_prior_knowledge_on_plain_connections() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let after = &journal.entries()[before..];
     assert!(!after.is_empty() && after.iter().all(|r| r.version == "HTTP/1.1"));
+    cleanup(&srv, &pki.dir, &["--ca-cert", &ca], &[]);
+    every_scenario(
+        &url,
+        &pki.path("alpn"),
+        &["--ca-cert", &ca, "--streams", "4"],
+        &[],
+        "HTTP/2",
+    );
     srv.shutdown().await;
 
     // Plain HTTP: h2c by prior knowledge with --http2; HTTP/1.1 otherwise.
@@ -288,13 +325,10 @@ async fn http2_by_alpn_on_tls_and_by_prior_knowledge_on_plain_connections() {
     assert_eq!(json(&o)["created"].as_u64(), Some(1000));
     let seen = journal.entries();
     assert!(!seen.is_empty() && seen.iter().all(|r| r.version == "HTTP/2"));
-    let report = pki.path("b2").display().to_string();
-    let o = scimload(
+    let s = bench_get(
+        &url,
+        &pki.path("b2"),
         &[
-            "bench",
-            "get",
-            "--target",
-            &url,
             "--http2",
             "--closed",
             "--connections",
@@ -305,15 +339,10 @@ async fn http2_by_alpn_on_tls_and_by_prior_knowledge_on_plain_connections() {
             "400",
             "--users",
             "50",
-            "--quiet",
-            "--json",
-            "--report",
-            &report,
+            "--cleanup",
         ],
         &[],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let s = json(&o);
     assert_eq!(
         (
             s["errors"].as_u64(),
@@ -321,6 +350,8 @@ async fn http2_by_alpn_on_tls_and_by_prior_knowledge_on_plain_connections() {
         ),
         (Some(0), Some("HTTP/2"))
     );
+    cleanup(&srv, &dir2, &["--http2"], &[]);
+    every_scenario(&url, &dir2, &["--http2", "--streams", "4"], &[], "HTTP/2");
     srv.shutdown().await;
 
     // Streams need HTTP/2: an HTTP/1.1-only server is refused with the fix.
@@ -385,13 +416,10 @@ async fn mutual_tls_refuses_a_client_without_a_certificate() {
     );
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     assert_eq!(json(&ok)["created"].as_u64(), Some(1000));
-    let report = pki.path("b").display().to_string();
-    let o = scimload(
+    let s = bench_get(
+        &url,
+        &pki.path("b"),
         &[
-            "bench",
-            "get",
-            "--target",
-            &url,
             "--ca-cert",
             &ca,
             "--client-cert",
@@ -403,18 +431,24 @@ async fn mutual_tls_refuses_a_client_without_a_certificate() {
             "100",
             "--users",
             "20",
-            "--quiet",
-            "--json",
-            "--report",
-            &report,
+            "--cleanup",
         ],
         &[],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
-        json(&o)["params"]["connection"]["tls"],
+        s["params"]["connection"]["tls"],
         "verified, client certificate"
     );
+    let mtls = [
+        "--ca-cert",
+        &ca,
+        "--client-cert",
+        &cert,
+        "--client-key",
+        &key,
+    ];
+    cleanup(&srv, &pki.dir, &mtls, &[]);
+    every_scenario(&url, &pki.path("every"), &mtls, &[], "HTTP/1.1");
     srv.shutdown().await;
 }
 
@@ -518,13 +552,10 @@ async fn oauth_tokens_that_live_two_seconds_are_renewed_through_a_long_import() 
 
     // The bench shares the same credentials: 3 s at 200/s across a renewal, post auth.
     let before = issuer.issued();
-    let breport = dir.join("bench").display().to_string();
-    let o = scimload(
+    let s = bench_get(
+        &url,
+        &dir.join("bench"),
         &[
-            "bench",
-            "get",
-            "--target",
-            &url,
             "--oauth-token-url",
             &token_url,
             "--oauth-auth",
@@ -535,21 +566,20 @@ async fn oauth_tokens_that_live_two_seconds_are_renewed_through_a_long_import() 
             "3s",
             "--users",
             "20",
-            "--quiet",
-            "--json",
-            "--report",
-            &breport,
+            "--cleanup",
         ],
         &env,
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let s = json(&o);
     assert_eq!(s["errors"].as_u64(), Some(0), "{s}");
     assert_eq!(
         s["params"]["connection"]["credentials"],
         "oauth2 client credentials"
     );
     assert!(issuer.issued() >= before + 2);
+    assert_eq!(issuer.refused_expired(), 0);
+    let oauth = ["--oauth-token-url", token_url.as_str()];
+    cleanup(&srv, &dir, &oauth, &env);
+    every_scenario(&url, &dir.join("every"), &oauth, &env, "HTTP/1.1");
     assert_eq!(issuer.refused_expired(), 0);
     srv.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
