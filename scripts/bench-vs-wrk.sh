@@ -6,7 +6,8 @@
 #
 #   scripts/bench-vs-wrk.sh [--quick]
 #
-# GET /Users/{id} over 10,000 seeded users, DUR per run, REPS runs alternated, medians:
+# GET /Users/{id} over 10,000 seeded users, DUR per run, REPS pairs (the reference first in
+# odd pairs, scimload first in even ones), medians:
 # 1. HTTP/1.1, closed model, 64 connections: wrk -t1 -c64 vs `scimload bench get --closed
 #    --connections 64`. Target: scimload >= 1.0x wrk.
 # 2. The same over HTTPS (a CA made here with openssl; wrk does not verify, scimload is
@@ -101,13 +102,27 @@ h2load_rate() {
 }
 
 h1_w=(); h1_s=(); tls_w=(); tls_s=(); h2_r=(); h2_s=()
+# Each pair runs in turn, the reference first in odd reps and scimload first in even ones,
+# so that a machine drifting within a rep does not favour either.
+pair() { # reference command, our command (each prints requests/s) -> "ref ours"
+  local a b
+  if [ $((r % 2)) = 1 ]; then a=$(eval "$1") && b=$(eval "$2"); else b=$(eval "$2") && a=$(eval "$1"); fi
+  echo "$a $b"
+}
 for r in $(seq "$REPS"); do
-  h1_w+=("$(wrk_rate "$URL" "$WORK/ids")")
-  h1_s+=("$(ours "$WORK/h1-$r" --target "$URL" --users 10000 --run-id eff --connections 64)")
-  tls_w+=("$(wrk_rate "$TURL" "$WORK/tids")")
-  tls_s+=("$(ours "$WORK/tls-$r" --target "$TURL" --users 10000 --run-id eff --ca-cert "$WORK/ca.pem" --http1 --connections 64)")
-  h2_r+=("$(h2load_rate)")
-  h2_s+=("$(ours "$WORK/h2-$r" --target "$TURL" --users 1 --run-id one --ca-cert "$WORK/ca.pem" --connections 8 --streams 32)")
+  # (assigned first: a failing run inside $(...) then stops the script under set -e)
+  out=$(pair 'wrk_rate "$URL" "$WORK/ids"' \
+    'ours "$WORK/h1-$r" --target "$URL" --users 10000 --run-id eff --connections 64')
+  read -r a b <<<"$out"
+  h1_w+=("$a"); h1_s+=("$b")
+  out=$(pair 'wrk_rate "$TURL" "$WORK/tids"' \
+    'ours "$WORK/tls-$r" --target "$TURL" --users 10000 --run-id eff --ca-cert "$WORK/ca.pem" --http1 --connections 64')
+  read -r a b <<<"$out"
+  tls_w+=("$a"); tls_s+=("$b")
+  out=$(pair 'h2load_rate' \
+    'ours "$WORK/h2-$r" --target "$TURL" --users 1 --run-id one --ca-cert "$WORK/ca.pem" --connections 8 --streams 32')
+  read -r a b <<<"$out"
+  h2_r+=("$a"); h2_s+=("$b")
   [ "$(json_field "$WORK/h2-$r/summary.json" "['params']['connection']['negotiated']")" = HTTP/2 ] \
     || { echo "the HTTP/2 run did not speak HTTP/2" >&2; exit 1; }
 done
