@@ -14,7 +14,7 @@ use crate::server::ServerConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("refusing to listen on {0} without a token: anyone on the network could write to it; set SCIM_TOKEN, --token-file or --token, or listen on 127.0.0.1")]
+    #[error("refusing to listen on {0} without a token: anyone on the network could write to it; set SCIM_TOKEN, --token-file or --token (or --oauth), or listen on 127.0.0.1")]
     OpenToNetwork(std::net::SocketAddr),
     #[error("cannot read the token file {path}: {source}; check the path and permissions")]
     TokenFile {
@@ -201,7 +201,8 @@ pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
         (_, Some(p)) => Some(read_token_file(p)?),
         _ => None,
     };
-    if token.is_none() && !a.listen.ip().is_loopback() {
+    // Issued OAuth tokens protect the server as a static token does.
+    if token.is_none() && !a.oauth && !a.listen.ip().is_loopback() {
         return Err(ConfigError::OpenToNetwork(a.listen));
     }
     let profile =
