@@ -356,6 +356,62 @@ pub fn classify(e: &(dyn StdError + 'static), host: &str) -> TransportError {
 mod tests {
     use super::*;
 
+    /// An error whose chain ends in `inner`, as hyper and hyper-util wrap causes.
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("client error (SendRequest)")
+        }
+    }
+    impl StdError for Wrapped {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn failures_are_sorted_into_what_to_do() {
+        use std::io::{Error, ErrorKind};
+        let dns = Wrapped(Error::other(
+            "dns error: failed to lookup address information",
+        ));
+        let e = classify(&dns, "scim.example.org");
+        assert!(
+            matches!(&e, TransportError::Connect(m) if m.contains("cannot resolve the host name 'scim.example.org'")),
+            "{e}"
+        );
+        assert!(!e.maybe_applied());
+        let refused = Wrapped(Error::new(
+            ErrorKind::ConnectionRefused,
+            "Connection refused",
+        ));
+        let e = classify(&refused, "127.0.0.1");
+        assert!(
+            matches!(&e, TransportError::Connect(m) if m.contains("refused the connection") && m.contains("server runs")),
+            "{e}"
+        );
+        let goaway = Wrapped(Error::other(
+            "connection error received: not a result of an error",
+        ));
+        let e = classify(&goaway, "h");
+        assert!(
+            matches!(&e, TransportError::Reset(m) if m.contains("GOAWAY")),
+            "{e}"
+        );
+        assert!(e.maybe_applied());
+        // A rustls refusal inside an io::Error (as hyper-rustls reports it).
+        let tls = Wrapped(Error::other(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Expired,
+        )));
+        let e = classify(&tls, "h");
+        assert!(
+            matches!(&e, TransportError::Tls(m) if m.contains("expired")),
+            "{e}"
+        );
+        assert!(e.is_fatal() && !e.maybe_applied());
+    }
+
     #[test]
     fn base_urls_parse_once() {
         let b = BaseUrl::parse("https://scim.example.com/scim/v2/").unwrap();
