@@ -101,6 +101,12 @@ pub async fn run(
         .map_err(|e| {
             BenchError::Target(format!("cannot reach the target {}: {e}", cfg.base_url))
         })?;
+    // --streams needs HTTP/2: find out on one connection before anything is seeded.
+    if cfg.streams > 1 {
+        engine::open_connections(&client, 1, cfg.streams)
+            .await
+            .map_err(BenchError::Target)?;
+    }
     let mut params = cfg.params.clone();
     if let Some(p) = &progress {
         p(&format!(

@@ -57,9 +57,10 @@ impl Capabilities {
 }
 
 /// Reads the target's ServiceProviderConfig (a few quick attempts, never fatal).
-/// Reads /ServiceProviderConfig; a server without one gets the defaults. Fails only when
-/// the target cannot be reached at all (no connection, a refused TLS certificate), which
-/// no later request would survive either.
+/// Reads /ServiceProviderConfig; a server without one gets the defaults. Fails when the
+/// target gives no HTTP answer at all (no connection, a refused TLS certificate or
+/// credential, a connection closed or timed out three times), which no later request
+/// would survive either.
 pub async fn discover(client: &ScimClient) -> Result<Capabilities, TransportError> {
     // A token endpoint that refuses the client stops the command here, before a row.
     client.authenticate().await?;
@@ -78,9 +79,17 @@ pub async fn discover(client: &ScimClient) -> Result<Capabilities, TransportErro
     )
     .await;
     match e.outcome {
-        Err(
-            t @ (TransportError::Connect(_) | TransportError::Tls(_) | TransportError::Auth(_)),
-        ) => Err(t),
+        // No HTTP answer at all after three tries: no later request would get one
+        // either (a server that answers 404 here is fine and gets the defaults).
+        Err(TransportError::Reset(m))
+            if client.options().version == crate::client::HttpVersion::Http2
+                && !client.base_url().is_tls() =>
+        {
+            Err(TransportError::Reset(format!(
+                "{m}; the target closed HTTP/2 (prior knowledge) connections, so it probably speaks only HTTP/1.1 on http://: drop --http2"
+            )))
+        }
+        Err(t) => Err(t),
         outcome => Ok(outcome
             .ok()
             .filter(|r| r.is_success())

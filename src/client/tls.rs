@@ -67,11 +67,9 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A rustls client configuration offering `alpn` (most preferred first).
-pub fn client_config(
-    opts: &TlsOptions,
-    alpn: &[&[u8]],
-) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
+/// A rustls client configuration. ALPN is left empty: the connector sets it from the
+/// HTTP versions it enables.
+pub fn client_config(opts: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some((path, pem)) = &opts.ca {
@@ -125,7 +123,6 @@ pub fn client_config(
         cfg.dangerous()
             .set_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())));
     }
-    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
 }
 

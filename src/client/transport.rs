@@ -201,7 +201,7 @@ impl Transport {
     ) -> Result<Self, TlsSetupError> {
         // ALPN is the connector's to set, from the versions enabled below: h2 and
         // http/1.1 for Auto (h2 preferred), one of them when forced.
-        let cfg = tls::client_config(tls, &[])?;
+        let cfg = tls::client_config(tls)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);

@@ -15,6 +15,19 @@ pub struct Received {
     pub body: Bytes,
     /// `HTTP/1.1` or `HTTP/2`, as the connection spoke.
     pub version: &'static str,
+    /// Request headers, names in lowercase; `authorization` recorded as `***` (the
+    /// journal must not become a place where tokens are kept).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Received {
+    /// The value of header `name` (lowercase), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Received {

@@ -290,6 +290,18 @@ pub async fn serve(
                                 hyper::Version::HTTP_2 => "HTTP/2",
                                 _ => "HTTP/1.1",
                             },
+                            headers: parts
+                                .headers
+                                .iter()
+                                .map(|(k, v)| {
+                                    let v = if k == header::AUTHORIZATION {
+                                        "***".to_string()
+                                    } else {
+                                        String::from_utf8_lossy(v.as_bytes()).into_owned()
+                                    };
+                                    (k.as_str().to_string(), v)
+                                })
+                                .collect(),
                         });
                         hyper::Request::from_parts(parts, Body::from(bytes))
                     }

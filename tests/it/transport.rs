@@ -376,6 +376,17 @@ async fn http2_by_alpn_on_tls_and_by_prior_knowledge_on_plain_connections() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("needs HTTP/2"), "{}", stderr(&o));
+    assert_eq!(users(&srv), 0, "seeded before refusing --streams");
+    // Prior knowledge against it: refused at discovery, quickly, with the fix; not a
+    // run of rows that each fail on a closed connection.
+    let dir3 = pki.path("h1only");
+    std::fs::create_dir_all(&dir3).unwrap();
+    let t0 = std::time::Instant::now();
+    let o = import(&url, &dir3, &["--http2"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("drop --http2"), "{}", stderr(&o));
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    assert_eq!(users(&srv), 0, "the import created users");
     srv.shutdown().await;
 }
 
@@ -647,7 +658,7 @@ async fn a_token_command_and_extra_headers_reach_the_target() {
     let dir = std::env::temp_dir().join(format!("scimload-tokcmd-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (srv, _) = server(ServerConfig {
+    let (srv, journal) = server(ServerConfig {
         token: Some("from-a-command".into()),
         ..ServerConfig::default()
     })
@@ -666,6 +677,43 @@ async fn a_token_command_and_extra_headers_reach_the_target() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(json(&o)["created"].as_u64(), Some(1000));
+    // The token came from the command (the server takes no other), and every request
+    // carried the extra header and the default User-Agent.
+    let seen = journal.entries();
+    assert!(!seen.is_empty());
+    for r in &seen {
+        assert_eq!(
+            r.header("x-tenant"),
+            Some("acme"),
+            "{} {}",
+            r.method,
+            r.target
+        );
+        assert!(r
+            .header("user-agent")
+            .is_some_and(|u| u.starts_with("scimload/")));
+        if !r.target.starts_with("/ServiceProviderConfig") {
+            assert_eq!(r.header("authorization"), Some("***"));
+        }
+    }
+    // A User-Agent of one's own replaces the default.
+    journal.clear();
+    let o = import(
+        &url,
+        &dir,
+        &[
+            "--token-command",
+            "printf 'from-a-command\\n'",
+            "--header",
+            "User-Agent: acme-sync/2",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(journal
+        .entries()
+        .iter()
+        .all(|r| r.header("user-agent") == Some("acme-sync/2")));
     // A command that fails stops the run with what it said.
     let o = import(
         &url,
