@@ -372,8 +372,10 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
     /// Limits of a real provider to emulate: rfc (everything RFC 7644 offers), aws (AWS IAM
-    /// Identity Center), entra-api (Entra ID SCIM API).
-    #[arg(long, default_value = "rfc", value_parser = ["rfc", "aws", "entra-api"])]
+    /// Identity Center), entra-api (Entra ID SCIM API), core-only (declares only the core
+    /// User and Group schemas: extension attributes answer 201 and are dropped, a PATCH
+    /// into one answers 400 invalidPath).
+    #[arg(long, default_value = "rfc", value_parser = ["rfc", "aws", "entra-api", "core-only"])]
     pub profile: String,
     /// Public base URL used in meta.location (default: from the Host header).
     #[arg(long)]

@@ -535,6 +535,14 @@ pub static USER_TYPE: ResourceTypeDef = ResourceTypeDef {
     schema: &USER_SCHEMA,
     extensions: &[&ENTERPRISE_SCHEMA],
 };
+/// A User without extensions: what servers that declare only RFC 7643's core schemas
+/// publish (and `serve --profile core-only` imitates).
+pub static CORE_USER_TYPE: ResourceTypeDef = ResourceTypeDef {
+    name: "User",
+    endpoint: "/Users",
+    schema: &USER_SCHEMA,
+    extensions: &[],
+};
 pub static GROUP_TYPE: ResourceTypeDef = ResourceTypeDef {
     name: "Group",
     endpoint: "/Groups",

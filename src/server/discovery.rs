@@ -9,13 +9,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::handlers::{base_url, scim_json};
+use super::store::Kind;
 use super::App;
 use crate::scim::error::ScimError;
 use crate::scim::model::{
     AuthenticationScheme, BulkConfig, FilterConfig, Meta, PaginationConfig, ServiceProviderConfig,
     Supported,
 };
-use crate::scim::schema::{all_schemas, GROUP_TYPE, USER_TYPE};
 use crate::scim::urns;
 
 pub fn service_provider_config(app: &App, base: &str) -> ServiceProviderConfig {
@@ -94,14 +94,24 @@ pub async fn schemas(State(app): State<Arc<App>>, req: Request) -> Response {
     let base = base_url(&app, req.headers());
     scim_json(
         200,
-        list(all_schemas().iter().map(|s| s.to_json(&base)).collect()),
+        list(
+            app.cfg
+                .profile
+                .schemas()
+                .iter()
+                .map(|s| s.to_json(&base))
+                .collect(),
+        ),
     )
 }
 
 pub async fn schema(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
     let base = base_url(&app, req.headers());
-    match all_schemas()
-        .iter()
+    match app
+        .cfg
+        .profile
+        .schemas()
+        .into_iter()
         .find(|s| s.id.eq_ignore_ascii_case(&id))
     {
         Some(s) => scim_json(
@@ -117,7 +127,11 @@ pub async fn resource_types(State(app): State<Arc<App>>, req: Request) -> Respon
     let base = base_url(&app, req.headers());
     scim_json(
         200,
-        list(vec![USER_TYPE.to_json(&base), GROUP_TYPE.to_json(&base)]),
+        list(
+            [Kind::User, Kind::Group]
+                .map(|k| app.cfg.profile.rt(k).to_json(&base))
+                .to_vec(),
+        ),
     )
 }
 
@@ -127,7 +141,8 @@ pub async fn resource_type(
     req: Request,
 ) -> Response {
     let base = base_url(&app, req.headers());
-    match [&USER_TYPE, &GROUP_TYPE]
+    match [Kind::User, Kind::Group]
+        .map(|k| app.cfg.profile.rt(k))
         .into_iter()
         .find(|t| t.name.eq_ignore_ascii_case(&id))
     {

@@ -7,7 +7,10 @@
 
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+use super::store::Kind;
+use crate::scim::schema::{ResourceTypeDef, SchemaDef, CORE_USER_TYPE, USER_TYPE};
+
+#[derive(Debug, Clone)]
 pub struct Profile {
     pub name: &'static str,
     /// Filters limited to `eq` joined by `and` (AWS, Entra SCIM API).
@@ -35,6 +38,11 @@ pub struct Profile {
     pub list_projection: bool,
     /// What a 429 says, to look like the provider's throttling error.
     pub throttle_detail: &'static str,
+    /// The User resource type: with the enterprise extension, or core only. Attributes
+    /// of a schema it does not declare are dropped on create and PUT (201, nothing
+    /// kept) and a PATCH path into one answers 400 `invalidPath`, as several SaaS
+    /// servers do.
+    pub user_type: &'static ResourceTypeDef,
 }
 
 pub static RFC: Profile = Profile {
@@ -55,6 +63,7 @@ pub static RFC: Profile = Profile {
     etag: true,
     list_projection: true,
     throttle_detail: "too many requests",
+    user_type: &USER_TYPE,
 };
 
 /// AWS IAM Identity Center (developer guide: ListUsers, PatchGroup, CreateGroup, limitations).
@@ -76,6 +85,7 @@ pub static AWS: Profile = Profile {
     etag: false,
     list_projection: false,
     throttle_detail: "ThrottlingException: rate exceeded",
+    user_type: &USER_TYPE,
 };
 
 /// Entra ID SCIM API (entra-id-scim-api-reference): cursor paging, 20 adds, 1 remove.
@@ -97,17 +107,56 @@ pub static ENTRA_API: Profile = Profile {
     etag: false,
     list_projection: true,
     throttle_detail: "TooManyRequests: the request was throttled",
+    user_type: &USER_TYPE,
 };
 
-pub static ALL: [&Profile; 3] = [&RFC, &AWS, &ENTRA_API];
+/// A server that declares only the core User and Group schemas (RFC 7643 §4) and keeps
+/// nothing else: the enterprise extension and the manager answer 201 and vanish, a
+/// PATCH of the manager answers 400 `invalidPath`. Otherwise as `rfc`.
+pub static CORE_ONLY: Profile = Profile {
+    name: "core-only",
+    user_type: &CORE_USER_TYPE,
+    ..RFC
+};
+
+pub static ALL: [&Profile; 4] = [&RFC, &AWS, &ENTRA_API, &CORE_ONLY];
 
 impl Profile {
+    /// The resource type this profile serves for `kind`.
+    pub fn rt(&self, kind: Kind) -> &'static ResourceTypeDef {
+        match kind {
+            Kind::User => self.user_type,
+            Kind::Group => kind.rt(),
+        }
+    }
+
+    /// The schemas `/Schemas` publishes: the resource types' own and their extensions.
+    pub fn schemas(&self) -> Vec<&'static SchemaDef> {
+        let mut out = Vec::new();
+        for rt in [self.rt(Kind::User), self.rt(Kind::Group)] {
+            for s in std::iter::once(rt.schema).chain(rt.extensions.iter().copied()) {
+                if !out.iter().any(|o: &&SchemaDef| o.id == s.id) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+
     pub fn by_name(name: &str) -> Option<&'static Profile> {
         ALL.iter()
             .copied()
             .find(|p| p.name.eq_ignore_ascii_case(name))
     }
 }
+
+/// Profiles are statics named once: the name is the identity.
+impl PartialEq for Profile {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for Profile {}
 
 impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

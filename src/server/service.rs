@@ -112,7 +112,7 @@ impl Ctx<'_> {
 
     /// POST /Users, POST /Groups.
     pub fn create(&self, kind: Kind, body: Value, proj: &Projection) -> Result<Outcome, ScimError> {
-        let rt = kind.rt();
+        let rt = self.profile.rt(kind);
         let mut attrs = normalize_resource(rt, body)?;
         let members_value = if kind == Kind::Group {
             attrs.remove("members")
@@ -254,7 +254,7 @@ impl Ctx<'_> {
         if_match: Option<&str>,
         proj: &Projection,
     ) -> Result<Outcome, ScimError> {
-        let rt = kind.rt();
+        let rt = self.profile.rt(kind);
         let mut attrs = normalize_resource(rt, body)?;
         let members_value = if kind == Kind::Group {
             attrs.remove("members")
@@ -317,7 +317,7 @@ impl Ctx<'_> {
         proj: &Projection,
         want_body: bool,
     ) -> Result<Outcome, ScimError> {
-        let rt = kind.rt();
+        let rt = self.profile.rt(kind);
         let mut inner = self.store.write();
         let now = Instant::now();
         let e = visible(inner.table(kind), id, now)?;
@@ -388,7 +388,7 @@ impl Ctx<'_> {
 
     /// GET /Users?…, POST /Users/.search.
     pub fn list(&self, kind: Kind, q: &ListQuery) -> Result<Outcome, ScimError> {
-        let rt = kind.rt();
+        let rt = self.profile.rt(kind);
         let p = self.profile;
         if q.start_index.is_some() && !p.index_paging {
             return Err(ScimError::invalid_value(

@@ -3,7 +3,7 @@
 
 use crate::assert_scim_error;
 use crate::harness::Srv;
-use scimload::server::profile::{Profile, AWS, ENTRA_API};
+use scimload::server::profile::{Profile, AWS, CORE_ONLY, ENTRA_API};
 use scimload::server::ServerConfig;
 use serde_json::{json, Value};
 
@@ -172,4 +172,63 @@ async fn entra_api_profile_limits() {
         Some("invalidValue")
     );
     assert!(s.get("/Users?count=10").await.body["nextCursor"].is_string());
+}
+
+#[tokio::test]
+async fn core_only_profile_drops_what_it_does_not_declare() {
+    let s = with(&CORE_ONLY).await;
+    let ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    // Discovery declares the core schemas only.
+    let schemas = s.get("/Schemas").await.body;
+    let ids: Vec<&str> = schemas["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+            "urn:ietf:params:scim:schemas:core:2.0:Group"
+        ]
+    );
+    let rt = s.get("/ResourceTypes/User").await.body;
+    assert_eq!(rt["schemaExtensions"], json!([]));
+    assert_eq!(s.get(&format!("/Schemas/{ent}")).await.status, 404);
+    // A user with the extension and an unknown attribute: 201, neither kept.
+    let r = s
+        .post(
+            "/Users",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ent],
+                   "userName": "kept", "title": "Engineer", "costCenter": "4130",
+                   ent: {"department": "R&D", "employeeNumber": "7"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let got = s.get(&format!("/Users/{id}")).await.body;
+    assert_eq!(got["title"], "Engineer");
+    assert!(got.get(ent).is_none(), "{got}");
+    assert!(got.get("costCenter").is_none(), "{got}");
+    assert_eq!(
+        got["schemas"],
+        json!(["urn:ietf:params:scim:schemas:core:2.0:User"])
+    );
+    // A PATCH of the manager: 400 invalidPath.
+    let other = s.user("boss").await;
+    assert_scim_error!(
+        s.patch(
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "path": format!("{ent}:manager"), "value": {"value": other}}])
+        )
+        .await,
+        400,
+        Some("invalidPath")
+    );
+    // The ServiceProviderConfig is rfc's.
+    assert_eq!(
+        s.get("/ServiceProviderConfig").await.body["bulk"]["supported"],
+        true
+    );
 }
