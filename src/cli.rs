@@ -322,6 +322,16 @@ pub struct ImportArgs {
     /// state knows (a truncated or wrong file must not empty a directory).
     #[arg(long, default_value = "50%", value_parser = parse_fraction)]
     pub missing_limit: f64,
+    /// Before sending, compare the attributes the mapping writes with the target's
+    /// /Schemas and name those it does not declare, with how many rows carry them:
+    /// warn (and send), strict (exit 2, nothing sent) or off.
+    #[arg(long, value_enum, default_value = "warn")]
+    pub schema_check: crate::import::run::SchemaCheck,
+    /// After the import, read users back and compare every attribute the mapping wrote
+    /// with what the target returns, and check each group's members: N users, N% of
+    /// them (at least 100, or all if fewer), all, or off. Differences exit 1.
+    #[arg(long, default_value = "1%", value_parser = clap::value_parser!(crate::import::run::Verify))]
+    pub verify: crate::import::run::Verify,
     /// Whose request shapes to send: generic (RFC 7644), entra, entra-legacy, okta,
     /// okta-aiw, aws — lookups, updates and member batches as that provider sends them.
     #[arg(long, value_enum, default_value = "generic")]

@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod fan;
 pub mod http;
 pub mod retry;
+pub mod schemas;
 pub mod throttle;
 pub mod tls;
 pub mod transport;

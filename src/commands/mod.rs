@@ -241,6 +241,8 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             },
             missing_limit: a.missing_limit,
             interrupt: Some(std::sync::Arc::new(run::Interrupt::default())),
+            schema_check: a.schema_check,
+            verify: a.verify,
         };
         if cfg.missing != run::Missing::Keep && cfg.state.is_none() {
             bail!("--deactivate-missing and --delete-missing compare the export with a state file; give --state (the embedded server keeps none)");

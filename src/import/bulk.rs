@@ -155,6 +155,7 @@ pub(super) async fn provision_bulk(
         match results.get(key.as_str()) {
             Some((status, Some(id))) if status.starts_with("201") => {
                 let mut f = Finished::new(&job);
+                f.manager_in_body = manager.is_some();
                 f.result = UserResult::Created(id.clone());
                 if std::mem::take(&mut first) {
                     f.timings.push((Op::Bulk, took));

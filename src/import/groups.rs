@@ -40,6 +40,8 @@ pub(super) struct GroupTotals {
     pub(super) added: u64,
     pub(super) removed: u64,
     pub(super) skipped: u64,
+    /// (name, SCIM id) of each group found or created, for verification.
+    pub(super) ids: Vec<(String, String)>,
 }
 
 impl GroupTotals {
@@ -61,6 +63,9 @@ impl GroupTotals {
         self.added += g.added;
         self.removed += g.removed;
         self.skipped += g.skipped;
+        if let Some(id) = &g.id {
+            self.ids.push((g.name.clone(), id.clone()));
+        }
         // Recorded only when every member went in, so a partial group is retried next run.
         if let (Some(st), Some(id), 0) = (state, &g.id, g.skipped) {
             st.record(super::state::Record::Group {

@@ -10,6 +10,8 @@ pub mod dry_run;
 mod groups;
 mod ids;
 pub mod ingest;
+pub mod preflight;
+pub mod readback;
 pub mod run;
 pub mod state;
 mod summary;

@@ -25,6 +25,9 @@ use super::bulk_groups::{self, BulkGroups, Slot};
 use super::dry_run::{Duplicates, RejectSink};
 use super::groups::{members_hash, provision_group, GroupResult, GroupTotals};
 use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
+pub use super::preflight::SchemaCheck;
+use super::preflight::SchemaFindings;
+pub use super::readback::Verify;
 pub use super::summary::ImportSummary;
 use super::sync::{retire, MissingTotals, Retired};
 use super::worker::{account, verify_pending, Finished, Job, Tally, Worker};
@@ -80,6 +83,10 @@ pub struct ImportConfig {
     pub missing_limit: f64,
     /// Set (and notified) on Ctrl-C: stop sending, finish what is in flight, record it.
     pub interrupt: Option<Arc<Interrupt>>,
+    /// Compare the mapping with the target's /Schemas before sending.
+    pub schema_check: SchemaCheck,
+    /// Read users back after the import and compare them with what was sent.
+    pub verify: Verify,
 }
 
 /// `--bulk`: whether new users travel in `/Bulk` requests.
@@ -140,8 +147,10 @@ struct Ingested {
     rejected: BTreeMap<&'static str, u64>,
     /// Group displayName → member sequence numbers.
     groups: BTreeMap<String, Vec<u32>>,
-    /// Managers that appear later in the file than their reports: (user, manager).
-    forward_managers: Vec<(u32, u32)>,
+    /// Managers that appear later in the file than their reports.
+    forward_managers: Vec<Deferred>,
+    /// Users whose manager is not among the accepted rows: nothing will be set.
+    unresolved: Vec<Deferred>,
     unresolved_managers: u64,
     /// externalIds of rejected rows: still in the export, so never "missing".
     rejected_ids: Vec<String>,
@@ -149,6 +158,15 @@ struct Ingested {
 
 /// What a dispatched task returns: whether it was a /Bulk batch, its finished users, and
 /// what its group operations did.
+/// A manager to set by PATCH once both users exist.
+pub(super) struct Deferred {
+    seq: u32,
+    manager: u32,
+    row: u64,
+    external_id: Box<str>,
+    content_hash: u64,
+}
+
 type Launched = (bool, Vec<Finished>, Option<bulk_groups::Done>);
 
 /// Sends a /Bulk batch with the memberships of its users that can travel with it.
@@ -229,6 +247,42 @@ impl JobFeed {
 }
 
 /// A flag value as the command line spells it (`on-conflict`, `entra-legacy`).
+/// The pre-flight schema check: what the mapping writes that the target does not
+/// declare, with row counts; `strict` stops the import here, before anything is sent.
+async fn schema_check(
+    client: &ScimClient,
+    path: &Path,
+    spec: &MappingSpec,
+    opts: &IngestOptions,
+    mode: SchemaCheck,
+    progress: &impl Fn(String),
+) -> Result<SchemaFindings, IngestError> {
+    let published = crate::client::schemas::read(client)
+        .await
+        .map_err(|e| IngestError::Sink(format!("cannot read the target's schemas: {e}")))?;
+    let mut f = super::preflight::compare(spec, &published);
+    if !f.undeclared.is_empty() {
+        let (p, s, o) = (path.to_path_buf(), spec.clone(), opts.clone());
+        f = tokio::task::spawn_blocking(move || {
+            super::preflight::count_rows(&p, &s, &o, &mut f).map(|_| f)
+        })
+        .await
+        .map_err(|e| IngestError::Sink(format!("the schema check failed: {e}")))??;
+    }
+    for n in &f.notes {
+        progress(format!("schema: {n}"));
+    }
+    if let Some(w) = f.warning() {
+        if mode == SchemaCheck::Strict {
+            return Err(IngestError::Sink(format!(
+                "{w}. Nothing was sent (--schema-check strict); drop these attributes from the mapping, or import with --schema-check warn to send the rest"
+            )));
+        }
+        progress(format!("warning: {w}"));
+    }
+    Ok(f)
+}
+
 fn value_name(v: impl clap::ValueEnum) -> String {
     v.to_possible_value()
         .map_or_else(String::new, |p| p.get_name().to_string())
@@ -264,6 +318,10 @@ pub async fn run(
             cfg.base_url
         ))
     })?;
+    let schema = match cfg.schema_check {
+        SchemaCheck::Off => None,
+        mode => Some(schema_check(&client, path, spec, ingest_opts, mode, &progress).await?),
+    };
     // Users travel to the dispatcher JOB_CHUNK at a time: one wake-up of the reader
     // thread per chunk rather than per user (each was a futex round trip on cores the
     // target shares).
@@ -287,7 +345,7 @@ pub async fn run(
             foldhash::quality::FixedState::with_seed(0x5e9_u64).hash_one(s)
         };
         let mut seq_of: HashMap<u64, u32> = HashMap::new();
-        let mut later: Vec<(u32, String)> = Vec::new();
+        let mut later: Vec<(Deferred, String)> = Vec::new();
         let mut next_seq = 0u32;
         ingest(&path_owned, &spec_owned, &opts_owned, |batch| {
             let mut chunk: Vec<Job> = Vec::with_capacity(JOB_CHUNK);
@@ -305,7 +363,16 @@ pub async fn run(
                             Some(m) => match seq_of.get(&key(m)) {
                                 Some(&ms) => Some(ms),
                                 None => {
-                                    later.push((seq, m.to_string()));
+                                    later.push((
+                                        Deferred {
+                                            seq,
+                                            manager: 0,
+                                            row: u.row,
+                                            external_id: u.external_id().into(),
+                                            content_hash: u.content_hash(),
+                                        },
+                                        m.to_string(),
+                                    ));
                                     None
                                 }
                             },
@@ -339,10 +406,16 @@ pub async fn run(
             Ok(())
         })?;
         out.rejected = rejects.finish()?;
-        for (seq, m) in later {
+        for (mut d, m) in later {
             match seq_of.get(&key(&m)) {
-                Some(&ms) => out.forward_managers.push((seq, ms)),
-                None => out.unresolved_managers += 1,
+                Some(&ms) => {
+                    d.manager = ms;
+                    out.forward_managers.push(d)
+                }
+                None => {
+                    out.unresolved_managers += 1;
+                    out.unresolved.push(d);
+                }
             }
         }
         Ok(out)
@@ -387,7 +460,7 @@ pub async fn run(
                 csv::Writer::from_writer(BufWriter::new(File::create(p).map_err(|e| {
                     IngestError::Sink(format!("cannot write {}: {e}", p.display()))
                 })?));
-            let _ = w.write_record(["row", "externalId", "status", "detail"]);
+            let _ = w.write_record(["row", "externalId", "what", "status", "scimType", "detail"]);
             Some(w)
         }
         None => None,
@@ -402,10 +475,10 @@ pub async fn run(
         pending: Vec::new(),
         failed: 0,
         failed_out,
+        managers_set: 0,
     };
     let known_at_start = t.state.as_ref().map_or(0, |st| st.users.len());
-    let mut deferred_managers: Vec<(u32, u32)> = Vec::new();
-    let mut managers_set = 0u64;
+    let mut deferred_managers: Vec<Deferred> = Vec::new();
     // (bulk?, finished users, group outcome): a task is one user, or one /Bulk batch.
     let mut inflight: JoinSet<Launched> = JoinSet::new();
     // Memberships travel with their users' batches (groups created there, members by
@@ -548,11 +621,16 @@ pub async fn run(
                             next_start = next_start.max(Instant::now() - g) + g;
                         }
                         let manager_id = job.manager.and_then(|m| t.id(m)).map(String::from);
-                        match (job.manager, &manager_id) {
-                            (Some(_), Some(_)) => managers_set += 1,
-                            // The manager is still in flight (or failed): set it afterwards.
-                            (Some(m), None) => deferred_managers.push((job.seq, m)),
-                            _ => {}
+                        // The manager is still in flight (or failed): set it afterwards.
+                        // One known now travels in the body, counted once the user is in.
+                        if let (Some(m), None) = (job.manager, &manager_id) {
+                            deferred_managers.push(Deferred {
+                                seq: job.seq,
+                                manager: m,
+                                row: job.user.row,
+                                external_id: job.user.external_id().into(),
+                                content_hash: job.user.content_hash(),
+                            });
                         }
                         // The state knows this user: unchanged, no request; changed, update it.
                         let known = t.state.as_mut().and_then(|st| st.users.remove(job.user.external_id()));
@@ -586,7 +664,7 @@ pub async fn run(
             }
         }
     }
-    let ingested = reader
+    let mut ingested = reader
         .await
         .map_err(|e| IngestError::Sink(format!("the reader failed: {e}")))??;
     if let Some(w) = t.failed_out.as_mut() {
@@ -602,11 +680,38 @@ pub async fn run(
     if stopping {
         deferred_managers.clear();
     } else {
-        deferred_managers.extend(ingested.forward_managers.iter().copied());
+        deferred_managers.extend(std::mem::take(&mut ingested.forward_managers));
     }
-    let mut batch: JoinSet<(Executed, Duration)> = JoinSet::new();
-    for (seq, m) in deferred_managers {
-        let (Some(uid), Some(mid)) = (t.id(seq), t.id(m)) else {
+    // A manager PATCH that fails is a failure of that row's reference: in failed.csv
+    // with its status and scimType, never counted as set.
+    let mut batch: JoinSet<(Executed, Duration, Deferred)> = JoinSet::new();
+    let mut managers_failed = 0u64;
+    let mut settle = |t: &mut Tally, (e, d, m): (Executed, Duration, Deferred)| {
+        if account(&mut t.rec, Op::PatchManager, &e, d) == 1 {
+            t.managers_set += 1;
+            if let (Some(st), Some(uid)) = (&t.state, t.ids.get(m.seq)) {
+                // The user is now as its row says: the state can call it unchanged.
+                st.record(super::state::Record::User {
+                    external_id: m.external_id.to_string(),
+                    scim_id: uid.to_string(),
+                    content_hash: m.content_hash,
+                    outcome: "updated",
+                });
+            }
+        } else {
+            managers_failed += 1;
+            let status = crate::client::retry::error_key(&e.outcome).unwrap_or_default();
+            t.write_failed(
+                m.row,
+                &m.external_id,
+                "manager",
+                &status,
+                &super::worker::detail(&e.outcome),
+            );
+        }
+    };
+    for m in deferred_managers {
+        let (Some(uid), Some(mid)) = (t.id(m.seq), t.id(m.manager)) else {
             continue;
         };
         let body = serde_json::to_vec(&json!({
@@ -616,18 +721,44 @@ pub async fn run(
         .unwrap_or_default();
         let (c, r, path) = (client.clone(), cfg.retry.clone(), format!("/Users/{uid}"));
         while batch.len() >= cfg.concurrency {
-            if let Some(Ok((e, d))) = batch.join_next().await {
-                managers_set += account(&mut t.rec, Op::PatchManager, &e, d);
+            if let Some(Ok(x)) = batch.join_next().await {
+                settle(&mut t, x);
             }
         }
         batch.spawn(async move {
             let t = Instant::now();
-            let e = execute(&c, &r, Method::PATCH, &path, Some(&body), false, seq as u64).await;
-            (e, t.elapsed())
+            let e = execute(
+                &c,
+                &r,
+                Method::PATCH,
+                &path,
+                Some(&body),
+                false,
+                m.seq as u64,
+            )
+            .await;
+            (e, t.elapsed(), m)
         });
     }
-    while let Some(Ok((e, d))) = batch.join_next().await {
-        managers_set += account(&mut t.rec, Op::PatchManager, &e, d);
+    while let Some(Ok(x)) = batch.join_next().await {
+        settle(&mut t, x);
+    }
+    if let Some(w) = t.failed_out.as_mut() {
+        let _ = w.flush();
+    }
+    // A manager that is not in the export will not be set by any run: record these
+    // users as they are, or every re-run would update them.
+    if let (false, Some(st)) = (stopping, &t.state) {
+        for m in std::mem::take(&mut ingested.unresolved) {
+            if let Some(uid) = t.ids.get(m.seq) {
+                st.record(super::state::Record::User {
+                    external_id: m.external_id.to_string(),
+                    scim_id: uid.to_string(),
+                    content_hash: m.content_hash,
+                    outcome: "updated",
+                });
+            }
+        }
     }
 
     // Users the state knows that this export no longer has (not after Ctrl-C: the rest
@@ -693,7 +824,13 @@ pub async fn run(
         }
         g
     };
+    // What verification will look for in each group: the members this import put in.
+    let mut group_members: HashMap<String, Arc<[u32]>> = HashMap::new();
     for (name, members) in groups {
+        let members: Arc<[u32]> = members.into();
+        if cfg.verify != Verify::Off {
+            group_members.insert(name.clone(), members.clone());
+        }
         while gset.len() >= cfg.concurrency.clamp(1, 16) {
             if let Some(Ok(g)) = gset.join_next().await {
                 gt.add(&mut t.rec, t.state.as_ref(), g);
@@ -777,6 +914,34 @@ pub async fn run(
     if let Some(st) = t.state.take() {
         st.close().map_err(|e| IngestError::Sink(e.to_string()))?;
     }
+    let verification = if stopping || cfg.verify == Verify::Off {
+        None
+    } else {
+        let groups = std::mem::take(&mut gt.ids)
+            .into_iter()
+            .filter_map(|(name, id)| {
+                let want = group_members.get(&name)?;
+                let want = want
+                    .iter()
+                    .filter_map(|&s| ids.get(s))
+                    .map(String::from)
+                    .collect();
+                Some((name, id, want))
+            })
+            .collect();
+        let inputs = super::readback::Inputs {
+            path,
+            spec,
+            opts: ingest_opts,
+            client: &client,
+            retry: &cfg.retry,
+            concurrency: cfg.concurrency,
+            ids: &ids,
+            groups,
+            members_in_reads: None,
+        };
+        Some(super::readback::verify(cfg.verify, inputs, &progress).await?)
+    };
     let elapsed = t0.elapsed();
     let rejected: u64 = ingested.rejected.values().sum();
     Ok(ImportSummary {
@@ -816,8 +981,11 @@ pub async fn run(
         missing_failed: sync.failed,
         missing_refused: sync.refused,
         memberships_skipped: gt.skipped,
-        managers_set,
+        managers_set: t.managers_set,
+        managers_failed,
         managers_unresolved: ingested.unresolved_managers,
+        schema,
+        verification,
         rejects_by_reason: ingested
             .rejected
             .into_iter()

@@ -62,7 +62,16 @@ pub struct ImportSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing_refused: Option<String>,
     pub managers_set: u64,
+    /// Manager PATCHes the target refused (each in failed.csv).
+    #[serde(default)]
+    pub managers_failed: u64,
     pub managers_unresolved: u64,
+    /// What the target's /Schemas declares against what the mapping writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<super::preflight::SchemaFindings>,
+    /// Users (and groups) read back after the import and compared with what was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<super::readback::Verification>,
     pub rejects_by_reason: BTreeMap<String, u64>,
     pub operations: BTreeMap<String, OpSummary>,
     pub errors: BTreeMap<String, u64>,
@@ -84,8 +93,10 @@ impl ImportSummary {
                 + self.groups_failed
                 + self.memberships_skipped
                 + self.missing_failed
+                + self.managers_failed
                 > 0
             || self.missing_refused.is_some()
+            || self.verification.as_ref().is_some_and(|v| v.differs())
     }
 
     pub fn human(&self) -> String {
@@ -95,9 +106,20 @@ impl ImportSummary {
             if self.interrupted { format!(", {} not sent (interrupted; run the same command again to finish)", self.not_sent) } else { String::new() }
         );
         s.push_str(&format!(
-            "  groups: {} created, {} existing, {} unchanged, {} failed; {} memberships added, {} skipped; {} managers set, {} not among the accepted rows\n",
-            self.groups_created, self.groups_existing, self.groups_unchanged, self.groups_failed, self.memberships_added, self.memberships_skipped, self.managers_set, self.managers_unresolved
+            "  groups: {} created, {} existing, {} unchanged, {} failed; {} memberships added, {} skipped; {} managers set, {} failed, {} not among the accepted rows\n",
+            self.groups_created, self.groups_existing, self.groups_unchanged, self.groups_failed, self.memberships_added, self.memberships_skipped, self.managers_set, self.managers_failed, self.managers_unresolved
         ));
+        if let Some(f) = &self.schema {
+            if let Some(w) = f.warning() {
+                s.push_str(&format!("  schema check: {w}\n"));
+            }
+            for n in &f.notes {
+                s.push_str(&format!("  schema note: {n}\n"));
+            }
+        }
+        if let Some(v) = &self.verification {
+            s.push_str(&v.human());
+        }
         if self.missing > 0 || self.memberships_removed > 0 {
             s.push_str(&format!(
                 "  sync: {} users no longer in the export ({} deactivated, {} deleted, {} failed); {} memberships removed\n",

@@ -106,6 +106,63 @@ pub const EXTERNAL_ID: usize = position("externalId");
 pub const ACTIVE: usize = position("active");
 pub const MANAGER: usize = position("enterprise.manager");
 
+impl Place {
+    /// Where the value lands in a target's schema: (extension URN, or `None` for the core
+    /// User schema; attribute; sub-attribute).
+    pub fn scim_attr(self) -> (Option<&'static str>, &'static str, Option<&'static str>) {
+        const ENT: Option<&str> = Some(crate::scim::urns::ENTERPRISE_USER);
+        match self {
+            Top(k) => (None, k, None),
+            Name(k) => (None, "name", Some(k)),
+            Active => (None, "active", None),
+            Email(_) => (None, "emails", Some("value")),
+            Phone(_) => (None, "phoneNumbers", Some("value")),
+            WorkAddress(k) => (None, "addresses", Some(k)),
+            Enterprise(k) => (ENT, k, None),
+            Manager => (ENT, "manager", Some("value")),
+        }
+    }
+
+    /// The value this place holds in a SCIM User document, if any (`type` matched
+    /// case-insensitively for multi-valued attributes).
+    pub fn get(self, user: &serde_json::Value) -> Option<&serde_json::Value> {
+        let typed = |attr: &str, ty: &str| {
+            user.get(attr)?.as_array()?.iter().find(|e| {
+                e.get("type")
+                    .and_then(|t| t.as_str())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(ty))
+            })
+        };
+        let ent = || user.get(crate::scim::urns::ENTERPRISE_USER);
+        let v = match self {
+            Top(k) => user.get(k),
+            Name(k) => user.get("name")?.get(k),
+            Active => user.get("active"),
+            Email(t) => typed("emails", t)?.get("value"),
+            Phone(t) => typed("phoneNumbers", t)?.get("value"),
+            WorkAddress(k) => typed("addresses", "work")?.get(k),
+            Enterprise(k) => ent()?.get(k),
+            Manager => ent()?.get("manager")?.get("value"),
+        };
+        v.filter(|v| !v.is_null())
+    }
+
+    /// The attribute as SCIM paths name it (RFC 7644 §3.10), for messages.
+    pub fn path(self) -> String {
+        let ent = crate::scim::urns::ENTERPRISE_USER;
+        match self {
+            Top(k) => k.to_string(),
+            Name(k) => format!("name.{k}"),
+            Active => "active".into(),
+            Email(t) => format!("emails[type eq \"{t}\"].value"),
+            Phone(t) => format!("phoneNumbers[type eq \"{t}\"].value"),
+            WorkAddress(k) => format!("addresses[type eq \"work\"].{k}"),
+            Enterprise(k) => format!("{ent}:{k}"),
+            Manager => format!("{ent}:manager"),
+        }
+    }
+}
+
 impl Target {
     /// Person names: a quote or control character in one is a broken export, not a name.
     pub fn is_person_name(&self) -> bool {
