@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Imports a sample into a SCIM server nobody on this team wrote — the PyPI package
 # scim2-server, in a virtualenv, on loopback — and verifies the result by listing it:
-# users, groups and memberships must equal what `import --dry-run` says the export holds.
+# users, groups and memberships must equal what `import --dry-run` says the export holds,
+# and the import's own read-back (--verify all) must find every user as it was sent and
+# every group with its members, with no attribute of the mapping undeclared.
 # Then `scimload cleanup --state` deletes what the import recorded, and the listing must
 # be empty.
 set -euo pipefail
@@ -24,7 +26,11 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/ServiceProviderConfig" 
 "$BIN" import "$SAMPLE" --dry-run --json >"$LOG/expected.json" 2>/dev/null || true
 start=$(date +%s)
 "$BIN" import "$SAMPLE" --target "http://127.0.0.1:$PORT" --concurrency 8 --quiet --json \
-  --state "$LOG/state.sqlite" >"$LOG/import.json"
+  --verify all --state "$LOG/state.sqlite" >"$LOG/import.json" || {
+  echo "interop: the import exited $?:" >&2
+  python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(json.dumps({k: s.get(k) for k in ('failed','managers_failed','schema','verification')}, indent=1))" "$LOG/import.json" >&2 || true
+  exit 1
+}
 echo "interop: import took $(( $(date +%s) - start )) s"
 
 "$VENV/bin/python" - "$PORT" "$LOG/expected.json" "$LOG/import.json" <<'PY'
@@ -48,13 +54,18 @@ checks = {
     "groups": (len(groups), expected["groups"]),
     "memberships": (members, expected["memberships"]),
     "import failed": (imported["failed"], 0),
+    "attributes not in the target's schemas": (len(imported["schema"]["undeclared"]), 0),
+    "users read back": (imported["verification"]["users_checked"], expected["users"]),
+    "users read back as sent": (imported["verification"]["users_matching"], expected["users"]),
+    "groups read back": (imported["verification"]["groups_checked"], expected["groups"]),
+    "groups lacking members": (imported["verification"]["groups_differing"], 0),
 }
 bad = {k: v for k, v in checks.items() if v[0] != v[1]}
 for k, (got, want) in checks.items():
     print(f"interop: {k}: {got} (expected {want})")
 if bad:
     sys.exit(f"interop: MISMATCH {bad}")
-print("interop: 5 passed, 0 failed")
+print(f"interop: {len(checks)} passed, 0 failed")
 PY
 
 start=$(date +%s)

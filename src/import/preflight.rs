@@ -57,15 +57,38 @@ impl SchemaFindings {
         }
         let names: Vec<&str> = self.undeclared.iter().map(|u| u.mapping.as_str()).collect();
         let rows = self.undeclared.iter().map(|u| u.rows).max().unwrap_or(0);
-        let detail: Vec<String> = self
-            .undeclared
-            .iter()
-            .map(|u| format!("{} ({}; {} rows)", u.mapping, u.why, u.rows))
-            .collect();
+        // Each reason once, with the attributes it applies to.
+        let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+        for u in &self.undeclared {
+            match reasons.iter_mut().find(|(w, _)| *w == u.why) {
+                Some((_, v)) => v.push(&u.mapping),
+                None => reasons.push((&u.why, vec![&u.mapping])),
+            }
+        }
+        let why = if reasons.len() == 1 {
+            reasons[0].0.to_string()
+        } else {
+            reasons
+                .iter()
+                .map(|(w, v)| format!("{}: {w}", v.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let counts = if self.undeclared.iter().all(|u| u.rows == rows) {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                self.undeclared
+                    .iter()
+                    .map(|u| format!("{} {}", u.mapping, u.rows))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         Some(format!(
-            "{}: not in this target's schemas; {rows} rows carry them; they will not be stored: {}",
-            names.join(", "),
-            detail.join("; ")
+            "{}: not in this target's schemas ({why}); {rows} rows carry them{counts}; they will not be stored",
+            names.join(", ")
         ))
     }
 }

@@ -119,6 +119,9 @@ impl ImportSummary {
         }
         if let Some(v) = &self.verification {
             s.push_str(&v.human());
+            if v.attributes.keys().any(|a| a.ends_with(":manager")) {
+                s.push_str("  the managers counted as set were accepted (2xx) but not kept: the read-back did not find them\n");
+            }
         }
         if self.missing > 0 || self.memberships_removed > 0 {
             s.push_str(&format!(

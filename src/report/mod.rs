@@ -166,6 +166,15 @@ pub struct ImportOutcome {
     pub users_per_second: f64,
     pub rejects_by_reason: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, u64>,
+    /// Manager PATCHes the target refused.
+    #[serde(default)]
+    pub managers_failed: u64,
+    /// The pre-flight comparison with the target's /Schemas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<crate::import::preflight::SchemaFindings>,
+    /// What reading users back found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::import::readback::Verification>,
 }
 
 /// One point of a percentile spectrum.
@@ -482,6 +491,9 @@ impl ReportData {
             users_per_second: round(i.users_per_second, 3),
             rejects_by_reason: i.rejects_by_reason.clone(),
             errors: i.errors.clone(),
+            managers_failed: i.managers_failed,
+            schema: i.schema.clone(),
+            verification: i.verification.clone(),
         };
         let curves = curves(&curve_map);
         let capacity = capacity::Capacity::of_import(i, &totals, &ops, &curves, slo);

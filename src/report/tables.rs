@@ -415,10 +415,89 @@ fn import_rejects(r: &ReportData) -> Option<Table> {
     })
 }
 
+/// What the target's schemas could not hold, before sending, and what it did not keep,
+/// read back after.
+fn import_fidelity(r: &ReportData) -> Vec<Table> {
+    let Some(i) = r.import.as_ref() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(f) = i
+        .schema
+        .as_ref()
+        .filter(|f| !f.undeclared.is_empty() || !f.notes.is_empty())
+    {
+        out.push(Table {
+            title: "Schema check".into(),
+            lead: vec![if f.undeclared.is_empty() {
+                "Every attribute the mapping writes is declared by the target.".into()
+            } else {
+                "Attributes the mapping writes that the target's /Schemas does not declare: the target will not store them.".into()
+            }],
+            headers: h(&["mapping", "attribute", "why", "rows carrying it"]),
+            rows: f
+                .undeclared
+                .iter()
+                .map(|u| vec![u.mapping.clone(), u.attribute.clone(), u.why.clone(), count(u.rows)])
+                .collect(),
+            notes: f.notes.clone(),
+        });
+    }
+    if let Some(v) = &i.verification {
+        let mut lead = vec![format!(
+            "{} users read back ({} sample): {} as sent, {} differing, {} missing, {} unreadable.",
+            count(v.users_checked),
+            v.sample,
+            count(v.users_matching),
+            count(v.users_differing),
+            count(v.users_missing),
+            count(v.read_failures)
+        )];
+        lead.push(match &v.groups_note {
+            Some(n) => format!("Groups not checked: {n}."),
+            None => format!(
+                "{} groups checked: {} lack {} members the import added.",
+                count(v.groups_checked),
+                count(v.groups_differing),
+                count(v.members_missing)
+            ),
+        });
+        if i.managers_failed > 0 {
+            lead.push(format!(
+                "{} manager PATCHes were refused (listed in failed.csv).",
+                count(i.managers_failed)
+            ));
+        }
+        out.push(Table {
+            title: "Read-back verification".into(),
+            lead,
+            headers: h(&["attribute not kept as sent", "users"]),
+            rows: v
+                .attributes
+                .iter()
+                .map(|(a, n)| vec![a.clone(), count(*n)])
+                .collect(),
+            notes: v
+                .examples
+                .iter()
+                .take(5)
+                .map(|d| {
+                    format!(
+                        "row {} ({}): {} sent {}, returned {}",
+                        d.row, d.external_id, d.attribute, d.sent, d.returned
+                    )
+                })
+                .collect(),
+        });
+    }
+    out
+}
+
 /// Every section of a report, in reading order (curves in detail last).
 pub fn report(r: &ReportData) -> Vec<Table> {
     let mut v = vec![overview(r), operations(r)];
     v.extend(import_rejects(r));
+    v.extend(import_fidelity(r));
     v.extend(thresholds(r));
     v.extend(knee(r));
     v.push(capacity(r));

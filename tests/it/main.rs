@@ -7,6 +7,7 @@ mod client;
 mod core_filter;
 mod core_models;
 mod core_patch;
+mod fidelity;
 mod harness;
 mod import;
 mod ingest;
