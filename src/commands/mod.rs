@@ -119,6 +119,11 @@ fn guess_preset(columns: &[String]) -> Option<&'static str> {
 
 pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
     let delimiter = config::delimiter(&a.delimiter)?;
+    if a.format.is_none() {
+        if let Some(n) = source::wrapped::note(&a.file) {
+            eprintln!("scimload: {n}");
+        }
+    }
     let spec: MappingSpec = match (&a.map, &a.preset) {
         (Some(p), _) => presets::load_file(p)?,
         (None, Some(name)) => presets::load(name)?,
@@ -139,6 +144,16 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         delimiter,
         batch_rows: a.batch_rows.max(1) as usize,
     };
+    for (column, fed) in crate::import::ingest::absent_columns(&a.file, &spec, &opts)? {
+        eprintln!(
+            "scimload: warning: the file has no column '{column}'; {}",
+            if fed.is_empty() {
+                "it is not checked".to_string()
+            } else {
+                format!("{} will not be set", fed.join(", "))
+            }
+        );
+    }
     if let Some(dir) = &a.report {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the report directory {}", dir.display()))?;

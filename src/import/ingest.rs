@@ -207,6 +207,21 @@ pub fn map_batch(mapping: &Mapping, b: &Batch) -> Vec<RowOutcome> {
 }
 
 /// Streams `path` through `spec`, calling `each` with every batch of outcomes in row order.
+/// Optional columns of `spec` that the file lacks, with the attributes each feeds.
+pub fn absent_columns(
+    path: &Path,
+    spec: &MappingSpec,
+    opts: &IngestOptions,
+) -> Result<Vec<(String, Vec<&'static str>)>, IngestError> {
+    let format = match opts.format {
+        Some(f) => f,
+        None => source::detect(path)?,
+    };
+    let src = source::open_source(path, Some(format), opts.delimiter)?;
+    let mapping = Mapping::compile(spec, src.columns(), format != InputFormat::Csv)?;
+    Ok(mapping.absent_columns())
+}
+
 pub fn ingest(
     path: &Path,
     spec: &MappingSpec,

@@ -310,7 +310,9 @@ pub async fn run(
     // reached (or whose certificate is refused) stops the import here.
     let caps = discover(&client).await.map_err(|e| {
         let hint = match e {
-            crate::client::TransportError::Tls(_) | crate::client::TransportError::Auth(_) => "",
+            crate::client::TransportError::Tls(_)
+            | crate::client::TransportError::Auth(_)
+            | crate::client::TransportError::Connect(_) => "",
             _ => "; check the URL and that the server runs",
         };
         IngestError::Sink(format!(

@@ -10,7 +10,9 @@ use std::cell::RefCell;
 use smallvec::SmallVec;
 
 use super::target::{self, TARGETS};
-use super::template::{fast_trim, json_plain, slot_of, Cache, Record, SlotValues, Transform};
+use super::template::{
+    fast_trim, json_plain, slot_of, Cache, JsonProblem, KeySeen, Record, SlotValues, Transform,
+};
 use super::user::{Packer, GROUP_SEP};
 use super::{
     build, parse_bool, valid_date, valid_email, MappedUser, Mapping, RejectCode, Rejected,
@@ -98,7 +100,10 @@ impl Mapping {
                 owned,
             } = &mut *guard;
             let mut cache = SlotValues::new();
-            let plain = rec.fill(&self.slots, hints, owned, &mut cache) && self.literals_plain;
+            let plain = rec
+                .fill(&self.slots, hints, owned, &mut cache)
+                .map_err(|p| p.rejected(row))?
+                && self.literals_plain;
             self.map_values(&cache, plain, row, text, last)
         })
     }
@@ -113,11 +118,19 @@ impl Mapping {
             } = &mut *guard;
             let mut cache = SlotValues::new();
             cache.resize(self.slots.len(), "");
+            let mut seen = KeySeen::default();
+            let mut duplicate = None;
             let flat = flat_json::parse(json, |pos, key, value| {
+                if !seen.insert(key) && duplicate.is_none() {
+                    duplicate = Some(key);
+                }
                 if let Some(slot) = slot_of(key, pos, &self.slots, hints) {
                     cache[slot] = value.map_or("", fast_trim);
                 }
             });
+            if let (true, Some(k)) = (flat, duplicate) {
+                return Some(Err(JsonProblem::Duplicate(k.to_string()).rejected(row)));
+            }
             let plain = json_plain(json.as_bytes()) && self.literals_plain;
             flat.then(|| self.map_values(&cache, plain, row, text, last))
         })
@@ -439,8 +452,8 @@ mod tests {
         );
         assert_eq!(
             rows[3],
-            Err("invalid_character".into()),
-            "a nested value has quotes"
+            Err("wrong_type".into()),
+            "a nested value is not text: rejected, never stringified"
         );
     }
 }

@@ -60,6 +60,10 @@ pub enum RejectCode {
     InvalidValue,
     DuplicateUserName,
     DuplicateExternalId,
+    /// A JSON value of the wrong kind (an object or array where text is expected).
+    WrongType,
+    /// A JSON object with the same key twice: parsers disagree on which value wins.
+    DuplicateKey,
 }
 
 impl RejectCode {
@@ -78,6 +82,8 @@ impl RejectCode {
             RejectCode::InvalidValue => "invalid_value",
             RejectCode::DuplicateUserName => "duplicate_username",
             RejectCode::DuplicateExternalId => "duplicate_external_id",
+            RejectCode::WrongType => "wrong_type",
+            RejectCode::DuplicateKey => "duplicate_key",
         }
     }
 }
@@ -128,6 +134,8 @@ pub struct Mapping {
     /// Whether every fixed text the mapping writes into a User (template text, mapped
     /// values, defaults) is plain, so a plain record makes plain values.
     literals_plain: bool,
+    /// Optional columns the file does not have.
+    absent: Vec<String>,
 }
 
 /// Fingerprints are stable across runs and machines (fixed seed).
@@ -146,6 +154,12 @@ impl Mapping {
         columns: &[String],
         json: bool,
     ) -> Result<Self, MappingError> {
+        // A column the spec does not require may be missing from the file.
+        let optional = |name: &str| {
+            spec.columns
+                .as_ref()
+                .is_some_and(|c| !c.required.iter().any(|r| r.eq_ignore_ascii_case(name)))
+        };
         let find_col = |name: &str| -> Result<Col, MappingError> {
             let pos = columns
                 .iter()
@@ -157,6 +171,9 @@ impl Mapping {
                 // JSON records need not all carry every key; trust the mapping if the
                 // first record had no keys at all.
                 None if json && columns.is_empty() => Ok(Col::Key(name.into())),
+                // Later JSON records may carry it; a CSV header is the whole truth.
+                None if optional(name) && json => Ok(Col::Key(name.into())),
+                None if optional(name) => Ok(Col::Absent),
                 None => Err(MappingError::UnknownColumn {
                     column: name.to_string(),
                     available: columns.join(", "),
@@ -165,14 +182,23 @@ impl Mapping {
         };
         let mut slots: Vec<Col> = Vec::new();
         let mut slot_names: Vec<String> = Vec::new();
+        let mut absent: Vec<String> = Vec::new();
         let mut resolve = |name: &str| -> Result<usize, MappingError> {
             let col = find_col(name)?;
             let key = match &col {
                 Col::Index(i) => columns[*i].clone(),
                 Col::Key(k) => k.to_string(),
+                Col::Absent => name.to_string(),
             };
             if let Some(p) = slot_names.iter().position(|n| *n == key) {
                 return Ok(p);
+            }
+            let missing = matches!(col, Col::Absent)
+                || (json
+                    && !columns.is_empty()
+                    && !columns.iter().any(|c| c.eq_ignore_ascii_case(name)));
+            if missing {
+                absent.push(name.to_string());
             }
             slot_names.push(key);
             slots.push(col);
@@ -244,6 +270,33 @@ impl Mapping {
             .iter()
             .map(|d| Ok((d.clone(), resolve(d)?)))
             .collect::<Result<_, MappingError>>()?;
+        // An attribute every row needs cannot come from columns the file lacks.
+        let needed: Vec<usize> = [target::USER_NAME, target::EXTERNAL_ID]
+            .into_iter()
+            .chain(
+                spec.validate
+                    .required
+                    .iter()
+                    .filter_map(|n| target::index_of(n)),
+            )
+            .collect();
+        for t in needed {
+            let cols = &columns_of[t];
+            if !cols.is_empty()
+                && cols
+                    .iter()
+                    .all(|c| absent.iter().any(|a| a.eq_ignore_ascii_case(c)))
+            {
+                return Err(MappingError::UnknownColumn {
+                    column: format!(
+                        "{} (needed for {}, which every user must have)",
+                        cols.join("' or '"),
+                        TARGETS[t].name
+                    ),
+                    available: columns.join(", "),
+                });
+            }
+        }
         let plan = build::WritePlan::new(rules.iter().map(|r| r.target));
         let mut checks: Vec<(usize, bool, bool)> = rules
             .iter()
@@ -273,7 +326,25 @@ impl Mapping {
             plan,
             checks,
             literals_plain,
+            absent,
         })
+    }
+
+    /// Optional columns the file lacks, each with the attributes it would have fed.
+    pub fn absent_columns(&self) -> Vec<(String, Vec<&'static str>)> {
+        self.absent
+            .iter()
+            .map(|c| {
+                let fed = self
+                    .columns_of
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, cols)| cols.iter().any(|x| x.eq_ignore_ascii_case(c)))
+                    .map(|(t, _)| TARGETS[t].name)
+                    .collect();
+                (c.clone(), fed)
+            })
+            .collect()
     }
 }
 

@@ -29,6 +29,18 @@ pub struct MappingSpec {
     pub groups: Vec<GroupSpec>,
     #[serde(default)]
     pub validate: ValidateSpec,
+    /// With `[columns]`, only the columns it lists are needed: another column the
+    /// mapping uses that a file lacks is a warning, and what it feeds is left unset.
+    /// Without it, every column the mapping names must be in the file.
+    #[serde(default)]
+    pub columns: Option<ColumnsSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnsSpec {
+    /// Columns without which the mapping makes no sense (the ids, names, email).
+    pub required: Vec<String>,
 }
 
 /// A template string, or a table with transforms, a default and a value map.

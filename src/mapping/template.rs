@@ -12,6 +12,8 @@ use super::MappingError;
 pub enum Col {
     Index(usize),
     Key(Box<str>),
+    /// An optional column the file does not have: always blank.
+    Absent,
 }
 
 /// One record, as the mapping reads it.
@@ -43,6 +45,70 @@ fn json_borrowed<'a>(v: simd_json::tape::Value<'_, 'a>) -> Option<&'a str> {
     }
 }
 
+/// Why a JSON record cannot be mapped as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonProblem {
+    /// A mapped key holds an object or an array.
+    Nested {
+        key: String,
+        kind: &'static str,
+    },
+    Duplicate(String),
+}
+
+impl JsonProblem {
+    pub fn rejected(self, row: u64) -> super::Rejected {
+        let (field, code, reason) = match self {
+            JsonProblem::Nested { key, kind } => (
+                key.clone(),
+                super::RejectCode::WrongType,
+                format!("'{key}': expected a string, got {kind}; flatten the export or map a sub-field"),
+            ),
+            JsonProblem::Duplicate(key) => (
+                key.clone(),
+                super::RejectCode::DuplicateKey,
+                format!("the key '{key}' appears twice in the record; JSON parsers disagree on which value wins, so fix the export"),
+            ),
+        };
+        super::Rejected {
+            row,
+            external_id: None,
+            field,
+            code,
+            reason,
+            raw: Vec::new(),
+        }
+    }
+}
+
+/// The keys of one JSON record seen so far, to find a duplicate: a 256-bit filter on a
+/// cheap hash, and a scan of the keys only when the filter says "maybe".
+#[derive(Default)]
+pub struct KeySeen<'k> {
+    bits: [u64; 4],
+    keys: SmallVec<[&'k str; 32]>,
+}
+
+impl<'k> KeySeen<'k> {
+    /// `false` if `key` was seen before in this record.
+    pub fn insert(&mut self, key: &'k str) -> bool {
+        let b = key.as_bytes();
+        let at = |i: usize| b.get(i).map_or(0, |&c| c as usize);
+        let h = (b.len().wrapping_mul(31)
+            ^ at(0).wrapping_mul(7)
+            ^ at(b.len() / 2).wrapping_mul(17)
+            ^ at(b.len().wrapping_sub(1)).wrapping_mul(131))
+            & 255;
+        let (w, m) = (h >> 6, 1u64 << (h & 63));
+        if self.bits[w] & m != 0 && self.keys.contains(&key) {
+            return false;
+        }
+        self.bits[w] |= m;
+        self.keys.push(key);
+        true
+    }
+}
+
 impl<'a> Record<'a> {
     /// The trimmed values of `slots` into `out`. Values that are not in the record as
     /// text (JSON numbers, nested objects) are written into `owned` first. `true` when
@@ -54,7 +120,7 @@ impl<'a> Record<'a> {
         hints: &mut Vec<u32>,
         owned: &'x mut String,
         out: &mut SlotValues<'x>,
-    ) -> bool
+    ) -> Result<bool, JsonProblem>
     where
         'a: 'x,
     {
@@ -63,21 +129,41 @@ impl<'a> Record<'a> {
             Record::Csv(r) => {
                 out.extend(slots.iter().map(|c| match c {
                     Col::Index(i) => r.get(*i).map_or("", fast_trim),
-                    Col::Key(_) => "",
+                    Col::Key(_) | Col::Absent => "",
                 }));
-                !super::bytes::has_control_or(r.text().as_bytes(), super::bytes::PLAIN)
+                Ok(!super::bytes::has_control_or(
+                    r.text().as_bytes(),
+                    super::bytes::PLAIN,
+                ))
             }
             Record::Json(obj, raw) => {
                 out.resize(slots.len(), "");
                 owned.clear();
                 let mut spans: SmallVec<[(usize, usize, usize); 4]> = SmallVec::new();
+                let mut seen = KeySeen::default();
                 for (pos, (k, v)) in obj.iter().enumerate() {
+                    if !seen.insert(k) {
+                        return Err(JsonProblem::Duplicate(k.to_string()));
+                    }
                     let Some(slot) = slot_of(k, pos, slots, hints) else {
                         continue;
                     };
                     match json_borrowed(v) {
                         Some(t) => out[slot] = fast_trim(t),
                         None if v.is_null() => out[slot] = "",
+                        // An object or array is never text: stringifying one made
+                        // `["a@x.io"]` a userName.
+                        None if v.as_array().is_some() || v.as_object().is_some() => {
+                            let kind = if v.as_array().is_some() {
+                                "an array"
+                            } else {
+                                "an object"
+                            };
+                            return Err(JsonProblem::Nested {
+                                key: k.to_string(),
+                                kind,
+                            });
+                        }
                         None => {
                             let start = owned.len();
                             owned.push_str(&v.encode());
@@ -89,9 +175,9 @@ impl<'a> Record<'a> {
                 for (slot, a, b) in spans {
                     out[slot] = fast_trim(&owned[a..b]);
                 }
-                // Values written out (numbers, nested values) are looked at themselves.
-                json_plain(raw)
-                    && !super::bytes::has_control_or(owned.as_bytes(), super::bytes::PLAIN)
+                // Values written out (numbers) are looked at themselves.
+                Ok(json_plain(raw)
+                    && !super::bytes::has_control_or(owned.as_bytes(), super::bytes::PLAIN))
             }
         }
     }

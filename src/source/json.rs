@@ -158,7 +158,9 @@ impl JsonArraySource {
         };
         let mut first = Batch::new_json();
         s.read_into(&mut first, 64)?;
-        if first.is_empty() {
+        // `[]` is an export of no rows (as a header-only CSV is); no `[` at all is an
+        // empty file.
+        if first.is_empty() && !s.started {
             return Err(SourceError::Empty { path: s.path });
         }
         if let Records::Json { buf, spans } = &first.records {

@@ -8,6 +8,7 @@
 mod csv;
 pub mod flat_json;
 mod json;
+pub mod wrapped;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -239,7 +240,14 @@ pub fn open_source(
     let r = open(path)?;
     Ok(match format {
         InputFormat::Csv => Box::new(CsvSource::new(r, delimiter, name)?),
-        InputFormat::Ndjson => Box::new(NdjsonSource::new(r, name)?),
+        // A `{`-file may be one object wrapping the records (an HR API's answer).
+        InputFormat::Ndjson => match wrapped::shape(path)? {
+            wrapped::Shape::Wrapped { array, .. } => Box::new(JsonArraySource::new(
+                Box::new(std::io::Cursor::new(array)),
+                name,
+            )?),
+            wrapped::Shape::Ndjson => Box::new(NdjsonSource::new(r, name)?),
+        },
         InputFormat::Json => Box::new(JsonArraySource::new(r, name)?),
     })
 }

@@ -342,3 +342,157 @@ async fn mapped_payloads_are_accepted_by_the_embedded_server() {
         }
     }
 }
+
+fn export_fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/exports")
+        .join(name)
+}
+
+/// (row, field, code, reason) of each line of a rejects file.
+fn rejects_of(path: &std::path::Path) -> Vec<(u64, String, String, String)> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    r.records()
+        .map(|x| {
+            let x = x.unwrap();
+            (
+                x[0].parse().unwrap(),
+                x[2].to_string(),
+                x[3].to_string(),
+                x[4].to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn json_values_are_read_by_type() {
+    let rejects = tmp("typed.rejects.csv");
+    let s = dry_run::run(
+        &export_fixture("typed.ndjson"),
+        &presets::load("generic").unwrap(),
+        &IngestOptions::default(),
+        &DryRunOptions {
+            rejects: Some(rejects.clone()),
+            emit: None,
+        },
+    )
+    .unwrap();
+    assert_eq!((s.rows, s.users, s.rejected), (8, 2, 6));
+    let got: Vec<(u64, String, String)> = rejects_of(&rejects)
+        .into_iter()
+        .map(|(row, field, code, reason)| {
+            // The reason says what was expected and what came.
+            if code == "wrong_type" {
+                assert!(reason.contains("expected a string, got an"), "{reason}");
+            }
+            (row, field, code)
+        })
+        .collect();
+    let want: Vec<(u64, String, String)> = [
+        (2, "email", "wrong_type"),          // an array where text is expected
+        (3, "email", "wrong_type"),          // an object
+        (4, "email", "duplicate_key"),       // flat record, read in place
+        (6, "userName", "missing_required"), // null counts as missing
+        (7, "department", "wrong_type"),
+        (8, "email", "duplicate_key"), // escaped text: read through the tape
+    ]
+    .map(|(r, f, c)| (r, f.to_string(), c.to_string()))
+    .to_vec();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn an_empty_json_array_is_an_export_of_no_rows() {
+    let s = dry_run::run(
+        &export_fixture("empty.json"),
+        &presets::load("bamboohr").unwrap(),
+        &IngestOptions::default(),
+        &DryRunOptions::default(),
+    )
+    .unwrap();
+    assert_eq!((s.rows, s.users, s.rejected), (0, 0, 0));
+}
+
+#[test]
+fn an_object_wrapping_the_records_is_read_as_its_array() {
+    // BambooHR's report API: {"title", "fields": [...], "employees": [...]}.
+    let s = dry_run::run(
+        &export_fixture("bamboohr-report.json"),
+        &presets::load("bamboohr").unwrap(),
+        &IngestOptions::default(),
+        &DryRunOptions::default(),
+    )
+    .unwrap();
+    assert_eq!((s.rows, s.users, s.rejected), (3, 3, 0));
+    let note = scimload::source::wrapped::note(&export_fixture("bamboohr-report.json"));
+    assert!(note.is_some_and(|n| n.contains("'employees'")));
+    // Two arrays of records and no telling which: refused, naming them.
+    let e = dry_run::run(
+        &export_fixture("two-arrays.json"),
+        &presets::load("bamboohr").unwrap(),
+        &IngestOptions::default(),
+        &DryRunOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("employees, contractors") && e.contains("jq"),
+        "{e}"
+    );
+}
+
+fn cli_dry_run(file: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_scimload"))
+        .args([
+            "import",
+            export_fixture(file).to_str().unwrap(),
+            "--dry-run",
+            "--json",
+        ])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn presets_need_only_their_required_columns() {
+    // Workday without Phone_Work and Worker_Type: a warning each, the rest imported.
+    let out = cli_dry_run("workday-no-phone-type.csv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("no column 'Phone_Work'; phoneNumbers.work will not be set"),
+        "{err}"
+    );
+    assert!(
+        err.contains("no column 'Worker_Type'; userType will not be set"),
+        "{err}"
+    );
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (s["rows"].as_u64(), s["users"].as_u64()),
+        (Some(5), Some(5))
+    );
+    // BambooHR without employeeNumber.
+    let out = cli_dry_run("bamboohr-no-employee-number.json");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("'employeeNumber'; enterprise.employeeNumber will not be set"),
+        "{err}"
+    );
+    // A required column missing still stops the run.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimload"))
+        .args([
+            "import",
+            export_fixture("workday-no-email.csv").to_str().unwrap(),
+            "--preset",
+            "workday",
+            "--dry-run",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("'Email_Work'"), "{err}");
+}
