@@ -23,6 +23,28 @@ trap 'kill $SERVER 2>/dev/null || true; rm -rf "$LOG"' EXIT
 SERVER=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/ServiceProviderConfig" >/dev/null && break; sleep 0.1; done
 
+# What the target can do, checked in a sandbox that probe deletes again.
+"$BIN" probe "http://127.0.0.1:$PORT" --timeout 10s | sed 's/^/interop: /'
+"$BIN" probe "http://127.0.0.1:$PORT" --json >"$LOG/probe.json"
+"$VENV/bin/python" - "$PORT" "$LOG/probe.json" <<'PY'
+import json, sys, urllib.request
+port, p = sys.argv[1], json.load(open(sys.argv[2]))
+outcome = {c["name"]: c["outcome"] for c in p["checks"]}
+# What the generic dialect's import relies on must hold on this server.
+needed = ["create: 201 with id and Location", "filter: userName eq (case-insensitive)",
+          "patch: path and value (RFC 7644)", "put: full replace", "group: member add by PATCH",
+          "group: members removed by members[value eq \"id\"]", "bulk: POST /Bulk with bulkId references",
+          "round trip: mapped attributes kept"]
+bad = {n: outcome.get(n) for n in needed if outcome.get(n) != "yes"}
+def total(what):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/{what}?count=0") as r:
+        return json.load(r)["totalResults"]
+left = (total("Users"), total("Groups"))
+if bad or p["left_behind"] or left != (0, 0):
+    sys.exit(f"interop: probe MISMATCH {bad}, left behind {p['left_behind']}, on the server {left}")
+print(f"interop: probe {len(needed)} needed behaviours present, sandbox removed")
+PY
+
 "$BIN" import "$SAMPLE" --dry-run --json >"$LOG/expected.json" 2>/dev/null || true
 start=$(date +%s)
 "$BIN" import "$SAMPLE" --target "http://127.0.0.1:$PORT" --concurrency 8 --quiet --json \

@@ -37,6 +37,26 @@ pub enum Command {
     Report(ReportArgs),
     /// Delete from the target every user and group an import recorded in a state file.
     Cleanup(CleanupArgs),
+    /// What a target can do: discovery, then each behaviour import and bench rely on,
+    /// checked on sandbox users and groups it deletes afterwards; recommends a dialect.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// SCIM base URL of the target, http:// or https://.
+    pub url: String,
+    /// Only read the discovery documents: create nothing.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Bound on each request of a check: a server that hangs is reported, not waited on.
+    #[arg(long, default_value = "10s", value_parser = crate::units::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]

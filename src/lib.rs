@@ -11,6 +11,7 @@ pub mod import;
 pub mod mapping;
 pub mod metrics;
 pub mod oauth;
+pub mod probe;
 pub mod report;
 pub mod scim;
 pub mod server;

@@ -87,5 +87,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => commands::bench(*args),
         Command::Report(args) => commands::report(args),
         Command::Cleanup(args) => commands::cleanup(args),
+        Command::Probe(args) => commands::probe(args),
     }
 }

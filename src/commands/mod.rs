@@ -395,3 +395,37 @@ pub fn cleanup(a: crate::cli::CleanupArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     })
 }
+
+pub fn probe(a: crate::cli::ProbeArgs) -> anyhow::Result<ExitCode> {
+    check_target(&a.url)?;
+    let opts = client_options(&a.connect, a.timeout)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let url = a.url.trim_end_matches('/').to_string();
+    let report = rt.block_on(async {
+        let client = crate::client::ScimClient::connect(&url, &opts, 4)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        crate::probe::probe(
+            &client,
+            &crate::probe::ProbeOptions {
+                read_only: a.read_only,
+                check_timeout: a.timeout,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the target {url}: {e}"))
+    })?;
+    if a.json {
+        say(&serde_json::to_string_pretty(&report)?)?;
+    } else {
+        say_raw(&report.human())?;
+    }
+    // Sandbox resources left behind are the one thing the user must act on.
+    Ok(if report.left_behind.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -11,6 +11,7 @@ mod fidelity;
 mod harness;
 mod import;
 mod ingest;
+mod probe;
 mod report;
 mod server_api;
 mod server_faults;
