@@ -111,6 +111,54 @@ pub fn compare(spec: &MappingSpec, published: &Published) -> SchemaFindings {
         return f;
     };
     f.checked = true;
+    // Custom extension attributes, roles, entitlements: declared, and with the type
+    // the mapping converts to?
+    for (name, v) in &spec.user {
+        if target::index_of(name).is_some() {
+            continue;
+        }
+        let Some(ct) = crate::mapping::custom::CustomTarget::parse(name) else {
+            continue;
+        };
+        let ty = match v {
+            crate::mapping::spec::ValueSpec::Full(full) => full.ty.as_deref(),
+            _ => None,
+        }
+        .and_then(|t| crate::mapping::custom::ValueType::parse(t).ok())
+        .unwrap_or(crate::mapping::custom::ValueType::String);
+        let urn = ct.schema.as_deref();
+        let why = match user.declares(urn, &ct.attr, ct.sub.as_deref()) {
+            Declared::Yes => {
+                let d = user.attr(urn, &ct.attr);
+                let declared_ty = match (&ct.sub, d) {
+                    (None, Some(d)) if urn.is_some() => Some(d.ty.clone()),
+                    _ => None,
+                };
+                declared_ty
+                    .filter(|t| {
+                        *t != ty.scim_name() && !(ty.scim_name() == "string" && takes_string(t))
+                    })
+                    .map(|t| format!("declared as {t}, the mapping writes {}", ty.scim_name()))
+            }
+            Declared::NoSchema => Some(format!(
+                "the User resource type has no schema {}",
+                urn.unwrap_or(crate::scim::urns::USER)
+            )),
+            Declared::NoAttribute => Some("not declared".into()),
+            Declared::Unknown => {
+                f.unchecked.push(ct.path());
+                None
+            }
+        };
+        if let Some(why) = why {
+            f.undeclared.push(Undeclared {
+                mapping: name.clone(),
+                attribute: ct.path(),
+                why,
+                rows: 0,
+            });
+        }
+    }
     let mut targets: Vec<usize> = spec
         .user
         .keys()
@@ -173,12 +221,24 @@ pub fn count_rows(
     if f.undeclared.is_empty() {
         return Ok(());
     }
-    let places: Vec<Place> = f
+    // Aligned with `f.undeclared`: a fixed place, or a custom attribute.
+    let places: Vec<Result<Place, crate::mapping::custom::CustomTarget>> = f
         .undeclared
         .iter()
-        .filter_map(|u| target::index_of(&u.mapping).map(|t| TARGETS[t].place))
+        .map(|u| match target::index_of(&u.mapping) {
+            Some(t) => Ok(TARGETS[t].place),
+            None => Err(
+                crate::mapping::custom::CustomTarget::parse(&u.mapping).unwrap_or(
+                    crate::mapping::custom::CustomTarget {
+                        schema: None,
+                        attr: u.mapping.clone(),
+                        sub: None,
+                    },
+                ),
+            ),
+        })
         .collect();
-    let needs_body = places.iter().any(|p| *p != Place::Manager);
+    let needs_body = places.iter().any(|p| *p != Ok(Place::Manager));
     let mut counts = vec![0u64; places.len()];
     let mut dups = Duplicates::for_input(path);
     ingest(path, spec, opts, |batch| {
@@ -191,8 +251,18 @@ pub fn count_rows(
                 .flatten();
             for (i, p) in places.iter().enumerate() {
                 let has = match p {
-                    Place::Manager => u.manager().is_some(),
-                    p => body.as_ref().is_some_and(|b| p.get(b).is_some()),
+                    Ok(Place::Manager) => u.manager().is_some(),
+                    Ok(p) => body.as_ref().is_some_and(|b| p.get(b).is_some()),
+                    Err(c) => body.as_ref().is_some_and(|b| {
+                        let at = match &c.schema {
+                            Some(s) => b.get(s.as_str()).and_then(|x| x.get(c.attr.as_str())),
+                            None => b.get(c.attr.as_str()),
+                        };
+                        match &c.sub {
+                            Some(sub) => at.and_then(|x| x.get(sub.as_str())).is_some(),
+                            None => at.is_some(),
+                        }
+                    }),
                 };
                 counts[i] += has as u64;
             }

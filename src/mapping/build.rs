@@ -163,13 +163,25 @@ pub fn write_user(
     values: &[Option<&str>],
     active: Option<bool>,
     check: bool,
+    (extra, extra_urns): (&[u8], &[String]),
 ) {
     let has_ent = plan.enterprise.iter().any(|(t, _)| values[*t].is_some());
-    out.extend_from_slice(if has_ent {
+    let schemas = if has_ent {
         SCHEMAS_WITH_ENTERPRISE.as_bytes()
     } else {
         SCHEMAS_CORE.as_bytes()
-    });
+    };
+    if extra_urns.is_empty() {
+        out.extend_from_slice(schemas);
+    } else {
+        // The custom extensions' URNs join the schemas array (RFC 7643 §3).
+        out.extend_from_slice(&schemas[..schemas.len() - 1]);
+        for u in extra_urns {
+            out.push(b',');
+            json_str(out, u);
+        }
+        out.push(b']');
+    }
     for (t, frag) in &plan.top {
         if let Some(v) = values[*t] {
             out.extend_from_slice(frag);
@@ -192,6 +204,8 @@ pub fn write_user(
         values,
         check,
     );
+    // Custom attributes before the enterprise extension, which stays last.
+    out.extend_from_slice(extra);
     if has_ent {
         out.extend_from_slice(ENTERPRISE_KEY.as_bytes());
         object(out, b"{", b"}", &plan.enterprise, values, check);

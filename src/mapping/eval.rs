@@ -15,7 +15,7 @@ use super::template::{
 };
 use super::user::{Packer, GROUP_SEP};
 use super::{
-    build, parse_bool, valid_date, valid_email, MappedUser, Mapping, RejectCode, Rejected,
+    build, custom, parse_bool, valid_date, valid_email, MappedUser, Mapping, RejectCode, Rejected,
 };
 use crate::source::flat_json;
 
@@ -87,6 +87,36 @@ fn transform<'v>(t: Transform, v: Val<'v>, text: &mut String) -> Val<'v> {
     }
 }
 
+/// A rule's value for a row: the template (or its one column), the transforms, the
+/// value map; the default is applied by the caller.
+fn rule_value<'v>(r: &'v super::ValueRule, cache: &Cache<'v>, text: &mut String) -> Val<'v> {
+    // A blank column is `Str("")` here, empty like `Empty`: one less branch on
+    // data that is blank for some rows and not others (measured).
+    let mut v = match (r.column, r.template.single()) {
+        (Some(c), _) => Val::Str(cache[c]),
+        (None, Some(alts)) => alts
+            .iter()
+            .map(|&c| cache[c])
+            .find(|v| !v.is_empty())
+            .map_or(Val::Empty, Val::Str),
+        (None, None) => r
+            .template
+            .eval_text(cache, text)
+            .map_or(Val::Empty, |(a, b)| Val::Text(a, b)),
+    };
+    for &t in &r.transforms {
+        v = transform(t, v, text);
+    }
+    if !r.map.is_empty() {
+        if let Some(x) = v.read(text).filter(|x| !x.is_empty()) {
+            if let Some((_, to)) = r.map.iter().find(|(from, _)| from.eq_ignore_ascii_case(x)) {
+                v = Val::Str(to);
+            }
+        }
+    }
+    v
+}
+
 impl Mapping {
     /// Maps one record; a row that breaks a rule comes back as [`Rejected`] naming the
     /// field and the reason.
@@ -148,32 +178,7 @@ impl Mapping {
         let mut values: [Option<&str>; TARGETS.len()] = [None; TARGETS.len()];
         let mut spans: SmallVec<[(usize, usize, usize); 8]> = SmallVec::new();
         for r in &self.rules {
-            // A blank column is `Str("")` here, empty like `Empty`: one less branch on
-            // data that is blank for some rows and not others (measured).
-            let mut v = match (r.column, r.template.single()) {
-                (Some(c), _) => Val::Str(cache[c]),
-                (None, Some(alts)) => alts
-                    .iter()
-                    .map(|&c| cache[c])
-                    .find(|v| !v.is_empty())
-                    .map_or(Val::Empty, Val::Str),
-                (None, None) => r
-                    .template
-                    .eval_text(cache, text)
-                    .map_or(Val::Empty, |(a, b)| Val::Text(a, b)),
-            };
-            for &t in &r.transforms {
-                v = transform(t, v, text);
-            }
-            if !r.map.is_empty() {
-                if let Some(x) = v.read(text).filter(|x| !x.is_empty()) {
-                    if let Some((_, to)) =
-                        r.map.iter().find(|(from, _)| from.eq_ignore_ascii_case(x))
-                    {
-                        v = Val::Str(to);
-                    }
-                }
-            }
+            let v = rule_value(r, cache, text);
             match v {
                 Val::Str(s) => {
                     values[r.target] = if s.is_empty() {
@@ -186,11 +191,41 @@ impl Mapping {
                 Val::Empty => values[r.target] = r.default.as_deref(),
             }
         }
+        // Custom attributes: evaluated like the others, converted to their type below.
+        let mut extra_vals: SmallVec<[Val; 4]> = SmallVec::new();
+        for e in &self.extras {
+            let v = match rule_value(&e.rule, cache, text) {
+                Val::Str("") | Val::Empty => e.rule.default.as_deref().map_or(Val::Empty, Val::Str),
+                v => v,
+            };
+            extra_vals.push(v);
+        }
         let text: &str = text;
         for (t, a, b) in spans {
             values[t] = Some(&text[a..b]);
         }
         self.check(&values, cache, plain, row)?;
+        let mut extra = Vec::new();
+        let mut extra_urns = Vec::new();
+        if !self.extras.is_empty() {
+            let filled: SmallVec<[custom::Filled; 4]> = self
+                .extras
+                .iter()
+                .zip(&extra_vals)
+                .filter_map(|(e, v)| {
+                    let value = v.read(text)?;
+                    Some(custom::Filled {
+                        target: &e.target,
+                        ty: e.ty,
+                        split: e.split.as_deref(),
+                        value,
+                    })
+                })
+                .collect();
+            if let Err((field, why)) = custom::write(&filled, &mut extra, &mut extra_urns) {
+                return Err(self.reject(&values, row, RejectCode::InvalidValue, &field, why));
+            }
+        }
         let active = match values[target::ACTIVE] {
             None => None,
             Some(v) => match parse_bool(v) {
@@ -211,7 +246,14 @@ impl Mapping {
         // A little over the last row: most rows fit without growing, and an import
         // holding tens of thousands of users in flight does not pay much slack.
         let mut p = Packer::new(*last + *last / 16 + 32);
-        build::write_user(p.buf(), &self.plan, &values, active, !plain);
+        build::write_user(
+            p.buf(),
+            &self.plan,
+            &values,
+            active,
+            !plain,
+            (&extra, &extra_urns),
+        );
         p.end_part();
         for t in [target::EXTERNAL_ID, target::USER_NAME, target::MANAGER] {
             p.buf()

@@ -5,6 +5,7 @@
 
 pub mod build;
 pub(crate) mod bytes;
+pub mod custom;
 mod eval;
 pub mod presets;
 pub mod spec;
@@ -110,6 +111,15 @@ struct ValueRule {
     map: Vec<(String, String)>,
 }
 
+/// A rule for an attribute outside the fixed table ([`custom`]).
+#[derive(Debug, Clone)]
+struct ExtraRule {
+    target: custom::CustomTarget,
+    ty: custom::ValueType,
+    split: Option<String>,
+    rule: ValueRule,
+}
+
 #[derive(Debug, Clone)]
 struct GroupRule {
     template: Template,
@@ -120,6 +130,8 @@ struct GroupRule {
 #[derive(Debug, Clone)]
 pub struct Mapping {
     rules: Vec<ValueRule>,
+    /// Custom extension attributes, roles and entitlements.
+    extras: Vec<ExtraRule>,
     groups: Vec<GroupRule>,
     required: Vec<usize>,
     max_length: usize,
@@ -206,10 +218,21 @@ impl Mapping {
         };
         let mut rules = Vec::new();
         let mut columns_of = vec![Vec::new(); TARGETS.len()];
+        let mut extras = Vec::new();
         for (name, v) in &spec.user {
-            let target = target::index_of(name).ok_or_else(|| {
-                MappingError::UnknownTarget(name.clone(), target::names().join(", "))
-            })?;
+            let fixed = target::index_of(name);
+            let custom = match fixed {
+                Some(_) => None,
+                None => Some(custom::CustomTarget::parse(name).ok_or_else(|| {
+                    MappingError::UnknownTarget(
+                        name.clone(),
+                        format!(
+                            "{}, roles, entitlements, or an attribute of a schema extension as urn:…:User:attribute[.sub]",
+                            target::names().join(", ")
+                        ),
+                    )
+                })?),
+            };
             let (text, transforms, default, map) = match v {
                 spec::ValueSpec::Template(t) => (t.as_str(), Vec::new(), None, Vec::new()),
                 spec::ValueSpec::Full(f) => (
@@ -222,6 +245,40 @@ impl Mapping {
                     f.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 ),
             };
+            let (ty, split) = match v {
+                spec::ValueSpec::Full(f) => (f.ty.as_deref(), f.split.clone()),
+                _ => (None, None),
+            };
+            if let Some(ct) = custom {
+                let template = Template::parse(text, &mut resolve)?;
+                extras.push(ExtraRule {
+                    target: ct,
+                    ty: ty
+                        .map(custom::ValueType::parse)
+                        .transpose()?
+                        .unwrap_or(custom::ValueType::String),
+                    split: split.filter(|s| !s.is_empty()),
+                    rule: ValueRule {
+                        target: usize::MAX,
+                        column: match template.single() {
+                            Some(&[c]) => Some(c),
+                            _ => None,
+                        },
+                        template,
+                        transforms,
+                        default,
+                        map,
+                    },
+                });
+                continue;
+            }
+            let target = fixed.expect("fixed when not custom");
+            if ty.is_some() || split.is_some() {
+                return Err(MappingError::Template {
+                    template: name.clone(),
+                    detail: "type and split apply to custom attributes (urn:…), roles and entitlements; this attribute's type is fixed".into(),
+                });
+            }
             let template = Template::parse(text, &mut resolve)?;
             columns_of[target] = template.columns.clone();
             rules.push(ValueRule {
@@ -317,6 +374,7 @@ impl Mapping {
         });
         Ok(Mapping {
             rules,
+            extras,
             groups,
             required,
             max_length: spec.validate.max_length,

@@ -62,6 +62,14 @@ pub struct FullValue {
     /// Replaces whole values (after transforms): `{ Active = "true" }`.
     #[serde(default)]
     pub map: BTreeMap<String, String>,
+    /// For custom attributes: string (default), boolean, integer, decimal, dateTime or
+    /// reference; each row's value is converted, and rejected when it cannot be.
+    #[serde(default, rename = "type")]
+    pub ty: Option<String>,
+    /// For custom and multi-valued attributes: the column holds several values
+    /// separated by this (`"; "` in `"admin; auditor"`).
+    #[serde(default)]
+    pub split: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -176,3 +176,52 @@ async fn a_target_that_keeps_everything_verifies_clean() {
     assert_eq!(v["groups_differing"], 0, "{v}");
     assert_eq!(s["managers_failed"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_extension_the_target_lacks_is_named_before_and_after() {
+    let srv = server(&RFC).await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/exports");
+    let state = std::env::temp_dir().join(format!("scimload-acme-{}.sqlite", std::process::id()));
+    let _ = std::fs::remove_file(&state);
+    let out = Command::new(env!("CARGO_BIN_EXE_scimload"))
+        .args([
+            "import",
+            &format!("{dir}/acme.csv"),
+            "--map",
+            &format!("{dir}/acme-mapping.toml"),
+        ])
+        .args([
+            "--target",
+            &srv.url(),
+            "--quiet",
+            "--json",
+            "--verify",
+            "all",
+            "--state",
+        ])
+        .arg(&state)
+        .env_remove("SCIM_TOKEN")
+        .output()
+        .unwrap();
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let acme = "urn:example:params:scim:schemas:extension:acme:2.0:User";
+    let undeclared = s["schema"]["undeclared"].as_array().unwrap();
+    let badge = undeclared
+        .iter()
+        .find(|u| u["attribute"] == format!("{acme}:badgeNumber"))
+        .unwrap_or_else(|| panic!("{undeclared:?}"));
+    // Counted over the rows that will be sent: the other three are rejected (bad types).
+    assert_eq!(badge["rows"], 1, "only accepted rows are sent: {badge}");
+    // roles are core: declared by the target.
+    assert!(
+        undeclared.iter().all(|u| u["mapping"] != "roles"),
+        "{undeclared:?}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        s["verification"]["users_differing"], 1,
+        "{}",
+        s["verification"]
+    );
+    assert!(s["verification"]["attributes"][format!("{acme}:badgeNumber")].as_u64() == Some(1));
+}

@@ -496,3 +496,51 @@ fn presets_need_only_their_required_columns() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("'Email_Work'"), "{err}");
 }
+
+#[test]
+fn custom_extension_attributes_are_typed_per_row() {
+    let spec = presets::load_file(&export_fixture("acme-mapping.toml")).unwrap();
+    let rejects = tmp("acme.rejects.csv");
+    let emit = tmp("acme.emit.ndjson");
+    let s = dry_run::run(
+        &export_fixture("acme.csv"),
+        &spec,
+        &IngestOptions::default(),
+        &DryRunOptions {
+            rejects: Some(rejects.clone()),
+            emit: Some(emit.clone()),
+        },
+    )
+    .unwrap();
+    assert_eq!((s.rows, s.users, s.rejected), (5, 1, 4));
+    let acme = "urn:example:params:scim:schemas:extension:acme:2.0:User";
+    let got: Vec<(u64, String, String, String)> = rejects_of(&rejects);
+    let want = [
+        (2, "badgeNumber", "'10x' is not an integer"),
+        (3, "remote", "'maybe' is not a boolean"),
+        (4, "office.floor", "'two' is not an integer"),
+        (5, "hired", "'2021-13-04' is not a date-time"),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for ((row, field, code, reason), (wr, wf, why)) in got.iter().zip(want) {
+        assert_eq!(
+            (*row, field.as_str(), code.as_str()),
+            (wr, format!("{acme}:{wf}").as_str(), "invalid_value")
+        );
+        assert!(reason.starts_with(why), "{reason}");
+    }
+    // The accepted row, as JSON values: typed, grouped under its schema, roles split.
+    let line = std::fs::read_to_string(&emit).unwrap();
+    let user: Value =
+        serde_json::from_str::<Value>(line.lines().next().unwrap()).unwrap()["user"].clone();
+    let golden: Value = serde_json::from_str(
+        &std::fs::read_to_string(export_fixture("acme-row1.golden.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(user, golden);
+    assert_eq!(user[acme]["badgeNumber"], 1042);
+    assert_eq!(
+        user["roles"],
+        serde_json::json!([{"value": "admin"}, {"value": "auditor"}])
+    );
+}
