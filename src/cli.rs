@@ -554,6 +554,10 @@ pub struct FaultArgs {
     /// Fraction of requests whose connection is closed without an answer.
     #[arg(long, default_value = "0", value_parser = parse_fraction)]
     pub drop: f64,
+    /// Time each operation of a /Bulk request costs (a server that runs a batch's
+    /// operations one after the other): 2ms makes a 100-operation batch take 200 ms.
+    #[arg(long, default_value = "0s", value_parser = crate::units::parse_duration)]
+    pub bulk_op_delay: std::time::Duration,
     /// Stop answering AT after start for DURATION, e.g. 5s+3s (repeatable).
     #[arg(long = "stall", value_parser = Stall::parse)]
     pub stalls: Vec<Stall>,

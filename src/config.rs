@@ -186,6 +186,7 @@ impl From<&FaultArgs> for FaultConfig {
             rate_cap: f.rate_cap,
             drop: f.drop,
             stalls: f.stalls.clone(),
+            bulk_op_delay: f.bulk_op_delay,
         }
     }
 }

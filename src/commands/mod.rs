@@ -258,6 +258,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             interrupt: Some(std::sync::Arc::new(run::Interrupt::default())),
             schema_check: a.schema_check,
             verify: a.verify,
+            bulk_trial: std::time::Duration::from_millis(1500),
         };
         if cfg.missing != run::Missing::Keep && cfg.state.is_none() {
             bail!("--deactivate-missing and --delete-missing compare the export with a state file; give --state (the embedded server keeps none)");

@@ -87,6 +87,8 @@ pub struct ImportConfig {
     pub schema_check: SchemaCheck,
     /// Read users back after the import and compare them with what was sent.
     pub verify: Verify,
+    /// `--bulk auto`: how long each way is tried before the faster one is kept.
+    pub bulk_trial: Duration,
 }
 
 /// `--bulk`: whether new users travel in `/Bulk` requests.
@@ -158,6 +160,110 @@ struct Ingested {
 
 /// What a dispatched task returns: whether it was a /Bulk batch, its finished users, and
 /// what its group operations did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TrialPhase {
+    Single,
+    Bulk,
+    Done,
+}
+
+/// `--bulk auto` by measurement: users go one request each for a phase, then in /Bulk
+/// batches for a phase; each phase ends by draining what is in flight, so its rate is
+/// users finished over the time from its first dispatch to its last answer. Then the
+/// faster way carries the rest.
+struct BulkTrial {
+    phase: TrialPhase,
+    length: Duration,
+    started: Option<Instant>,
+    done_in_phase: u64,
+    draining: bool,
+    single: Option<f64>,
+    bulk: Option<f64>,
+}
+
+/// Users a phase must have finished before its rate counts.
+const TRIAL_MIN_USERS: u64 = 500;
+
+impl BulkTrial {
+    fn new(length: Duration) -> Self {
+        BulkTrial {
+            phase: TrialPhase::Single,
+            length,
+            started: None,
+            done_in_phase: 0,
+            draining: false,
+            single: None,
+            bulk: None,
+        }
+    }
+
+    fn dispatched(&mut self) {
+        if self.phase != TrialPhase::Done && self.started.is_none() {
+            self.started = Some(Instant::now());
+        }
+    }
+
+    fn finished(&mut self, users: u64) {
+        if self.phase == TrialPhase::Done {
+            return;
+        }
+        self.done_in_phase += users;
+        let long = self.started.is_some_and(|t| t.elapsed() >= self.length);
+        if long && self.done_in_phase >= TRIAL_MIN_USERS {
+            self.draining = true;
+        }
+    }
+
+    fn next_phase(&mut self) {
+        let secs = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let rate = self.done_in_phase as f64 / secs.max(1e-6);
+        match self.phase {
+            TrialPhase::Single => {
+                self.single = Some(rate);
+                self.phase = TrialPhase::Bulk;
+            }
+            TrialPhase::Bulk => {
+                self.bulk = Some(rate);
+                self.phase = TrialPhase::Done;
+            }
+            TrialPhase::Done => {}
+        }
+        self.started = None;
+        self.done_in_phase = 0;
+        self.draining = false;
+    }
+
+    fn chose_bulk(&self) -> bool {
+        matches!((self.single, self.bulk), (Some(s), Some(b)) if b > s)
+    }
+
+    fn describe(&self) -> String {
+        match (self.single, self.bulk) {
+            (Some(s), None) => format!("bulk trial: {s:.0} users/s one request each; now /Bulk"),
+            (Some(s), Some(b)) => format!(
+                "bulk trial: {s:.0} users/s one request each, {b:.0} users/s in /Bulk: continuing {}",
+                if self.chose_bulk() { "with /Bulk" } else { "one request per user" }
+            ),
+            _ => String::new(),
+        }
+    }
+
+    fn outcome(self) -> super::summary::BulkTrialOutcome {
+        let complete = self.phase == TrialPhase::Done;
+        super::summary::BulkTrialOutcome {
+            single_users_per_second: self.single,
+            bulk_users_per_second: self.bulk,
+            chosen: if !complete {
+                "undecided: the export ended during the trial".into()
+            } else if self.chose_bulk() {
+                "bulk".into()
+            } else {
+                "per-user".into()
+            },
+        }
+    }
+}
+
 /// A manager to set by PATCH once both users exist.
 pub(super) struct Deferred {
     seq: u32,
@@ -514,14 +620,35 @@ pub async fn run(
     let mut bulk_running = 0usize;
     // Bulk batches in flight that create groups.
     let mut creating = 0usize;
+    // --bulk auto decides by measurement: what a ServiceProviderConfig offers is not
+    // what is faster (one server's /Bulk was 1.5× slower than one POST per user).
+    let mut trial = (cfg.bulk == BulkMode::Auto && bulk_limits.is_some())
+        .then(|| BulkTrial::new(cfg.bulk_trial));
+    let mut route_bulk = bulk_limits.is_some();
+    if let Some(tr) = &trial {
+        route_bulk = tr.phase == TrialPhase::Bulk;
+    }
     while input_open || !inflight.is_empty() || !batch.is_empty() {
+        let draining = trial.as_ref().is_some_and(|tr| tr.draining);
+        if draining && inflight.is_empty() && batch.is_empty() {
+            if let Some(tr) = trial.as_mut() {
+                tr.next_phase();
+                route_bulk = match tr.phase {
+                    TrialPhase::Bulk => true,
+                    TrialPhase::Single => false,
+                    TrialPhase::Done => tr.chose_bulk(),
+                };
+                progress(tr.describe());
+            }
+            continue;
+        }
         if let Some((ops, bytes)) = bulk_limits {
             let full = batch.len() >= ops || batch_bytes >= bytes;
             // While a batch creates groups, the next waits: it would name the same
             // groups before their ids are known, and their members would then need
             // requests of their own after the users.
             if !batch.is_empty()
-                && (full || !input_open || stopping)
+                && (full || !input_open || stopping || draining)
                 && bulk_running < bulk_parallel
                 && creating == 0
             {
@@ -565,6 +692,9 @@ pub async fn run(
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                 if let Ok((was_bulk, fs, groups)) = done {
                     bulk_running -= was_bulk as usize;
+                    if let Some(tr) = trial.as_mut() {
+                        tr.finished(fs.len() as u64);
+                    }
                     for f in fs {
                         t.finish(f);
                     }
@@ -609,7 +739,7 @@ pub async fn run(
                     ));
                 }
             }
-            job = rx.recv(), if input_open && (stopping || (!paced && !batch_blocked && inflight.len() < cfg.concurrency)) => {
+            job = rx.recv(), if input_open && (stopping || (!paced && !draining && !batch_blocked && inflight.len() < cfg.concurrency)) => {
                 match job {
                     // After Ctrl-C the rest of the file is read (to count it) but not sent.
                     Some(job) if stopping => {
@@ -621,6 +751,9 @@ pub async fn run(
                     Some(job) => {
                         if let Some(g) = gap {
                             next_start = next_start.max(Instant::now() - g) + g;
+                        }
+                        if let Some(tr) = trial.as_mut() {
+                            tr.dispatched();
                         }
                         let manager_id = job.manager.and_then(|m| t.id(m)).map(String::from);
                         // The manager is still in flight (or failed): set it afterwards.
@@ -641,7 +774,7 @@ pub async fn run(
                                 t.ids.set(job.seq, &k.scim_id);
                                 t.unchanged += 1;
                             }
-                            None if bulk_limits.is_some_and(|(_, bytes)| job.user.body().len() + bulk::OP_OVERHEAD + bulk::ENVELOPE < bytes) => {
+                            None if route_bulk && bulk_limits.is_some_and(|(_, bytes)| job.user.body().len() + bulk::OP_OVERHEAD + bulk::ENVELOPE < bytes) => {
                                 let (_, bytes) = bulk_limits.unwrap_or_default();
                                 let add = job.user.body().len() + bulk::OP_OVERHEAD + manager_id.as_ref().map_or(0, |m| m.len() + 64);
                                 if !batch.is_empty() && batch_bytes + add > bytes {
@@ -983,6 +1116,7 @@ pub async fn run(
         missing_failed: sync.failed,
         missing_refused: sync.refused,
         memberships_skipped: gt.skipped,
+        bulk_trial: trial.map(|tr| tr.outcome()),
         managers_set: t.managers_set,
         managers_failed,
         managers_unresolved: ingested.unresolved_managers,

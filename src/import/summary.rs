@@ -8,6 +8,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::OpSummary;
 
+/// How `--bulk auto` chose between /Bulk and one request per user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BulkTrialOutcome {
+    /// Users per second of each way during its trial phase.
+    pub single_users_per_second: Option<f64>,
+    pub bulk_users_per_second: Option<f64>,
+    /// `bulk`, `per-user`, or why the trial did not decide.
+    pub chosen: String,
+}
+
 /// Also what `scimload report` reads back from summary.json.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImportSummary {
@@ -61,6 +71,9 @@ pub struct ImportSummary {
     /// Why missing users were left alone although asked to act on them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing_refused: Option<String>,
+    /// `--bulk auto`: both ways measured at the start, the faster kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk_trial: Option<BulkTrialOutcome>,
     pub managers_set: u64,
     /// Manager PATCHes the target refused (each in failed.csv).
     #[serde(default)]
@@ -109,6 +122,15 @@ impl ImportSummary {
             "  groups: {} created, {} existing, {} unchanged, {} failed; {} memberships added, {} skipped; {} managers set, {} failed, {} not among the accepted rows\n",
             self.groups_created, self.groups_existing, self.groups_unchanged, self.groups_failed, self.memberships_added, self.memberships_skipped, self.managers_set, self.managers_failed, self.managers_unresolved
         ));
+        if let Some(b) = &self.bulk_trial {
+            let r = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.0} users/s"));
+            s.push_str(&format!(
+                "  bulk auto: one request per user {}, /Bulk {}: {}\n",
+                r(b.single_users_per_second),
+                r(b.bulk_users_per_second),
+                b.chosen
+            ));
+        }
         if let Some(f) = &self.schema {
             if let Some(w) = f.warning() {
                 s.push_str(&format!("  schema check: {w}\n"));

@@ -350,11 +350,13 @@ pub async fn bulk(State(app): State<Arc<App>>, req: Request) -> Response {
                     format!("bulk payload larger than maxPayloadSize ({limit} bytes); split it"),
                 )
             })?;
-        let body = super::bulk::run(
-            &ctx(&app, &base),
-            app.cfg.bulk_max_operations,
-            parse_json(&b)?,
-        )?;
+        let request: crate::scim::model::BulkRequest = parse_json(&b)?;
+        let ops = request.operations.len() as u32;
+        let body = super::bulk::run(&ctx(&app, &base), app.cfg.bulk_max_operations, request)?;
+        let delay = app.cfg.faults.bulk_op_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay * ops).await;
+        }
         Ok(Outcome {
             status: 200,
             body: Some(body),

@@ -160,6 +160,7 @@ fn config(base: String) -> ImportConfig {
         interrupt: None,
         schema_check: run::SchemaCheck::Warn,
         verify: run::Verify::default(),
+        bulk_trial: Duration::from_millis(300),
     }
 }
 
@@ -1054,7 +1055,7 @@ async fn bulk_import_batches_users_and_upserts_conflicts() {
     assert_eq!(s.created, 1000);
     journal.clear();
     let cfg = ImportConfig {
-        bulk: run::BulkMode::Auto,
+        bulk: run::BulkMode::Always,
         ..config(srv.url())
     };
     let s = run::run(&file, &spec, &IngestOptions::default(), &cfg, |_| {})
@@ -1120,7 +1121,7 @@ async fn bulk_batches_carry_memberships_by_bulk_id() {
     .await
     .unwrap();
     let cfg = ImportConfig {
-        bulk: run::BulkMode::Auto,
+        bulk: run::BulkMode::Always,
         lookup: Lookup::Never,
         concurrency: 16,
         ..config(srv.url())
@@ -1181,4 +1182,70 @@ async fn bulk_batches_carry_memberships_by_bulk_id() {
         "memberships in Bulk: {adds} adds in Bulk, {standalone} PATCH requests"
     );
     assert_eq!(held(&srv.url()).await, expected(&file));
+}
+
+/// `--bulk auto` measures both ways and keeps the faster: against a server whose /Bulk
+/// costs 2 ms per operation, one request per user wins; every user still arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_auto_keeps_the_faster_way_by_measurement() {
+    let file = export(8000, 67);
+    let spec = presets::load("workday").unwrap();
+    let slow_bulk = spawn(
+        ServerConfig {
+            faults: scimload::server::faults::FaultConfig {
+                bulk_op_delay: Duration::from_millis(2),
+                ..Default::default()
+            },
+            ..ServerConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let cfg = ImportConfig {
+        bulk: run::BulkMode::Auto,
+        lookup: Lookup::Never,
+        verify: run::Verify::Off,
+        ..config(slow_bulk.url())
+    };
+    let s = run::run(&file, &spec, &IngestOptions::default(), &cfg, |_| {})
+        .await
+        .unwrap();
+    let trial = s.bulk_trial.clone().expect("a trial");
+    let (one, bulk) = (
+        trial.single_users_per_second.expect("measured"),
+        trial.bulk_users_per_second.expect("measured"),
+    );
+    assert!(
+        bulk < one,
+        "/Bulk at 2 ms per operation should lose: {trial:?}"
+    );
+    assert_eq!(trial.chosen, "per-user", "{}", s.human());
+    assert_eq!((s.created, s.failed), (8000, 0), "{}", s.human());
+    assert_eq!(held(&slow_bulk.url()).await, expected(&file));
+    // Against the plain server the choice follows the measured rates, whichever wins.
+    let plain = spawn(ServerConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let s = run::run(
+        &file,
+        &spec,
+        &IngestOptions::default(),
+        &ImportConfig {
+            base_url: plain.url(),
+            ..cfg.clone()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let t = s.bulk_trial.clone().expect("a trial");
+    let faster = if t.bulk_users_per_second > t.single_users_per_second {
+        "bulk"
+    } else {
+        "per-user"
+    };
+    assert_eq!(t.chosen, faster, "{t:?}");
+    assert_eq!((s.created, s.failed), (8000, 0), "{}", s.human());
+    assert_eq!(held(&plain.url()).await, expected(&file));
 }
