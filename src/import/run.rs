@@ -1055,12 +1055,7 @@ pub async fn run(
         let groups = std::mem::take(&mut gt.ids)
             .into_iter()
             .filter_map(|(name, id)| {
-                let want = group_members.get(&name)?;
-                let want = want
-                    .iter()
-                    .filter_map(|&s| ids.get(s))
-                    .map(String::from)
-                    .collect();
+                let want = group_members.get(&name)?.clone();
                 Some((name, id, want))
             })
             .collect();

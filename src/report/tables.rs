@@ -453,15 +453,15 @@ fn import_fidelity(r: &ReportData) -> Vec<Table> {
             count(v.users_missing),
             count(v.read_failures)
         )];
-        lead.push(match &v.groups_note {
-            Some(n) => format!("Groups not checked: {n}."),
-            None => format!(
-                "{} groups checked: {} lack {} members the import added.",
-                count(v.groups_checked),
-                count(v.groups_differing),
-                count(v.members_missing)
-            ),
-        });
+        lead.push(format!(
+            "{} groups checked: {} lack {} members the import added.",
+            count(v.groups_checked),
+            count(v.groups_differing),
+            count(v.members_missing)
+        ));
+        if let Some(n) = &v.groups_note {
+            lead.push(format!("Groups: {n}."));
+        }
         if i.managers_failed > 0 {
             lead.push(format!(
                 "{} manager PATCHes were refused (listed in failed.csv).",
