@@ -254,7 +254,12 @@ impl BulkTrial {
             single_users_per_second: self.single,
             bulk_users_per_second: self.bulk,
             chosen: if !complete {
-                "undecided: the export ended during the trial".into()
+                match self.phase {
+                    TrialPhase::Single => {
+                        "per-user: the export ended within the trial's first phase".into()
+                    }
+                    _ => "both: the export ended within the trial's /Bulk phase".into(),
+                }
             } else if self.chose_bulk() {
                 "bulk".into()
             } else {
