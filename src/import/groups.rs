@@ -28,6 +28,8 @@ pub(super) struct GroupResult {
     pub(super) skipped: u64,
     pub(super) timings: Vec<(Op, Duration)>,
     pub(super) errors: Vec<String>,
+    /// Members whose add the target refused: (member's SCIM id, status, detail).
+    pub(super) refused: Vec<(String, String, String)>,
 }
 
 /// What the groups phase did, summed over groups.
@@ -42,6 +44,8 @@ pub(super) struct GroupTotals {
     pub(super) skipped: u64,
     /// (name, SCIM id) of each group found or created, for verification.
     pub(super) ids: Vec<(String, String)>,
+    /// Member adds the target refused: (member's SCIM id, status, detail).
+    pub(super) refused: Vec<(String, String, String)>,
 }
 
 impl GroupTotals {
@@ -49,7 +53,7 @@ impl GroupTotals {
         &mut self,
         rec: &mut Recorder,
         state: Option<&super::state::State>,
-        g: GroupResult,
+        mut g: GroupResult,
     ) {
         for (op, d) in g.timings {
             rec.record(op, d);
@@ -63,6 +67,7 @@ impl GroupTotals {
         self.added += g.added;
         self.removed += g.removed;
         self.skipped += g.skipped;
+        self.refused.extend(std::mem::take(&mut g.refused));
         if let Some(id) = &g.id {
             self.ids.push((g.name.clone(), id.clone()));
         }
@@ -137,6 +142,7 @@ pub(super) async fn provision_group(
         skipped: 0,
         timings: Vec::new(),
         errors: Vec::new(),
+        refused: Vec::new(),
     };
     let call = |op: Op, e: &Executed, t: Instant, g: &mut GroupResult| {
         g.timings.push((op, t.elapsed() / e.attempts.max(1)));
@@ -282,7 +288,16 @@ pub(super) async fn provision_group(
             for (k, chunk) in chunks.iter().enumerate() {
                 match statuses.get(k) {
                     Some(s) if s.starts_with('2') => g.added += chunk.len() as u64,
-                    _ => g.skipped += chunk.len() as u64,
+                    other => {
+                        g.skipped += chunk.len() as u64;
+                        let status = other.map_or("no answer".to_string(), |s| s.clone());
+                        refuse(
+                            &mut g,
+                            chunk,
+                            &status,
+                            "the /Bulk operation adding it failed",
+                        );
+                    }
                 }
             }
         }
@@ -298,8 +313,26 @@ pub(super) async fn provision_group(
         call(Op::PatchMembers, &e, t, &mut g);
         match &e.outcome {
             Ok(rep) if rep.is_success() => g.added += chunk.len() as u64,
-            _ => g.skipped += chunk.len() as u64,
+            o => {
+                g.skipped += chunk.len() as u64;
+                let status = crate::client::retry::error_key(o).unwrap_or_default();
+                refuse(&mut g, chunk, &status, &super::worker::detail(o));
+            }
         }
     }
     g
+}
+
+/// Members refused are kept (to a bound) so each becomes a line of failed.csv.
+const REFUSED_KEPT: usize = 100_000;
+
+fn refuse(g: &mut GroupResult, chunk: &[&str], status: &str, detail: &str) {
+    let room = REFUSED_KEPT.saturating_sub(g.refused.len());
+    for id in chunk.iter().take(room) {
+        g.refused.push((
+            id.to_string(),
+            status.to_string(),
+            format!("not added to group '{}': {detail}", g.name),
+        ));
+    }
 }

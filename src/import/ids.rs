@@ -41,6 +41,11 @@ impl IdTable {
     }
 
     /// The id of user `seq`, if it was provisioned.
+    /// Sequence numbers with a slot (the highest set, plus one).
+    pub(crate) fn len(&self) -> usize {
+        self.spans.len()
+    }
+
     pub(crate) fn get(&self, seq: u32) -> Option<&str> {
         let &(start, len) = self.spans.get(seq as usize)?;
         if len == 0 {

@@ -228,6 +228,32 @@ fn select(
     })
 }
 
+/// Row number and externalId of the accepted users `seqs`, from one more pass over the
+/// export (the import keeps neither per user, only the SCIM ids).
+pub(super) fn rows_of(
+    path: &Path,
+    spec: &MappingSpec,
+    opts: &IngestOptions,
+    seqs: &std::collections::HashSet<u32>,
+) -> Result<HashMap<u32, (u64, String)>, IngestError> {
+    let mut out = HashMap::new();
+    let mut dups = Duplicates::for_input(path);
+    let mut seq = 0u32;
+    ingest(path, spec, opts, |batch| {
+        for o in batch {
+            let RowOutcome::User(u) = dups.screen(o) else {
+                continue;
+            };
+            if seqs.contains(&seq) {
+                out.insert(seq, (u.row, u.external_id().to_string()));
+            }
+            seq += 1;
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// Looks a key up as SCIM does: attribute names are case-insensitive (RFC 7643 §2.1).
 fn field<'a>(obj: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
     obj.get(k)

@@ -1051,6 +1051,41 @@ pub async fn run(
         gt.add(&mut t.rec, t.state.as_ref(), g);
     }
 
+    // Member adds the target refused: each a failure of that row's reference.
+    let members_failed = gt.refused.len() as u64;
+    if !gt.refused.is_empty() && t.failed_out.is_some() {
+        // One user may be refused by several groups: SCIM id → sequence number once.
+        let mut seq_of_id: HashMap<&str, Option<u32>> = gt
+            .refused
+            .iter()
+            .map(|(id, _, _)| (id.as_str(), None))
+            .collect();
+        for seq in 0..ids.len() as u32 {
+            if let Some(slot) = ids.get(seq).and_then(|id| seq_of_id.get_mut(id)) {
+                *slot = Some(seq);
+            }
+        }
+        let seq_of_ref: Vec<Option<u32>> = gt
+            .refused
+            .iter()
+            .map(|(id, _, _)| seq_of_id.get(id.as_str()).copied().flatten())
+            .collect();
+        let seqs: std::collections::HashSet<u32> = seq_of_ref.iter().flatten().copied().collect();
+        let (p, sp, o) = (path.to_path_buf(), spec.clone(), ingest_opts.clone());
+        let rows =
+            tokio::task::spawn_blocking(move || super::readback::rows_of(&p, &sp, &o, &seqs))
+                .await
+                .map_err(|e| IngestError::Sink(format!("failed.csv: {e}")))??;
+        for ((_, status, detail), seq) in gt.refused.iter().zip(seq_of_ref) {
+            let (row, ext) = seq
+                .and_then(|s| rows.get(&s).cloned())
+                .unwrap_or((0, String::new()));
+            t.write_failed(row, &ext, "member", status, detail);
+        }
+        if let Some(w) = t.failed_out.as_mut() {
+            let _ = w.flush();
+        }
+    }
     if let Some(st) = t.state.take() {
         st.close().map_err(|e| IngestError::Sink(e.to_string()))?;
     }
@@ -1119,6 +1154,7 @@ pub async fn run(
         bulk_trial: trial.map(|tr| tr.outcome()),
         managers_set: t.managers_set,
         managers_failed,
+        memberships_failed: members_failed,
         managers_unresolved: ingested.unresolved_managers,
         schema,
         verification,

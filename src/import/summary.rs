@@ -63,6 +63,9 @@ pub struct ImportSummary {
     /// Members removed because the export no longer puts them in the group.
     pub memberships_removed: u64,
     pub memberships_skipped: u64,
+    /// Member adds the target refused (each in failed.csv; part of the skipped).
+    #[serde(default)]
+    pub memberships_failed: u64,
     /// Users the state knew that the export no longer has: how many, and what was done.
     pub missing: u64,
     pub deactivated: u64,
@@ -119,8 +122,8 @@ impl ImportSummary {
             if self.interrupted { format!(", {} not sent (interrupted; run the same command again to finish)", self.not_sent) } else { String::new() }
         );
         s.push_str(&format!(
-            "  groups: {} created, {} existing, {} unchanged, {} failed; {} memberships added, {} skipped; {} managers set, {} failed, {} not among the accepted rows\n",
-            self.groups_created, self.groups_existing, self.groups_unchanged, self.groups_failed, self.memberships_added, self.memberships_skipped, self.managers_set, self.managers_failed, self.managers_unresolved
+            "  groups: {} created, {} existing, {} unchanged, {} failed; {} memberships added, {} skipped ({} refused); {} managers set, {} failed, {} not among the accepted rows\n",
+            self.groups_created, self.groups_existing, self.groups_unchanged, self.groups_failed, self.memberships_added, self.memberships_skipped, self.memberships_failed, self.managers_set, self.managers_failed, self.managers_unresolved
         ));
         if let Some(b) = &self.bulk_trial {
             let r = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.0} users/s"));

@@ -225,3 +225,66 @@ async fn a_custom_extension_the_target_lacks_is_named_before_and_after() {
     );
     assert!(s["verification"]["attributes"][format!("{acme}:badgeNumber")].as_u64() == Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_member_adds_are_failures_of_their_rows() {
+    // AWS allows 100 member changes per PATCH: batches of 150 are refused.
+    let srv = server(&scimload::server::profile::AWS).await;
+    let dir = std::env::temp_dir().join(format!("scimload-members-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = import(
+        &srv.url(),
+        &[
+            "--json",
+            "--member-batch",
+            "150",
+            "--report",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let refused = s["memberships_failed"].as_u64().unwrap();
+    assert!(refused > 0, "{s}");
+    // Each refused member is a line with its row and externalId, as the export has them.
+    let emit = dir.join("payloads.ndjson");
+    let dry = Command::new(env!("CARGO_BIN_EXE_scimload"))
+        .args(["import", SAMPLE, "--dry-run", "--quiet", "--emit"])
+        .arg(&emit)
+        .output()
+        .unwrap();
+    assert!(dry.status.success());
+    let ext_of_row: std::collections::HashMap<u64, String> = std::fs::read_to_string(&emit)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["row"].as_u64().unwrap(),
+                v["externalId"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut csv = csv::Reader::from_path(dir.join("failed.csv")).unwrap();
+    let lines: Vec<csv::StringRecord> = csv
+        .records()
+        .map(Result::unwrap)
+        .filter(|l| &l[2] == "member")
+        .collect();
+    assert_eq!(lines.len() as u64, refused);
+    for l in &lines {
+        let row: u64 = l[0].parse().unwrap();
+        assert_eq!(
+            ext_of_row.get(&row).map(String::as_str),
+            Some(&l[1]),
+            "{l:?}"
+        );
+        assert_eq!(&l[3], "400", "{l:?}");
+        assert!(l[5].contains("not added to group"), "{l:?}");
+    }
+}
