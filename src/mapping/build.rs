@@ -74,8 +74,8 @@ pub struct WritePlan {
     /// `"value":"` of an `emails` entry, and what closes it (`","type":"work"}`).
     emails: Vec<Entry>,
     phones: Vec<Entry>,
-    /// `"key":"`, inside the work address.
-    address: Vec<Field>,
+    /// Per address type (work, home, other, in that order): `"key":"` inside it.
+    addresses: Vec<(&'static str, Vec<Field>)>,
     /// `"key":"`, inside the enterprise extension.
     enterprise: Vec<Field>,
 }
@@ -103,7 +103,10 @@ impl WritePlan {
                 Place::Name(k) => p.name.push((t, inner(k))),
                 Place::Email(k) => p.emails.push(plural(t, k)),
                 Place::Phone(k) => p.phones.push(plural(t, k)),
-                Place::WorkAddress(k) => p.address.push((t, inner(k))),
+                Place::Address(ty, k) => match p.addresses.iter_mut().find(|(x, _)| *x == ty) {
+                    Some((_, fields)) => fields.push((t, inner(k))),
+                    None => p.addresses.push((ty, vec![(t, inner(k))])),
+                },
                 Place::Enterprise(k) => p.enterprise.push((t, inner(k))),
                 Place::Active | Place::Manager => {}
             }
@@ -196,14 +199,25 @@ pub fn write_user(
     }
     plural(out, b",\"emails\":[", &plan.emails, values, check);
     plural(out, b",\"phoneNumbers\":[", &plan.phones, values, check);
-    object(
-        out,
-        b",\"addresses\":[{\"type\":\"work\",",
-        b"}]",
-        &plan.address,
-        values,
-        check,
-    );
+    // One entry per address type with a value, in the table's order (work first).
+    let mut open = false;
+    for (ty, fields) in &plan.addresses {
+        if !fields.iter().any(|(t, _)| values[*t].is_some()) {
+            continue;
+        }
+        out.extend_from_slice(if open {
+            b",{\"type\":\""
+        } else {
+            b",\"addresses\":[{\"type\":\""
+        });
+        open = true;
+        out.extend_from_slice(ty.as_bytes());
+        out.extend_from_slice(b"\",");
+        object(out, b"", b"}", fields, values, check);
+    }
+    if open {
+        out.push(b']');
+    }
     // Custom attributes before the enterprise extension, which stays last.
     out.extend_from_slice(extra);
     if has_ent {

@@ -15,8 +15,8 @@ pub enum Place {
     Email(&'static str),
     /// `phoneNumbers[type eq X].value`.
     Phone(&'static str),
-    /// A sub-attribute of the work address.
-    WorkAddress(&'static str),
+    /// A sub-attribute of the address of a type (work, home, other).
+    Address(&'static str, &'static str),
     /// An enterprise-extension string attribute.
     Enterprise(&'static str),
     /// The manager's externalId, resolved to a SCIM id when sending.
@@ -59,12 +59,33 @@ pub const TARGETS: &[Target] = &[
     t("phoneNumbers.mobile", Phone("mobile")),
     t("phoneNumbers.home", Phone("home")),
     t("phoneNumbers.fax", Phone("fax")),
-    t("addresses.work.streetAddress", WorkAddress("streetAddress")),
-    t("addresses.work.locality", WorkAddress("locality")),
-    t("addresses.work.region", WorkAddress("region")),
-    t("addresses.work.postalCode", WorkAddress("postalCode")),
-    t("addresses.work.country", WorkAddress("country")),
-    t("addresses.work.formatted", WorkAddress("formatted")),
+    t(
+        "addresses.work.streetAddress",
+        Address("work", "streetAddress"),
+    ),
+    t("addresses.work.locality", Address("work", "locality")),
+    t("addresses.work.region", Address("work", "region")),
+    t("addresses.work.postalCode", Address("work", "postalCode")),
+    t("addresses.work.country", Address("work", "country")),
+    t("addresses.work.formatted", Address("work", "formatted")),
+    t(
+        "addresses.home.streetAddress",
+        Address("home", "streetAddress"),
+    ),
+    t("addresses.home.locality", Address("home", "locality")),
+    t("addresses.home.region", Address("home", "region")),
+    t("addresses.home.postalCode", Address("home", "postalCode")),
+    t("addresses.home.country", Address("home", "country")),
+    t("addresses.home.formatted", Address("home", "formatted")),
+    t(
+        "addresses.other.streetAddress",
+        Address("other", "streetAddress"),
+    ),
+    t("addresses.other.locality", Address("other", "locality")),
+    t("addresses.other.region", Address("other", "region")),
+    t("addresses.other.postalCode", Address("other", "postalCode")),
+    t("addresses.other.country", Address("other", "country")),
+    t("addresses.other.formatted", Address("other", "formatted")),
     t("enterprise.employeeNumber", Enterprise("employeeNumber")),
     t("enterprise.costCenter", Enterprise("costCenter")),
     t("enterprise.organization", Enterprise("organization")),
@@ -117,7 +138,7 @@ impl Place {
             Active => (None, "active", None),
             Email(_) => (None, "emails", Some("value")),
             Phone(_) => (None, "phoneNumbers", Some("value")),
-            WorkAddress(k) => (None, "addresses", Some(k)),
+            Address(_, k) => (None, "addresses", Some(k)),
             Enterprise(k) => (ENT, k, None),
             Manager => (ENT, "manager", Some("value")),
         }
@@ -140,7 +161,7 @@ impl Place {
             Active => user.get("active"),
             Email(t) => typed("emails", t)?.get("value"),
             Phone(t) => typed("phoneNumbers", t)?.get("value"),
-            WorkAddress(k) => typed("addresses", "work")?.get(k),
+            Address(t, k) => typed("addresses", t)?.get(k),
             Enterprise(k) => ent()?.get(k),
             Manager => ent()?.get("manager")?.get("value"),
         };
@@ -156,7 +177,7 @@ impl Place {
             Active => "active".into(),
             Email(t) => format!("emails[type eq \"{t}\"].value"),
             Phone(t) => format!("phoneNumbers[type eq \"{t}\"].value"),
-            WorkAddress(k) => format!("addresses[type eq \"work\"].{k}"),
+            Address(t, k) => format!("addresses[type eq \"{t}\"].{k}"),
             Enterprise(k) => format!("{ent}:{k}"),
             Manager => format!("{ent}:manager"),
         }
