@@ -49,6 +49,13 @@ pub struct ProbeArgs {
     /// Only read the discovery documents: create nothing.
     #[arg(long)]
     pub read_only: bool,
+    /// The mapping an import will use: its custom extension attributes join the round
+    /// trip, with a value of their type.
+    #[arg(long, conflicts_with = "preset")]
+    pub map: Option<PathBuf>,
+    /// A preset mapping (workday, bamboohr, generic), as for --map.
+    #[arg(long)]
+    pub preset: Option<String>,
     /// Bound on each request of a check: a server that hangs is reported, not waited on.
     #[arg(long, default_value = "10s", value_parser = crate::units::parse_duration)]
     pub timeout: std::time::Duration,

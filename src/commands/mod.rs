@@ -405,6 +405,15 @@ pub fn probe(a: crate::cli::ProbeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let url = a.url.trim_end_matches('/').to_string();
+    let spec = match (&a.map, &a.preset) {
+        (Some(p), _) => Some(presets::load_file(p)?),
+        (None, Some(n)) => Some(presets::load(n)?),
+        _ => None,
+    };
+    let custom = spec
+        .as_ref()
+        .map(crate::probe::ProbeOptions::custom_of)
+        .unwrap_or_default();
     let report = rt.block_on(async {
         let client = crate::client::ScimClient::connect(&url, &opts, 4)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -413,6 +422,7 @@ pub fn probe(a: crate::cli::ProbeArgs) -> anyhow::Result<ExitCode> {
             &crate::probe::ProbeOptions {
                 read_only: a.read_only,
                 check_timeout: a.timeout,
+                custom: custom.clone(),
             },
         )
         .await

@@ -276,3 +276,57 @@ pub fn count_rows(
     f.undeclared.retain(|u| u.rows > 0);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::schemas::from_documents;
+    use serde_json::json;
+
+    #[test]
+    fn undeclared_attributes_and_wrong_types_are_named() {
+        let acme = "urn:example:params:scim:schemas:extension:acme:2.0:User";
+        let spec = crate::mapping::presets::parse(
+            &format!(
+                "[user]\nuserName = \"{{e}}\"\nexternalId = \"{{id}}\"\ntitle = \"{{t}}\"\n\"enterprise.department\" = \"{{d}}\"\n\"{acme}:badgeNumber\" = {{ template = \"{{b}}\", type = \"integer\" }}\n\"{acme}:remote\" = {{ template = \"{{r}}\", type = \"boolean\" }}\n\"{acme}:floor\" = \"{{f}}\"\n"
+            ),
+            "t",
+        )
+        .unwrap();
+        let published = from_documents(
+            Ok(
+                json!({"totalResults": 1, "Resources": [{"name": "User", "endpoint": "/Users",
+                "schema": crate::scim::urns::USER, "schemaExtensions": [{"schema": acme}]}]}),
+            ),
+            Ok(json!({"totalResults": 2, "Resources": [
+                {"id": crate::scim::urns::USER, "attributes": [{"name": "userName", "type": "string"}, {"name": "title", "type": "string"}]},
+                {"id": acme, "attributes": [{"name": "badgeNumber", "type": "string"}, {"name": "remote", "type": "boolean"}]}
+            ]})),
+        );
+        let f = compare(&spec, &published);
+        let why: std::collections::BTreeMap<&str, &str> = f
+            .undeclared
+            .iter()
+            .map(|u| (u.mapping.as_str(), u.why.as_str()))
+            .collect();
+        assert_eq!(
+            why.get(format!("{acme}:badgeNumber").as_str()),
+            Some(&"declared as string, the mapping writes integer")
+        );
+        assert_eq!(
+            why.get(format!("{acme}:floor").as_str()),
+            Some(&"not declared")
+        );
+        assert!(why["enterprise.department"].contains("has no schema"));
+        // Declared with the type the mapping writes: not named.
+        assert!(
+            !why.contains_key(format!("{acme}:remote").as_str()),
+            "{why:?}"
+        );
+        assert!(
+            !why.contains_key("title") && !why.contains_key("userName"),
+            "{why:?}"
+        );
+        assert_eq!(f.undeclared.len(), 3, "{why:?}");
+    }
+}

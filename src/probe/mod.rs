@@ -74,6 +74,18 @@ impl ProbeReport {
 
     /// The dialect and flags the checks point to.
     fn recommend(&mut self) {
+        // Without a sandbox user nothing was checked: nothing to recommend from.
+        if !self.yes("create: 201 with id and Location") {
+            self.recommended_flags = Vec::new();
+            self.reasons = vec![match self.check("create: 201 with id and Location") {
+                Some(c) => format!(
+                    "no recommendation: the sandbox user could not be created ({})",
+                    c.detail
+                ),
+                None => "no recommendation without the sandbox checks (--read-only)".into(),
+            }];
+            return;
+        }
         let mut flags = Vec::new();
         let mut why = Vec::new();
         let rfc_patch = self.yes("patch: path and value (RFC 7644)");
@@ -166,13 +178,19 @@ impl ProbeReport {
             };
             s.push_str(&format!("  {:<w$}  {:<8} {}\n", c.name, o, c.detail));
         }
-        s.push_str(&format!(
-            "  recommended: --dialect {} {}\n",
-            self.recommended_dialect,
-            self.recommended_flags.join(" ")
-        ));
+        if !self.recommended_flags.is_empty() {
+            s.push_str(&format!(
+                "  recommended: --dialect {} {}\n",
+                self.recommended_dialect,
+                self.recommended_flags.join(" ")
+            ));
+        }
         for r in &self.reasons {
-            s.push_str(&format!("    because {r}\n"));
+            if self.recommended_flags.is_empty() {
+                s.push_str(&format!("  {r}\n"));
+            } else {
+                s.push_str(&format!("    because {r}\n"));
+            }
         }
         if !self.left_behind.is_empty() {
             s.push_str(&format!(
@@ -199,6 +217,37 @@ pub struct ProbeOptions {
     pub read_only: bool,
     /// Bound on each check (a hanging server is reported, not waited on).
     pub check_timeout: Duration,
+    /// Custom attributes of the mapping an import will use (`--map`, `--preset`): the
+    /// round trip sends a value of each one's type too.
+    pub custom: Vec<(
+        crate::mapping::custom::CustomTarget,
+        crate::mapping::custom::ValueType,
+    )>,
+}
+
+impl ProbeOptions {
+    /// The custom attributes (and their types) a mapping writes.
+    pub fn custom_of(
+        spec: &crate::mapping::MappingSpec,
+    ) -> Vec<(
+        crate::mapping::custom::CustomTarget,
+        crate::mapping::custom::ValueType,
+    )> {
+        use crate::mapping::custom::{CustomTarget, ValueType};
+        spec.user
+            .iter()
+            .filter(|(k, _)| crate::mapping::target::index_of(k).is_none())
+            .filter_map(|(k, v)| {
+                let ty = match v {
+                    crate::mapping::spec::ValueSpec::Full(f) => f.ty.as_deref(),
+                    _ => None,
+                }
+                .and_then(|t| ValueType::parse(t).ok())
+                .unwrap_or(ValueType::String);
+                CustomTarget::parse(k).map(|c| (c, ty))
+            })
+            .collect()
+    }
 }
 
 /// Runs the probe. Fails only when the target gives no HTTP answer at all.
@@ -229,7 +278,7 @@ pub async fn probe(
         left_behind: Vec::new(),
     };
     if !opts.read_only {
-        sandbox::run(client, opts.check_timeout, &mut report).await;
+        sandbox::run(client, opts.check_timeout, &opts.custom, &mut report).await;
     }
     report.recommend();
     Ok(report)

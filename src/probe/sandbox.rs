@@ -32,6 +32,8 @@ impl Sandbox<'_> {
                 let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
                 Ok((r, v))
             }
+            // The client's own bound is a timeout too.
+            Ok(Err(crate::client::TransportError::Timeout)) => Err(TimedOut),
             // A transport failure is an answer of sorts: status 0.
             Ok(Err(e)) => Ok((
                 Reply {
@@ -163,7 +165,17 @@ impl Table<'_> {
     }
 }
 
-pub(super) async fn run(client: &ScimClient, bound: Duration, report: &mut ProbeReport) {
+type Custom = [(
+    crate::mapping::custom::CustomTarget,
+    crate::mapping::custom::ValueType,
+)];
+
+pub(super) async fn run(
+    client: &ScimClient,
+    bound: Duration,
+    custom: &Custom,
+    report: &mut ProbeReport,
+) {
     let prefix = format!(
         "scimload-probe-{:08x}",
         std::time::SystemTime::now()
@@ -177,7 +189,7 @@ pub(super) async fn run(client: &ScimClient, bound: Duration, report: &mut Probe
         users: Vec::new(),
         groups: Vec::new(),
     };
-    checks(&mut sb, &mut Table { report }).await;
+    checks(&mut sb, custom, &mut Table { report }).await;
     // Clean up: groups first (they reference users), then users.
     let mut left = Vec::new();
     for (kind, ids) in [("Groups", &sb.groups), ("Users", &sb.users)] {
@@ -219,11 +231,56 @@ async fn title_is(sb: &Sandbox<'_>, path: &str, want: &str) -> bool {
         .is_ok_and(|(_, v)| v.get("title").and_then(Value::as_str) == Some(want))
 }
 
-async fn checks(sb: &mut Sandbox<'_>, t: &mut Table<'_>) {
+/// A value of `ty`, as a mapping would send it.
+fn sample(ty: crate::mapping::custom::ValueType) -> Value {
+    use crate::mapping::custom::ValueType::*;
+    match ty {
+        String => json!("probe"),
+        Boolean => json!(true),
+        Integer => json!(42),
+        Decimal => json!(1.5),
+        DateTime => json!("2024-01-31T00:00:00Z"),
+        Reference => json!("https://example.com/probe"),
+    }
+}
+
+/// Adds the mapping's custom attributes to the round-trip user.
+fn add_custom(user: &mut Value, custom: &Custom) {
+    for (ct, ty) in custom {
+        let v = sample(*ty);
+        let Some(u) = user.as_object_mut() else {
+            return;
+        };
+        match &ct.schema {
+            None => {
+                u.insert(ct.attr.clone(), json!([{"value": v}]));
+            }
+            Some(urn) => {
+                if let Some(s) = u.get_mut("schemas").and_then(Value::as_array_mut) {
+                    if !s.iter().any(|x| x == urn.as_str()) {
+                        s.push(json!(urn));
+                    }
+                }
+                let ext = u.entry(urn.clone()).or_insert_with(|| json!({}));
+                match &ct.sub {
+                    None => ext[&ct.attr] = v,
+                    Some(sub) => {
+                        if !ext[&ct.attr].is_object() {
+                            ext[&ct.attr] = json!({});
+                        }
+                        ext[&ct.attr][sub] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn checks(sb: &mut Sandbox<'_>, custom: &Custom, t: &mut Table<'_>) {
     // The manager first, so the round-trip user can name it.
     let boss = sb.create_user(1, json!({})).await;
     let ent = urns::ENTERPRISE_USER;
-    let full = json!({
+    let mut full = json!({
         "schemas": [urns::USER, ent],
         "nickName": "Probe", "title": "Prober", "userType": "Employee",
         "name": {"givenName": "Probe", "familyName": "User 0", "formatted": "Probe User 0"},
@@ -233,6 +290,7 @@ async fn checks(sb: &mut Sandbox<'_>, t: &mut Table<'_>) {
         ent: {"employeeNumber": "0", "department": "Probing", "costCenter": "CC-0", "division": "Tests", "organization": "scimload",
               "manager": {"value": boss.as_ref().ok().and_then(|(_, v)| id_of(v)).unwrap_or_default()}},
     });
+    add_custom(&mut full, custom);
     let created = sb.create_user(0, full.clone()).await;
     let Some(uid) = created.as_ref().ok().and_then(|(_, v)| id_of(v)) else {
         t.put(
@@ -243,6 +301,7 @@ async fn checks(sb: &mut Sandbox<'_>, t: &mut Table<'_>) {
             },
             format!("{}; nothing else can be checked", status(&created)),
         );
+        // Nothing is recommended from checks that could not run.
         return;
     };
     let (reply, _) = created.as_ref().ok().expect("created");

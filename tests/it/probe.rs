@@ -18,6 +18,7 @@ async fn run(s: &Srv, bound: Duration) -> ProbeReport {
         &ProbeOptions {
             read_only: false,
             check_timeout: bound,
+            custom: Vec::new(),
         },
     )
     .await
@@ -175,4 +176,69 @@ async fn a_server_that_hangs_is_reported_not_waited_on() {
         t.elapsed()
     );
     hold.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_check_is_bounded_and_a_slow_server_is_reported() {
+    // Discovery is exempt from the faults; every other request takes 1 s.
+    let s = Srv::start(ServerConfig {
+        faults: scimload::server::faults::FaultConfig {
+            latency: Some(scimload::server::faults::Latency::parse("1s").unwrap()),
+            ..Default::default()
+        },
+        ..ServerConfig::default()
+    })
+    .await;
+    let t = Instant::now();
+    let r = run(&s, Duration::from_millis(200)).await;
+    assert_eq!(
+        says(&r, "create: 201 with id and Location"),
+        Outcome::Timeout,
+        "{}",
+        r.human()
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "waited {:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_round_trip_includes_the_mappings_custom_attributes() {
+    let s = Srv::default().await;
+    let spec = scimload::mapping::presets::load_file(&crate::harness::fixture_path(
+        "exports/acme-mapping.toml",
+    ))
+    .unwrap();
+    let c = ScimClient::new(&s.base, None, Duration::from_secs(5), 4).unwrap();
+    let r = probe(
+        &c,
+        &ProbeOptions {
+            read_only: false,
+            check_timeout: Duration::from_secs(5),
+            custom: ProbeOptions::custom_of(&spec),
+        },
+    )
+    .await
+    .unwrap();
+    // The embedded server declares no acme extension: the round trip says so, roles kept.
+    let acme = "urn:example:params:scim:schemas:extension:acme:2.0:User";
+    assert!(
+        r.not_kept
+            .iter()
+            .any(|a| a == &format!("{acme}:badgeNumber")),
+        "{:?}",
+        r.not_kept
+    );
+    assert!(
+        r.not_kept.iter().all(|a| !a.starts_with("roles")),
+        "{:?}",
+        r.not_kept
+    );
+    assert!(
+        r.not_kept.iter().all(|a| !a.contains("enterprise")),
+        "{:?}",
+        r.not_kept
+    );
 }
