@@ -401,6 +401,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// No uniqueness on userName and externalId (a second create with the same ones is
+    /// a second user), as some real servers behave.
+    #[arg(long)]
+    pub allow_duplicates: bool,
     /// Bearer token clients must send. Prefer SCIM_TOKEN or --token-file: a flag value
     /// lands in shell history. Required when listening beyond loopback.
     #[arg(long, env = "SCIM_TOKEN", hide_env_values = true)]
@@ -561,6 +565,11 @@ pub struct FaultArgs {
     /// Fraction of requests whose connection is closed without an answer.
     #[arg(long, default_value = "0", value_parser = parse_fraction)]
     pub drop: f64,
+    /// Fraction of requests that are applied and whose answer is then lost (the
+    /// connection is closed instead): a create that happened although the client never
+    /// heard so.
+    #[arg(long, default_value = "0", value_parser = parse_fraction)]
+    pub lose_answer: f64,
     /// Time each operation of a /Bulk request costs (a server that runs a batch's
     /// operations one after the other): 2ms makes a 100-operation batch take 200 ms.
     #[arg(long, default_value = "0s", value_parser = crate::units::parse_duration)]

@@ -185,6 +185,7 @@ impl From<&FaultArgs> for FaultConfig {
             retry_after: f.retry_after,
             rate_cap: f.rate_cap,
             drop: f.drop,
+            lose_answer: f.lose_answer,
             stalls: f.stalls.clone(),
             bulk_op_delay: f.bulk_op_delay,
         }
@@ -228,6 +229,7 @@ pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
             _ => None,
         },
         http2: a.http2,
+        allow_duplicates: a.allow_duplicates,
         oauth: match a.oauth {
             false => None,
             true => Some(crate::server::oauth::Issuer::new(

@@ -124,17 +124,16 @@ pub(super) async fn provision_bulk(
     body.extend_from_slice(b"]}");
 
     let t = Instant::now();
-    // A batch that creates groups is never re-sent blindly after a lost answer (a
-    // group's displayName need not be unique, so a second create would duplicate it):
-    // its users are then provisioned one by one and its groups looked up.
-    let creates_groups = groups.iter().any(|g| matches!(g, GroupOp::Create { .. }));
+    // A batch is never re-sent blindly after a lost answer: it creates users (and maybe
+    // groups), and a server without uniqueness would keep both copies. Its users are
+    // then looked up one by one before anything is sent again, its groups looked up.
     let e = execute(
         &worker.client,
         &worker.retry,
         Method::POST,
         "/Bulk",
         Some(&body),
-        creates_groups,
+        true,
         batch.first().map_or(0, |(j, _)| j.seq as u64),
     )
     .await;
@@ -164,8 +163,10 @@ pub(super) async fn provision_bulk(
                 out.push(f);
             }
             other => {
-                // Not created in the batch: once more on its own (upsert on 409).
+                // Not created in the batch: once more on its own (upsert on 409). When
+                // the batch got no answer at all it may have been applied: look first.
                 let status = other.map_or("no answer", |(s, _)| s.as_str()).to_string();
+                let unanswered = answers.is_none();
                 while again.len() >= 16 {
                     if let Some(Ok(f)) = again.join_next().await {
                         out.push(f);
@@ -173,6 +174,16 @@ pub(super) async fn provision_bulk(
                 }
                 let w = worker.clone();
                 again.spawn(async move {
+                    if unanswered {
+                        let mut f = Finished::new(&job);
+                        if let Ok(Some(id)) = w.find(&mut f, job.user.user_name()).await {
+                            f.manager_in_body = manager.is_some();
+                            f.result = UserResult::Created(id);
+                            f.errors
+                                .push("bulk request unanswered; found applied".into());
+                            return f;
+                        }
+                    }
                     let mut f = w.provision(job, manager, None).await;
                     f.errors.push(format!("bulk operation {status}"));
                     f

@@ -541,11 +541,21 @@ pub async fn run(
         ),
         None => None,
     };
+    // After a run that was killed, a create it had sent may have been applied without
+    // an answer being recorded; on a target without uniqueness a second create would be
+    // a second user. Everything the state does not know is looked up first this time.
+    let lookup = match &state {
+        Some(st) if st.unclean && cfg.lookup != Lookup::Always => {
+            progress("the previous run did not finish (killed?): users and groups the state does not know are looked up before they are created".into());
+            Lookup::Always
+        }
+        _ => cfg.lookup,
+    };
     // What the target offers; /Bulk only when allowed and useful (a lookup before every
     // create, as IdP dialects do, cannot travel in a batch).
     let bulk_limits = match cfg.bulk {
         BulkMode::Never => None,
-        _ if cfg.lookup == Lookup::Always => None,
+        _ if lookup == Lookup::Always => None,
         BulkMode::Auto => caps.bulk,
         BulkMode::Always => caps.bulk.or(Some((1000, 1 << 20))),
     }
@@ -564,7 +574,7 @@ pub async fn run(
     let worker = Arc::new(Worker {
         client: client.clone(),
         retry: cfg.retry.clone(),
-        lookup: cfg.lookup,
+        lookup,
         dialect: cfg.dialect,
     });
     let failed_out = match &cfg.failed {
@@ -665,7 +675,7 @@ pub async fn run(
                     bulk_groups.as_mut(),
                     &mut group_lookups,
                     &worker,
-                    cfg.lookup,
+                    lookup,
                     &mut inflight,
                 ) as usize;
                 batch_bytes = bulk::ENVELOPE;
@@ -786,7 +796,7 @@ pub async fn run(
                                     // This user would overflow maxPayloadSize: send the batch as it is.
                                     let b = std::mem::take(&mut batch);
                                     bulk_running += 1;
-                                    creating += launch(b, batch_bytes, (bulk_max_ops, bytes), bulk_groups.as_mut(), &mut group_lookups, &worker, cfg.lookup, &mut inflight) as usize;
+                                    creating += launch(b, batch_bytes, (bulk_max_ops, bytes), bulk_groups.as_mut(), &mut group_lookups, &worker, lookup, &mut inflight) as usize;
                                     batch_bytes = bulk::ENVELOPE;
                                 }
                                 batch_bytes += add;
@@ -993,7 +1003,7 @@ pub async fn run(
             client.clone(),
             cfg.retry.clone(),
             ids.clone(),
-            cfg.lookup,
+            lookup,
             cfg.member_batch.max(1),
             cfg.dialect,
         );
@@ -1124,7 +1134,7 @@ pub async fn run(
         concurrency: cfg.concurrency,
         member_batch: cfg.member_batch,
         bulk: value_name(cfg.bulk),
-        lookup: value_name(cfg.lookup),
+        lookup: value_name(lookup),
         export_groups,
         export_memberships,
         throttle: throttle.stats(),

@@ -68,6 +68,9 @@ pub struct State {
     pub users: HashMap<String, KnownUser>,
     /// displayName → (SCIM id, hash of the members last sent).
     pub groups: HashMap<String, (String, u64)>,
+    /// The previous run never finished (killed): creates it had sent may have been
+    /// applied without being recorded.
+    pub unclean: bool,
     tx: Option<mpsc::Sender<Record>>,
     writer: Option<JoinHandle<Result<(), StateError>>>,
 }
@@ -95,6 +98,15 @@ fn connect(path: &Path) -> Result<Connection, StateError> {
              run INTEGER NOT NULL);",
     )
     .map_err(sql(path))?;
+    // Whether a run ended: states written before this column was added have none.
+    let has_finished: bool = c
+        .prepare("SELECT 1 FROM pragma_table_info('runs') WHERE name = 'finished'")
+        .and_then(|mut st| st.exists([]))
+        .map_err(sql(path))?;
+    if !has_finished {
+        c.execute_batch("ALTER TABLE runs ADD COLUMN finished TEXT;")
+            .map_err(sql(path))?;
+    }
     Ok(c)
 }
 
@@ -133,6 +145,20 @@ impl State {
                 .map_err(&e)?;
             }
         }
+        let unclean = c
+            .query_row(
+                "SELECT finished IS NULL FROM runs ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get::<_, bool>(0),
+            )
+            .or_else(|err| {
+                if err == rusqlite::Error::QueryReturnedNoRows {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            })
+            .map_err(&e)?;
         let now = crate::scim::value::format_datetime(time::OffsetDateTime::now_utc());
         c.execute(
             "INSERT INTO runs (started, file) VALUES (?1, ?2)",
@@ -155,6 +181,7 @@ impl State {
             run,
             users,
             groups,
+            unclean,
             tx: Some(tx),
             writer: Some(writer),
         })
@@ -343,5 +370,12 @@ fn write_loop(
         }
         tx.commit().map_err(&e)?;
     }
+    // Everything this run recorded is in: it finished (a killed run never gets here).
+    let now = crate::scim::value::format_datetime(time::OffsetDateTime::now_utc());
+    c.execute(
+        "UPDATE runs SET finished = ?1 WHERE id = ?2",
+        params![now, run],
+    )
+    .map_err(&e)?;
     Ok(())
 }

@@ -82,6 +82,9 @@ pub struct FaultConfig {
     pub rate_cap: Option<f64>,
     /// Fraction of requests whose connection is closed without an answer.
     pub drop: f64,
+    /// Fraction of requests that are applied and whose answer is then lost (the
+    /// connection closed instead).
+    pub lose_answer: f64,
     pub stalls: Vec<Stall>,
     /// Time each operation of a /Bulk request costs, as servers that run a batch's
     /// operations one after the other (one real server's /Bulk was 1.5× slower than
@@ -99,6 +102,7 @@ impl Default for FaultConfig {
             retry_after: Duration::from_secs(1),
             rate_cap: None,
             drop: 0.0,
+            lose_answer: 0.0,
             stalls: Vec::new(),
             bulk_op_delay: Duration::ZERO,
         }
@@ -112,6 +116,7 @@ impl FaultConfig {
             || self.error_429 > 0.0
             || self.rate_cap.is_some()
             || self.drop > 0.0
+            || self.lose_answer > 0.0
             || !self.stalls.is_empty()
     }
 }
@@ -122,6 +127,8 @@ pub enum Action {
     Proceed,
     /// Close the connection without answering.
     Drop,
+    /// Apply the request, then close the connection without answering.
+    LoseAnswer,
     /// Answer with this status (429 or 503) and a Retry-After.
     Reject(u16),
 }
@@ -208,6 +215,9 @@ impl Faults {
         }
         if let Some(l) = self.cfg.latency {
             tokio::time::sleep(l.sample(mix(seed, n, 4))).await;
+        }
+        if self.cfg.lose_answer > 0.0 && mix(seed, n, 5) < self.cfg.lose_answer {
+            return Action::LoseAnswer;
         }
         Action::Proceed
     }

@@ -64,6 +64,8 @@ pub struct ServerConfig {
     pub http2: bool,
     /// Issue and accept short-lived OAuth tokens (`--oauth`).
     pub oauth: Option<Arc<oauth::Issuer>>,
+    /// No uniqueness on userName and externalId (`--allow-duplicates`).
+    pub allow_duplicates: bool,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +83,7 @@ impl Default for ServerConfig {
             tls: None,
             http2: false,
             oauth: None,
+            allow_duplicates: false,
         }
     }
 }
@@ -93,10 +96,8 @@ pub struct App {
 
 impl App {
     pub fn new(cfg: ServerConfig) -> Arc<Self> {
-        Arc::new(App {
-            cfg,
-            store: Store::new(),
-        })
+        let store = Store::with_duplicates(cfg.allow_duplicates);
+        Arc::new(App { cfg, store })
     }
 }
 
@@ -266,6 +267,13 @@ pub async fn serve(
                     match f.apply().await {
                         Action::Proceed => {}
                         Action::Drop => return Err(DroppedByFault),
+                        // Applied, then the answer lost: what a client's
+                        // lookup-before-resend exists for.
+                        Action::LoseAnswer => {
+                            let req = req.map(Body::new);
+                            let _ = router.oneshot(req).await;
+                            return Err(DroppedByFault);
+                        }
                         Action::Reject(status) => {
                             return Ok(rejection(status, f.cfg.retry_after, profile))
                         }

@@ -91,6 +91,11 @@ pub struct Table {
     by_display_name: FastMap<String, Vec<String>>,
     /// externalId → id (unique, case-exact).
     by_external_id: FastMap<String, String>,
+    /// `serve --allow-duplicates`: no uniqueness on userName and externalId, as some
+    /// real servers behave. The maps above keep the first holder of a value; later ones
+    /// wait here (keyed `u\0name` / `x\0externalId`), so the usual path costs nothing.
+    allow_duplicates: bool,
+    more: FastMap<String, Vec<String>>,
     pub order: OrderIndex,
     /// Resources created asynchronously and not visible yet.
     pub pending: usize,
@@ -103,13 +108,15 @@ fn str_attr<'a>(attrs: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
 }
 
 impl Table {
-    fn new(kind: Kind) -> Self {
+    fn new(kind: Kind, allow_duplicates: bool) -> Self {
         Table {
             kind,
             by_id: FastMap::default(),
             by_user_name: FastMap::default(),
             by_display_name: FastMap::default(),
             by_external_id: FastMap::default(),
+            allow_duplicates,
+            more: FastMap::default(),
             order: OrderIndex::default(),
             pending: 0,
             pending_queue: BinaryHeap::new(),
@@ -130,6 +137,9 @@ impl Table {
         attrs: &Map<String, Value>,
         except: Option<&str>,
     ) -> Result<(), ScimError> {
+        if self.allow_duplicates {
+            return Ok(());
+        }
         if self.kind == Kind::User {
             if let Some(n) = str_attr(attrs, "userName") {
                 if let Some(id) = self.by_user_name.get(&str_lower(n)) {
@@ -154,11 +164,65 @@ impl Table {
         Ok(())
     }
 
+    /// Records `id` as holding `key` in `map`; a second holder goes to `more`.
+    fn hold(
+        map: &mut FastMap<String, String>,
+        more: &mut FastMap<String, Vec<String>>,
+        tag: char,
+        key: String,
+        id: &str,
+    ) {
+        match map.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) if o.get() != id => {
+                more.entry(format!("{tag}\0{}", o.key()))
+                    .or_default()
+                    .push(id.to_string());
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {}
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id.to_string());
+            }
+        }
+    }
+
+    /// Forgets that `id` holds `key`; the next holder, if any, takes its place.
+    fn release(
+        map: &mut FastMap<String, String>,
+        more: &mut FastMap<String, Vec<String>>,
+        tag: char,
+        key: &str,
+        id: &str,
+    ) {
+        let extra = format!("{tag}\0{key}");
+        if map.get(key).is_some_and(|h| h == id) {
+            map.remove(key);
+            if let Some(v) = more.get_mut(&extra) {
+                if let Some(next) = v.pop() {
+                    map.insert(key.to_string(), next);
+                }
+                if v.is_empty() {
+                    more.remove(&extra);
+                }
+            }
+        } else if let Some(v) = more.get_mut(&extra) {
+            v.retain(|x| x != id);
+            if v.is_empty() {
+                more.remove(&extra);
+            }
+        }
+    }
+
     fn index(&mut self, id: &str, attrs: &Map<String, Value>) {
         match self.kind {
             Kind::User => {
                 if let Some(n) = str_attr(attrs, "userName") {
-                    self.by_user_name.insert(str_lower(n), id.to_string());
+                    Self::hold(
+                        &mut self.by_user_name,
+                        &mut self.more,
+                        'u',
+                        str_lower(n),
+                        id,
+                    );
                 }
             }
             Kind::Group => {
@@ -171,7 +235,13 @@ impl Table {
             }
         }
         if let Some(x) = str_attr(attrs, "externalId") {
-            self.by_external_id.insert(x.to_string(), id.to_string());
+            Self::hold(
+                &mut self.by_external_id,
+                &mut self.more,
+                'x',
+                x.to_string(),
+                id,
+            );
         }
     }
 
@@ -179,7 +249,13 @@ impl Table {
         match self.kind {
             Kind::User => {
                 if let Some(n) = str_attr(attrs, "userName") {
-                    self.by_user_name.remove(&str_lower(n));
+                    Self::release(
+                        &mut self.by_user_name,
+                        &mut self.more,
+                        'u',
+                        &str_lower(n),
+                        id,
+                    );
                 }
             }
             Kind::Group => {
@@ -195,8 +271,18 @@ impl Table {
             }
         }
         if let Some(x) = str_attr(attrs, "externalId") {
-            self.by_external_id.remove(x);
+            Self::release(&mut self.by_external_id, &mut self.more, 'x', x, id);
         }
+    }
+
+    /// The holders of `key` beyond the first (only with --allow-duplicates).
+    fn others<'a>(&'a self, tag: char, key: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let v = if self.more.is_empty() {
+            None
+        } else {
+            self.more.get(&format!("{tag}\0{key}"))
+        };
+        v.into_iter().flatten().map(String::as_str)
     }
 
     pub fn insert(&mut self, id: String, mut entry: Box<Entry>) {
@@ -246,13 +332,17 @@ impl Table {
                 .get(value)
                 .map(String::as_str)
                 .into_iter()
+                .chain(self.others('x', value))
                 .collect(),
-            (Kind::User, "userName") => self
-                .by_user_name
-                .get(&str_lower(value))
-                .map(String::as_str)
-                .into_iter()
-                .collect(),
+            (Kind::User, "userName") => {
+                let key = str_lower(value);
+                self.by_user_name
+                    .get(&key)
+                    .map(String::as_str)
+                    .into_iter()
+                    .chain(self.others('u', &key))
+                    .collect()
+            }
             (Kind::Group, "displayName") => self
                 .by_display_name
                 .get(&str_lower(value))
@@ -375,14 +465,19 @@ fn splitmix64(mut z: u64) -> u64 {
 
 impl Store {
     pub fn new() -> Self {
+        Self::with_duplicates(false)
+    }
+
+    /// A store with no uniqueness on userName and externalId (`--allow-duplicates`).
+    pub fn with_duplicates(allow: bool) -> Self {
         let salt = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(7);
         Store {
             inner: RwLock::new(Inner {
-                users: Table::new(Kind::User),
-                groups: Table::new(Kind::Group),
+                users: Table::new(Kind::User, allow),
+                groups: Table::new(Kind::Group, allow),
                 memberships: FastMap::default(),
             }),
             version: AtomicU64::new(1),

@@ -418,16 +418,21 @@ async fn an_import_killed_midway_finishes_on_rerun_without_duplicates() {
     let file = export(2000, 41);
     let state = tmp("killed.sqlite");
     let _ = std::fs::remove_file(&state);
-    // Slow enough that the kill lands mid-import.
+    // Slow enough that the kill lands mid-import; and a server that lets duplicates
+    // happen, applies some requests without answering and refuses others.
     let faults = FaultConfig {
         latency: Some(scimload::server::faults::Latency::Fixed(
             Duration::from_millis(3),
         )),
+        lose_answer: 0.05,
+        error_503: 0.05,
+        retry_after: Duration::from_millis(20),
         ..FaultConfig::default()
     };
     let srv = spawn(
         ServerConfig {
             faults,
+            allow_duplicates: true,
             ..ServerConfig::default()
         },
         "127.0.0.1:0".parse().unwrap(),
@@ -456,14 +461,22 @@ async fn an_import_killed_midway_finishes_on_rerun_without_duplicates() {
         .spawn()
         .unwrap();
     let c = ScimClient::new(&srv.url(), None, Duration::from_secs(10), 2).unwrap();
+    // The server injects faults: ask until it answers.
     let count = || async {
-        let r = c
-            .send(reqwest::Method::GET, "/Users?count=0", None, None)
-            .await
-            .unwrap();
-        serde_json::from_slice::<Value>(&r.body).unwrap()["totalResults"]
-            .as_u64()
-            .unwrap()
+        loop {
+            if let Ok(r) = c
+                .send(reqwest::Method::GET, "/Users?count=0", None, None)
+                .await
+            {
+                if let Some(n) = serde_json::from_slice::<Value>(&r.body)
+                    .ok()
+                    .and_then(|v| v["totalResults"].as_u64())
+                {
+                    return n;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     };
     let t = std::time::Instant::now();
     while count().await < 800 {
@@ -1248,4 +1261,123 @@ async fn bulk_auto_keeps_the_faster_way_by_measurement() {
     assert_eq!(t.chosen, faster, "{t:?}");
     assert_eq!((s.created, s.failed), (8000, 0), "{}", s.human());
     assert_eq!(held(&plain.url()).await, expected(&file));
+}
+
+/// Manager (by externalId) of every user, as the target holds them.
+async fn managers_held(base: &str) -> BTreeMap<String, Option<String>> {
+    let c = ScimClient::new(base, None, Duration::from_secs(30), 4).unwrap();
+    let users = list_all(&c, "Users").await;
+    let ext_of: HashMap<String, String> = users
+        .iter()
+        .map(|u| {
+            (
+                u["id"].as_str().unwrap().to_string(),
+                u["externalId"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    users
+        .iter()
+        .map(|u| {
+            let m = u[ent]["manager"]["value"]
+                .as_str()
+                .map(|id| ext_of[id].clone());
+            (u["externalId"].as_str().unwrap().to_string(), m)
+        })
+        .collect()
+}
+
+/// Manager of every accepted row, as the export says (only managers among the rows).
+fn managers_expected(file: &Path) -> BTreeMap<String, Option<String>> {
+    let emit = tmp("managers.ndjson");
+    dry_run::run(
+        file,
+        &presets::load("workday").unwrap(),
+        &IngestOptions::default(),
+        &DryRunOptions {
+            rejects: None,
+            emit: Some(emit.clone()),
+        },
+    )
+    .unwrap();
+    let rows: Vec<Value> = std::fs::read_to_string(&emit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let known: BTreeSet<String> = rows
+        .iter()
+        .map(|v| v["externalId"].as_str().unwrap().to_string())
+        .collect();
+    rows.iter()
+        .map(|v| {
+            let m = v["manager"]
+                .as_str()
+                .filter(|m| known.contains(*m))
+                .map(str::to_string);
+            (v["externalId"].as_str().unwrap().to_string(), m)
+        })
+        .collect()
+}
+
+/// Against a server that applies 5% of requests without answering, keeps duplicates and
+/// refuses 5% with 503: every way of importing ends with exactly one user per row, one
+/// group per name, and memberships and managers exactly as the export says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_on_a_server_without_uniqueness_make_no_duplicate() {
+    let file = export(5000, 71);
+    let spec = presets::load("workday").unwrap();
+    let (want, want_managers) = (expected(&file), managers_expected(&file));
+    for (bulk, lookup) in [
+        (run::BulkMode::Never, Lookup::Never),
+        (run::BulkMode::Never, Lookup::OnConflict),
+        (run::BulkMode::Never, Lookup::Always),
+        (run::BulkMode::Always, Lookup::Never),
+        (run::BulkMode::Always, Lookup::OnConflict),
+    ] {
+        let srv = spawn(
+            ServerConfig {
+                faults: FaultConfig {
+                    lose_answer: 0.05,
+                    error_503: 0.05,
+                    retry_after: Duration::from_millis(20),
+                    seed: 5,
+                    ..FaultConfig::default()
+                },
+                allow_duplicates: true,
+                ..ServerConfig::default()
+            },
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let cfg = ImportConfig {
+            bulk,
+            lookup,
+            ..config(srv.url())
+        };
+        let s = run::run(&file, &spec, &IngestOptions::default(), &cfg, |_| {})
+            .await
+            .unwrap();
+        let what = format!("{bulk:?} / {lookup:?}");
+        assert_eq!(
+            (s.created + s.updated, s.failed),
+            (5000, 0),
+            "{what}: {}",
+            s.human()
+        );
+        assert!(
+            s.errors.keys().any(|e| e.starts_with("transport")),
+            "{what}: no answer was lost, the test tests nothing: {:?}",
+            s.errors
+        );
+        assert_eq!(held(&srv.url()).await, want, "{what}");
+        assert_eq!(managers_held(&srv.url()).await, want_managers, "{what}");
+        assert_eq!(
+            s.verification.as_ref().map(|v| v.users_differing),
+            Some(0),
+            "{what}"
+        );
+    }
 }
