@@ -211,8 +211,16 @@ pub struct BenchSummary {
 }
 
 impl BenchSummary {
+    /// Whether the run met what it was asked (README's exit codes): every threshold;
+    /// with `--steps`, every step (a failing step is a missed SLO); with a knee search,
+    /// at least the first rate (otherwise no rate was sustainable at all).
     pub fn passed(&self) -> bool {
-        self.thresholds.iter().all(|v| v.passed)
+        let steps = match &self.knee {
+            None => true,
+            Some(k) if !k.searched => k.steps.iter().all(|s| s.passed),
+            Some(k) => k.steps.first().is_some_and(|s| s.passed),
+        };
+        steps && self.thresholds.iter().all(|v| v.passed)
     }
 
     /// Fills the numbers computed from the log: operations, curves, lag, thresholds.

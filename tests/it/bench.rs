@@ -377,6 +377,44 @@ async fn knee_search_finds_the_rate_cap() {
     h.shutdown().await;
 }
 
+/// README's exit codes: a `--steps` run with a failing step, or a knee search where not
+/// even the first rate holds, has not passed (exit 1); steps that all hold have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_steps_and_a_knee_with_no_sustainable_rate_do_not_pass() {
+    let (h, _journal) = server(FaultConfig {
+        latency: Some(Latency::Fixed(Duration::from_millis(30))),
+        ..FaultConfig::default()
+    })
+    .await;
+    let sweep = |slo: &str, rates: Option<Vec<f64>>| Sweep {
+        judge: KneeConfig {
+            slo: Threshold::parse(slo).unwrap(),
+            error_budget: 0.001,
+            start_rate: 50.0,
+            max_rate: 200.0,
+            precision: 0.25,
+        },
+        step: Duration::from_secs(1),
+        rates,
+    };
+    let mut cfg = config(Kind::Get, &h.url());
+    cfg.connections = 16;
+    // Every request takes 30 ms: p99<10ms fails each step, p99<300ms holds.
+    cfg.knee = Some(sweep("p99<10ms", Some(vec![50.0, 100.0])));
+    let (s, _) = bench::run(&cfg, None).await.unwrap();
+    assert!(s.knee.as_ref().unwrap().steps.iter().all(|st| !st.passed));
+    assert!(!s.passed(), "failing steps passed");
+    cfg.knee = Some(sweep("p99<300ms", Some(vec![50.0, 100.0])));
+    let (s, _) = bench::run(&cfg, None).await.unwrap();
+    assert!(s.passed(), "{:#?}", s.knee);
+    cfg.knee = Some(sweep("p99<10ms", None));
+    let (s, _) = bench::run(&cfg, None).await.unwrap();
+    let k = s.knee.as_ref().unwrap();
+    assert!(!k.steps[0].passed && k.searched);
+    assert!(!s.passed(), "a knee with no sustainable rate passed");
+    h.shutdown().await;
+}
+
 /// Two shards of 1/2 each, run at the same time, merged: the same request count as one
 /// run carrying both halves, and histograms that agree within their precision (the
 /// server adds a fixed 20 ms, so latencies are comparable between runs).
