@@ -118,6 +118,10 @@ fn guess_preset(columns: &[String]) -> Option<&'static str> {
 }
 
 pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
+    // A flag that would be ignored is refused: an import writes no payload file.
+    if a.emit.is_some() && !a.dry_run {
+        bail!("--emit writes the mapped payloads of a dry run; add --dry-run, or drop --emit to import");
+    }
     let delimiter = config::delimiter(&a.delimiter)?;
     if a.format.is_none() {
         if let Some(n) = source::wrapped::note(&a.file) {

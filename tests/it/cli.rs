@@ -25,6 +25,25 @@ fn serve_refuses_a_network_address_without_a_token() {
 }
 
 #[test]
+fn import_refuses_emit_without_dry_run() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/workday-1k.csv");
+    let out = bin()
+        .args([
+            "import",
+            sample,
+            "--emit",
+            "/tmp/never-written.ndjson",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--emit") && err.contains("--dry-run"), "{err}");
+    assert!(!err.contains("embedded"), "nothing may start: {err}");
+}
+
+#[test]
 fn serve_explains_bad_flag_values() {
     let out = bin()
         .args(["serve", "--latency", "5 parsecs"])
