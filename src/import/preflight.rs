@@ -7,8 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::dry_run::Duplicates;
-use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
+use super::ingest::{IngestError, IngestOptions};
 use crate::client::schemas::{Declared, Published};
 use crate::mapping::target::{self, Place, TARGETS};
 use crate::mapping::MappingSpec;
@@ -240,32 +239,26 @@ pub fn count_rows(
         .collect();
     let needs_body = places.iter().any(|p| *p != Ok(Place::Manager));
     let mut counts = vec![0u64; places.len()];
-    let mut dups = Duplicates::for_input(path);
-    ingest(path, spec, opts, |batch| {
-        for o in batch {
-            let RowOutcome::User(u) = dups.screen(o) else {
-                continue;
+    super::readback::each_accepted(path, spec, opts, |_, u| {
+        let body: Option<serde_json::Value> = needs_body
+            .then(|| serde_json::from_slice(u.body()).ok())
+            .flatten();
+        for (i, p) in places.iter().enumerate() {
+            let has = match p {
+                Ok(Place::Manager) => u.manager().is_some(),
+                Ok(p) => body.as_ref().is_some_and(|b| p.get(b).is_some()),
+                Err(c) => body.as_ref().is_some_and(|b| {
+                    let at = match &c.schema {
+                        Some(s) => b.get(s.as_str()).and_then(|x| x.get(c.attr.as_str())),
+                        None => b.get(c.attr.as_str()),
+                    };
+                    match &c.sub {
+                        Some(sub) => at.and_then(|x| x.get(sub.as_str())).is_some(),
+                        None => at.is_some(),
+                    }
+                }),
             };
-            let body: Option<serde_json::Value> = needs_body
-                .then(|| serde_json::from_slice(u.body()).ok())
-                .flatten();
-            for (i, p) in places.iter().enumerate() {
-                let has = match p {
-                    Ok(Place::Manager) => u.manager().is_some(),
-                    Ok(p) => body.as_ref().is_some_and(|b| p.get(b).is_some()),
-                    Err(c) => body.as_ref().is_some_and(|b| {
-                        let at = match &c.schema {
-                            Some(s) => b.get(s.as_str()).and_then(|x| x.get(c.attr.as_str())),
-                            None => b.get(c.attr.as_str()),
-                        };
-                        match &c.sub {
-                            Some(sub) => at.and_then(|x| x.get(sub.as_str())).is_some(),
-                            None => at.is_some(),
-                        }
-                    }),
-                };
-                counts[i] += has as u64;
-            }
+            counts[i] += has as u64;
         }
         Ok(())
     })?;

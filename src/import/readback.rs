@@ -181,35 +181,25 @@ fn select(
     let mut bottom: BinaryHeap<(u64, u32)> = BinaryHeap::new();
     let mut chosen = std::collections::HashSet::default();
     let mut wants_manager: Vec<(u32, u64)> = Vec::new();
-    let mut dups = Duplicates::for_input(path);
-    let mut seq = 0u32;
-    ingest(path, spec, opts, |batch| {
-        for o in batch {
-            let RowOutcome::User(u) = dups.screen(o) else {
-                continue;
-            };
-            let s = seq;
-            seq += 1;
-            let k = key(u.external_id());
-            let take = verify == Verify::All || k < threshold;
-            let mut in_heap = false;
-            if take {
-                chosen.insert(s);
-            } else if min > 0 {
-                if bottom.len() < min {
-                    bottom.push((k, s));
-                    in_heap = true;
-                } else if bottom.peek().is_some_and(|&(top, _)| k < top) {
-                    bottom.pop();
-                    bottom.push((k, s));
-                    in_heap = true;
-                }
+    each_accepted(path, spec, opts, |s, u| {
+        let k = key(u.external_id());
+        let take = verify == Verify::All || k < threshold;
+        let mut in_heap = false;
+        if take {
+            chosen.insert(s);
+        } else if min > 0 {
+            if bottom.len() < min {
+                bottom.push((k, s));
+                in_heap = true;
+            } else if bottom.peek().is_some_and(|&(top, _)| k < top) {
+                bottom.pop();
+                bottom.push((k, s));
+                in_heap = true;
             }
-            // Kept only for rows that may end in the sample (in it, or in the heap now).
-            let may = take || in_heap;
-            if let (true, Some(m)) = (may, u.manager()) {
-                wants_manager.push((s, manager_key(m)));
-            }
+        }
+        // Kept only for rows that may end in the sample (in it, or in the heap now).
+        if let (true, Some(m)) = (take || in_heap, u.manager()) {
+            wants_manager.push((s, manager_key(m)));
         }
         Ok(())
     })?;
@@ -228,6 +218,28 @@ fn select(
     })
 }
 
+/// Each accepted user of the export, with the sequence number the import gave it:
+/// the same screening (rejects and duplicates dropped), so numbers match the first pass.
+pub(super) fn each_accepted(
+    path: &Path,
+    spec: &MappingSpec,
+    opts: &IngestOptions,
+    mut each: impl FnMut(u32, crate::mapping::MappedUser) -> Result<(), String>,
+) -> Result<(), IngestError> {
+    let mut dups = Duplicates::for_input(path);
+    let mut seq = 0u32;
+    ingest(path, spec, opts, |batch| {
+        for o in batch {
+            if let RowOutcome::User(u) = dups.screen(o) {
+                each(seq, u)?;
+                seq += 1;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
 /// Row number and externalId of the accepted users `seqs`, from one more pass over the
 /// export (the import keeps neither per user, only the SCIM ids).
 pub(super) fn rows_of(
@@ -237,17 +249,9 @@ pub(super) fn rows_of(
     seqs: &std::collections::HashSet<u32>,
 ) -> Result<HashMap<u32, (u64, String)>, IngestError> {
     let mut out = HashMap::new();
-    let mut dups = Duplicates::for_input(path);
-    let mut seq = 0u32;
-    ingest(path, spec, opts, |batch| {
-        for o in batch {
-            let RowOutcome::User(u) = dups.screen(o) else {
-                continue;
-            };
-            if seqs.contains(&seq) {
-                out.insert(seq, (u.row, u.external_id().to_string()));
-            }
-            seq += 1;
+    each_accepted(path, spec, opts, |seq, u| {
+        if seqs.contains(&seq) {
+            out.insert(seq, (u.row, u.external_id().to_string()));
         }
         Ok(())
     })?;
@@ -457,34 +461,27 @@ pub(super) async fn verify(
         let mut seq_of: HashMap<u64, u32> =
             manager_key_of.values().map(|&k| (k, u32::MAX)).collect();
         let mut waiting: Vec<(u32, crate::mapping::MappedUser, u64)> = Vec::new();
-        let mut dups = Duplicates::for_input(&path);
-        let mut seq = 0u32;
         let stopped = || "verification stopped".to_string();
-        ingest(&path, &spec, &opts, |batch| {
-            for o in batch {
-                let RowOutcome::User(u) = dups.screen(o) else {
-                    continue;
-                };
-                let s = seq;
-                seq += 1;
-                if let Some(slot) = seq_of.get_mut(&manager_key(u.external_id())) {
-                    // The first row with this externalId, as the import resolved it.
-                    if *slot == u32::MAX {
-                        *slot = s;
-                    }
-                }
-                if !chosen.contains(&s) {
-                    continue;
-                }
-                match manager_key_of.get(&s) {
-                    None => tx.blocking_send((s, u, None)).map_err(|_| stopped())?,
-                    Some(k) => match seq_of.get(k).copied().filter(|&m| m != u32::MAX) {
-                        Some(m) => tx.blocking_send((s, u, Some(m))).map_err(|_| stopped())?,
-                        None => waiting.push((s, u, *k)),
-                    },
+        each_accepted(&path, &spec, &opts, |s, u| {
+            if let Some(slot) = seq_of.get_mut(&manager_key(u.external_id())) {
+                // The first row with this externalId, as the import resolved it.
+                if *slot == u32::MAX {
+                    *slot = s;
                 }
             }
-            Ok(())
+            if !chosen.contains(&s) {
+                return Ok(());
+            }
+            match manager_key_of.get(&s) {
+                None => tx.blocking_send((s, u, None)).map_err(|_| stopped()),
+                Some(k) => match seq_of.get(k).copied().filter(|&m| m != u32::MAX) {
+                    Some(m) => tx.blocking_send((s, u, Some(m))).map_err(|_| stopped()),
+                    None => {
+                        waiting.push((s, u, *k));
+                        Ok(())
+                    }
+                },
+            }
         })?;
         for (s, u, k) in waiting {
             let m = seq_of.get(&k).copied().filter(|&m| m != u32::MAX);

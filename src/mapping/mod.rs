@@ -120,6 +120,29 @@ struct ExtraRule {
     rule: ValueRule,
 }
 
+impl ValueRule {
+    fn new(
+        target: usize,
+        template: Template,
+        transforms: Vec<Transform>,
+        default: Option<String>,
+        map: Vec<(String, String)>,
+    ) -> Self {
+        ValueRule {
+            target,
+            // The fast path: a template that is one column and nothing else.
+            column: match template.single() {
+                Some(&[c]) => Some(c),
+                _ => None,
+            },
+            template,
+            transforms,
+            default,
+            map,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct GroupRule {
     template: Template,
@@ -258,17 +281,7 @@ impl Mapping {
                         .transpose()?
                         .unwrap_or(custom::ValueType::String),
                     split: split.filter(|s| !s.is_empty()),
-                    rule: ValueRule {
-                        target: usize::MAX,
-                        column: match template.single() {
-                            Some(&[c]) => Some(c),
-                            _ => None,
-                        },
-                        template,
-                        transforms,
-                        default,
-                        map,
-                    },
+                    rule: ValueRule::new(usize::MAX, template, transforms, default, map),
                 });
                 continue;
             }
@@ -281,17 +294,7 @@ impl Mapping {
             }
             let template = Template::parse(text, &mut resolve)?;
             columns_of[target] = template.columns.clone();
-            rules.push(ValueRule {
-                target,
-                column: match template.single() {
-                    Some(&[c]) => Some(c),
-                    _ => None,
-                },
-                template,
-                transforms,
-                default,
-                map,
-            });
+            rules.push(ValueRule::new(target, template, transforms, default, map));
         }
         for (idx, what) in [
             (target::USER_NAME, "userName"),
