@@ -405,6 +405,11 @@ pub struct ServeArgs {
     /// a second user), as some real servers behave.
     #[arg(long)]
     pub allow_duplicates: bool,
+    /// Fraction of member adds answered as done and silently not kept (the same ones
+    /// every run, chosen by --seed), as servers that answer 2xx and keep part of what
+    /// they were sent: read-back verification must find them.
+    #[arg(long, default_value = "0", value_parser = parse_fraction)]
+    pub drop_members: f64,
     /// Bearer token clients must send. Prefer SCIM_TOKEN or --token-file: a flag value
     /// lands in shell history. Required when listening beyond loopback.
     #[arg(long, env = "SCIM_TOKEN", hide_env_values = true)]

@@ -230,6 +230,7 @@ pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
         },
         http2: a.http2,
         allow_duplicates: a.allow_duplicates,
+        drop_members: a.drop_members,
         oauth: match a.oauth {
             false => None,
             true => Some(crate::server::oauth::Issuer::new(

@@ -320,13 +320,15 @@ impl ScimClient {
         self.inner.auth.token().await.map(|_| ())
     }
 
-    async fn once(
+    /// One request with the client's headers and the current credential; the number is
+    /// the credential's generation, for renewal after a 401.
+    async fn request(
         &self,
         method: &Method,
         path: &str,
         body: &Option<Bytes>,
         if_match: Option<&str>,
-    ) -> Result<(Response<Bytes>, u64), TransportError> {
+    ) -> Result<(Request<Full<Bytes>>, u64), TransportError> {
         let inner = &*self.inner;
         let mut req = Request::new(Full::new(body.clone().unwrap_or_default()));
         *req.method_mut() = method.clone();
@@ -346,8 +348,57 @@ impl ScimClient {
                 .map_err(|_| TransportError::Other(format!("bad ETag {m:?}")))?;
             req.headers_mut().insert(IF_MATCH, v);
         }
+        Ok((req, generation))
+    }
+
+    async fn once(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &Option<Bytes>,
+        if_match: Option<&str>,
+    ) -> Result<(Response<Bytes>, u64), TransportError> {
+        let (req, generation) = self.request(method, path, body, if_match).await?;
+        let inner = &*self.inner;
         let resp = inner.transport.exchange(req, &inner.base.host).await?;
         Ok((resp, generation))
+    }
+
+    /// A GET whose 2xx body goes to `sink` frame by frame (see
+    /// [`Transport::exchange_streamed`](super::transport::Transport::exchange_streamed)),
+    /// for answers too large to hold; the reply's body is empty then. Credentials, the
+    /// renewal after a 401 and the throttle as for [`ScimClient::send`].
+    pub async fn get_streamed<F, Fut>(
+        &self,
+        path: &str,
+        mut sink: F,
+    ) -> Result<Reply, TransportError>
+    where
+        F: FnMut(Bytes) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        if let Some(t) = &self.throttle {
+            t.acquire().await;
+        }
+        let inner = &*self.inner;
+        let mut resp = None;
+        for _ in 0..2 {
+            let (req, generation) = self.request(&Method::GET, path, &None, None).await?;
+            let r = inner
+                .transport
+                .exchange_streamed(req, &inner.base.host, &mut sink)
+                .await?;
+            let renew = r.status() == 401 && inner.auth.renew_after_401(generation).await?;
+            resp = Some(r);
+            if !renew {
+                break;
+            }
+        }
+        let resp = resp.expect("one attempt at least");
+        if let Some(t) = &self.throttle {
+            t.record(resp.status() == 429, std::time::Instant::now());
+        }
+        Ok(Reply::from_response(resp))
     }
 
     /// Sends one request; `path` is relative to the base (`/Users?filter=…`). A 401 with

@@ -256,6 +256,52 @@ impl Transport {
             .await
             .unwrap_or(Err(TransportError::Timeout))
     }
+    /// As [`Transport::exchange`], but a 2xx answer's body goes to `sink` frame by frame
+    /// instead of being held whole (a million-member group is a 70 MB answer); `sink`
+    /// answers false to stop reading. Other answers are read whole: they are small error
+    /// bodies the caller classifies. The timeout bounds the head and each wait for a
+    /// frame, not the whole transfer, which a large answer may rightly outlast.
+    pub async fn exchange_streamed<F, Fut>(
+        &self,
+        req: Request<Full<Bytes>>,
+        host: &str,
+        sink: &mut F,
+    ) -> Result<Response<Bytes>, TransportError>
+    where
+        F: FnMut(Bytes) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let resp = tokio::time::timeout(self.timeout, self.pool.request(req))
+            .await
+            .map_err(|_| TransportError::Timeout)?
+            .map_err(|e| classify(&e, host))?;
+        let (parts, mut body) = resp.into_parts();
+        if !parts.status.is_success() {
+            let body = tokio::time::timeout(self.timeout, body.collect())
+                .await
+                .map_err(|_| TransportError::Timeout)?
+                .map_err(|e| classify(&e, host))?
+                .to_bytes();
+            return Ok(Response::from_parts(parts, body));
+        }
+        loop {
+            let frame = tokio::time::timeout(self.timeout, body.frame())
+                .await
+                .map_err(|_| TransportError::Timeout)?;
+            match frame {
+                None => break,
+                Some(Err(e)) => return Err(classify(&e, host)),
+                Some(Ok(f)) => {
+                    if let Ok(data) = f.into_data() {
+                        if !sink(data).await {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Response::from_parts(parts, Bytes::new()))
+    }
 }
 
 /// The rustls error somewhere in `e`'s chain (hyper-rustls wraps it in an io::Error,

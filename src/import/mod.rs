@@ -7,6 +7,7 @@ mod bulk_groups;
 pub mod cleanup;
 pub mod dedup;
 pub mod dry_run;
+mod group_check;
 mod groups;
 mod ids;
 pub mod ingest;

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::dry_run::Duplicates;
+use super::group_check::{check_groups, ExpectedGroup};
 use super::ids::IdTable;
 use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
 use crate::client::retry::execute;
@@ -408,15 +409,6 @@ async fn read_back(c: ScimClient, r: RetryPolicy, s: Sample) -> (Sample, Read) {
     (s, read)
 }
 
-/// What the groups should hold: name, SCIM id, and the sequence numbers of the users
-/// the import put in (their ids are in the [`IdTable`]).
-pub(super) type ExpectedGroup = (String, String, std::sync::Arc<[u32]>);
-
-/// Groups with more members than this are not read back: one answer would hold them
-/// all (about 70 bytes a member), and a 1M-member group would cost the importer more
-/// memory than the whole import.
-pub const MAX_GROUP_READ: usize = 100_000;
-
 pub(super) struct Inputs<'a> {
     pub(super) path: &'a Path,
     pub(super) spec: &'a MappingSpec,
@@ -552,120 +544,19 @@ pub(super) async fn verify(
     reader
         .await
         .map_err(|e| IngestError::Sink(format!("verification failed: {e}")))??;
-    verify_groups(&mut v, &inp).await;
+    let g = check_groups(
+        &inp.groups,
+        inp.ids,
+        inp.client,
+        inp.retry,
+        inp.members_in_reads,
+    )
+    .await;
+    v.groups_checked = g.checked;
+    v.groups_differing = g.differing;
+    v.members_missing = g.missing;
+    v.groups_note = g.note;
     Ok(v)
-}
-
-/// The member ids of a group answer, borrowed from its bytes (no `Value` tree: a
-/// group of 100,000 members is one 7 MB answer).
-#[derive(serde::Deserialize)]
-struct GroupMembers<'a> {
-    #[serde(borrow, default)]
-    members: Option<Vec<MemberRef<'a>>>,
-}
-
-#[derive(serde::Deserialize)]
-struct MemberRef<'a> {
-    #[serde(borrow)]
-    value: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// What reading one group back found: `None` no usable answer; `Some(None)` no
-/// `members` in the answer; else the expected members it lacks.
-type GroupRead = Option<Option<u64>>;
-
-/// A group's answer (its body), or `None` for no usable answer; 404 is an empty group.
-async fn fetch_group(c: ScimClient, r: RetryPolicy, id: String, seed: u64) -> Option<bytes::Bytes> {
-    let path = format!("/Groups/{id}?attributes=members");
-    let e = execute(&c, &r, Method::GET, &path, None, false, seed).await;
-    match e.outcome {
-        Ok(reply) if reply.is_success() => Some(reply.body),
-        Ok(reply) if reply.status == 404 => Some(bytes::Bytes::from_static(b"{\"members\":[]}")),
-        _ => None,
-    }
-}
-
-/// Compares a group answer with the users the import put in (looked up by sequence
-/// number, so no copy of the expected ids is made).
-fn compare_group(body: &[u8], seqs: &[u32], ids: &IdTable) -> GroupRead {
-    let g: GroupMembers = serde_json::from_slice(body).ok()?;
-    let Some(members) = g.members else {
-        return Some(None);
-    };
-    let have: std::collections::HashSet<&str, foldhash::fast::RandomState> =
-        members.iter().filter_map(|m| m.value.as_deref()).collect();
-    Some(Some(
-        seqs.iter()
-            .filter_map(|&s| ids.get(s))
-            .filter(|id| !have.contains(id))
-            .count() as u64,
-    ))
-}
-
-/// Every group the import provisioned: do its members include those the import put in?
-async fn verify_groups(v: &mut Verification, inp: &Inputs<'_>) {
-    if inp.members_in_reads == Some(false) {
-        v.groups_note = Some("the target does not return members on a group read".into());
-        return;
-    }
-    // Two reads at a time, compared as they come: a 100,000-member answer is 7 MB.
-    let mut set: JoinSet<(usize, Option<bytes::Bytes>)> = JoinSet::new();
-    let mut results: Vec<GroupRead> = vec![None; inp.groups.len()];
-    let mut too_large = 0u64;
-    let settle = |results: &mut Vec<GroupRead>, (i, body): (usize, Option<bytes::Bytes>)| {
-        results[i] = body.and_then(|b| compare_group(&b, &inp.groups[i].2, inp.ids));
-    };
-    for (i, (_, id, seqs)) in inp.groups.iter().enumerate() {
-        if seqs.len() > MAX_GROUP_READ {
-            too_large += 1;
-            continue;
-        }
-        while set.len() >= 2 {
-            if let Some(Ok(x)) = set.join_next().await {
-                settle(&mut results, x);
-            }
-        }
-        let (c, r, id) = (inp.client.clone(), inp.retry.clone(), id.clone());
-        set.spawn(async move { (i, fetch_group(c, r, id, i as u64).await) });
-    }
-    while let Some(Ok(x)) = set.join_next().await {
-        settle(&mut results, x);
-    }
-    let mut any_listed = false;
-    let mut any_expected = false;
-    for ((_, _, seqs), got) in inp.groups.iter().zip(&results) {
-        let Some(got) = got else { continue };
-        any_expected |= !seqs.is_empty();
-        v.groups_checked += 1;
-        match got {
-            None => {
-                // No members in the answer: either none, or the target does not say.
-                if !seqs.is_empty() {
-                    v.groups_differing += 1;
-                    v.members_missing += seqs.len() as u64;
-                }
-            }
-            Some(lacking) => {
-                any_listed |= seqs.len() as u64 > *lacking || seqs.is_empty();
-                if *lacking > 0 {
-                    v.groups_differing += 1;
-                    v.members_missing += lacking;
-                }
-            }
-        }
-    }
-    // Not one member listed although members were added: the target does not return
-    // them (as AWS never does), which says nothing about what it kept.
-    if !any_listed && any_expected && inp.members_in_reads.is_none() {
-        v.groups_note = Some("the target returned no members on any group read".into());
-        v.groups_checked = 0;
-        v.groups_differing = 0;
-        v.members_missing = 0;
-    } else if too_large > 0 {
-        v.groups_note = Some(format!(
-            "{too_large} groups with more than {MAX_GROUP_READ} members were not read back (one answer would hold them all)"
-        ));
-    }
 }
 
 #[cfg(test)]

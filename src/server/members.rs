@@ -187,6 +187,10 @@ impl MemberStage for MemberOverlay<'_> {
                 // and Entra ID repeat adds.
                 continue;
             }
+            if self.inner.drops_member(self.group_id, id) {
+                // `serve --drop-members`: answered as added, never kept.
+                continue;
+            }
             let display = m
                 .get("display")
                 .and_then(Value::as_str)

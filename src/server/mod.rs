@@ -66,6 +66,8 @@ pub struct ServerConfig {
     pub oauth: Option<Arc<oauth::Issuer>>,
     /// No uniqueness on userName and externalId (`--allow-duplicates`).
     pub allow_duplicates: bool,
+    /// Fraction of member adds answered as done and not kept (`--drop-members`).
+    pub drop_members: f64,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +86,7 @@ impl Default for ServerConfig {
             http2: false,
             oauth: None,
             allow_duplicates: false,
+            drop_members: 0.0,
         }
     }
 }
@@ -96,7 +99,7 @@ pub struct App {
 
 impl App {
     pub fn new(cfg: ServerConfig) -> Arc<Self> {
-        let store = Store::with_duplicates(cfg.allow_duplicates);
+        let store = Store::lax(cfg.allow_duplicates, cfg.drop_members, cfg.faults.seed);
         Arc::new(App { cfg, store })
     }
 }

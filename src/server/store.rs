@@ -376,6 +376,10 @@ pub struct Inner {
     pub groups: Table,
     /// Member id (user or group) → ids of the groups it belongs to.
     pub memberships: FastMap<String, FastSet<String>>,
+    /// `serve --drop-members`: this fraction of member adds is answered as done and not
+    /// kept, as a server that keeps half of what it was sent.
+    pub drop_members: f64,
+    pub seed: u64,
 }
 
 impl Inner {
@@ -401,6 +405,17 @@ impl Inner {
         } else {
             None
         }
+    }
+
+    /// Whether `serve --drop-members` loses this add: a hash of group, member and seed,
+    /// so the same adds are lost however often they are sent.
+    pub fn drops_member(&self, group: Option<&str>, member: &str) -> bool {
+        if self.drop_members <= 0.0 {
+            return false;
+        }
+        use std::hash::BuildHasher;
+        let h = foldhash::quality::FixedState::with_seed(self.seed).hash_one((group, member));
+        ((h >> 11) as f64 / (1u64 << 53) as f64) < self.drop_members
     }
 
     pub fn add_membership(&mut self, group: &str, member: &str) {
@@ -465,11 +480,13 @@ fn splitmix64(mut z: u64) -> u64 {
 
 impl Store {
     pub fn new() -> Self {
-        Self::with_duplicates(false)
+        Self::lax(false, 0.0, 0)
     }
 
-    /// A store with no uniqueness on userName and externalId (`--allow-duplicates`).
-    pub fn with_duplicates(allow: bool) -> Self {
+    /// A store as a lax real server keeps one: with `allow` no uniqueness on userName
+    /// and externalId (`--allow-duplicates`); `drop_members` of the member adds lost
+    /// (`--drop-members`, chosen by `seed`).
+    pub fn lax(allow: bool, drop_members: f64, seed: u64) -> Self {
         let salt = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -479,6 +496,8 @@ impl Store {
                 users: Table::new(Kind::User, allow),
                 groups: Table::new(Kind::Group, allow),
                 memberships: FastMap::default(),
+                drop_members,
+                seed,
             }),
             version: AtomicU64::new(1),
             id_counter: AtomicU64::new(0),

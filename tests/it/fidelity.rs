@@ -288,3 +288,73 @@ async fn refused_member_adds_are_failures_of_their_rows() {
         assert!(l[5].contains("not added to group"), "{l:?}");
     }
 }
+
+/// displayName → member count of every group on the server at `url`.
+async fn member_counts(url: &str) -> std::collections::HashMap<String, u64> {
+    let text = reqwest::get(format!("{url}/Groups?count=1000"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let groups: Value = serde_json::from_str(&text).unwrap();
+    groups["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["displayName"].as_str().unwrap().to_string(),
+                g["members"].as_array().map_or(0, Vec::len) as u64,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_answered_as_added_and_not_kept_are_found() {
+    // A server that answers every member add with success and keeps about 80% of them,
+    // and one that keeps all, for what the groups should hold.
+    let lax = spawn(
+        ServerConfig {
+            drop_members: 0.2,
+            ..ServerConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let full = server(&RFC).await;
+    let o = import(&full.url(), &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = import(&lax.url(), &["--json", "--verify", "all"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Every add was answered as done: the import alone cannot tell.
+    assert_eq!(s["memberships_failed"], 0, "{s}");
+    let should = member_counts(&full.url()).await;
+    let kept = member_counts(&lax.url()).await;
+    assert_eq!(should.len() as u64, s["export_groups"].as_u64().unwrap());
+    let (mut missing, mut short) = (0, 0);
+    for (name, n) in &should {
+        let k = kept[name];
+        assert!(k <= *n, "{name}: {k} > {n}");
+        missing += n - k;
+        short += (k < *n) as u64;
+    }
+    let expected = s["export_memberships"].as_u64().unwrap();
+    assert!(
+        missing > 0 && missing < expected / 2,
+        "{missing} of {expected}"
+    );
+    let v = &s["verification"];
+    assert_eq!(v["groups_checked"], s["export_groups"], "{v}");
+    assert_eq!(v["members_missing"].as_u64(), Some(missing), "{v}");
+    assert_eq!(v["groups_differing"].as_u64(), Some(short), "{v}");
+}
