@@ -20,6 +20,8 @@ struct Sandbox<'a> {
     prefix: String,
     users: Vec<String>,
     groups: Vec<String>,
+    /// Names whose create got no answer: it may have been applied all the same.
+    unanswered: Vec<String>,
 }
 
 type Answer = Result<(Reply, Value), TimedOut>;
@@ -79,12 +81,92 @@ impl Sandbox<'_> {
             b.extend(x);
         }
         let a = self.send(Method::POST, "/Users", Some(body)).await;
-        if let Ok((_, v)) = &a {
-            if let Some(id) = id_of(v) {
-                self.users.push(id);
+        self.created("Users", self.user_name(n), &a);
+        a
+    }
+
+    /// Records what a create made, or that it may have made something (no answer, or a
+    /// broken connection), for the clean-up.
+    fn created(&mut self, kind: &str, name: String, a: &Answer) {
+        match a {
+            Ok((r, v)) if r.status != 0 => {
+                if let Some(id) = id_of(v) {
+                    if kind == "Users" {
+                        self.users.push(id);
+                    } else {
+                        self.groups.push(id);
+                    }
+                }
+            }
+            _ => self.unanswered.push(name),
+        }
+    }
+
+    /// Deletes everything the sandbox made: by id, then every name it used is looked up
+    /// and whatever is still there deleted (a create whose answer was lost, a /Bulk
+    /// operation without a location). Answers what could not be removed, or confirmed
+    /// absent after an unanswered create.
+    async fn clean_up(&self) -> Vec<String> {
+        let mut gone: Vec<String> = Vec::new();
+        let mut left = Vec::new();
+        // Groups first: they reference users.
+        for (kind, ids) in [("Groups", &self.groups), ("Users", &self.users)] {
+            for id in ids {
+                let path = format!("/{kind}/{id}");
+                if self.delete(&path).await {
+                    gone.push(id.clone());
+                } else {
+                    left.push(path);
+                }
             }
         }
-        a
+        let mut names: Vec<(&str, &str, String)> = vec![
+            ("Groups", "displayName", format!("{} group", self.prefix)),
+            ("Groups", "displayName", format!("{} bulk", self.prefix)),
+        ];
+        names.extend((0..4).map(|n| ("Users", "userName", self.user_name(n))));
+        for (kind, key, name) in names {
+            let unsure = self.unanswered.contains(&name);
+            let found = self.lookup(kind, key, &name).await;
+            match found {
+                Some(ids) => {
+                    for id in ids.into_iter().filter(|i| !gone.contains(i)) {
+                        let path = format!("/{kind}/{id}");
+                        if !self.delete(&path).await {
+                            left.push(path);
+                        }
+                    }
+                }
+                None if unsure => left.push(format!(
+                    "/{kind}?filter={key} eq \"{name}\" (its create got no answer and it could not be looked up)"
+                )),
+                None => {}
+            }
+        }
+        left
+    }
+
+    /// A few tries: the clean-up must not leave data behind because one answer was lost.
+    async fn delete(&self, path: &str) -> bool {
+        for _ in 0..3 {
+            match self.send(Method::DELETE, path, None).await {
+                Ok((r, _)) if r.is_success() || r.status == 404 => return true,
+                Ok((r, _)) if r.status != 0 && r.status < 500 && r.status != 429 => return false,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    async fn lookup(&self, kind: &str, key: &str, name: &str) -> Option<Vec<String>> {
+        for _ in 0..3 {
+            if let Ok((r, v)) = self.get(&filter_path(kind, key, name)).await {
+                if r.is_success() {
+                    return Some(resources(&v).iter().filter_map(id_of).collect());
+                }
+            }
+        }
+        None
     }
 }
 
@@ -188,22 +270,10 @@ pub(super) async fn run(
         prefix,
         users: Vec::new(),
         groups: Vec::new(),
+        unanswered: Vec::new(),
     };
     checks(&mut sb, custom, &mut Table { report }).await;
-    // Clean up: groups first (they reference users), then users.
-    let mut left = Vec::new();
-    for (kind, ids) in [("Groups", &sb.groups), ("Users", &sb.users)] {
-        for id in ids {
-            let a = sb
-                .send(Method::DELETE, &format!("/{kind}/{id}"), None)
-                .await;
-            let gone = matches!(&a, Ok((r, _)) if r.is_success() || r.status == 404);
-            if !gone {
-                left.push(format!("/{kind}/{id}"));
-            }
-        }
-    }
-    report.left_behind = left;
+    report.left_behind = sb.clean_up().await;
 }
 
 const CREATE: &str = "create: 201 with id and Location";
@@ -463,9 +533,7 @@ async fn checks(sb: &mut Sandbox<'_>, custom: &Custom, t: &mut Table<'_>) {
         )
         .await;
     let gid = g.as_ref().ok().and_then(|(_, v)| id_of(v));
-    if let Some(id) = &gid {
-        sb.groups.push(id.clone());
-    }
+    sb.created("Groups", format!("{} group", sb.prefix), &g);
     match (&gid, &other_id) {
         (Some(gid), Some(oid)) => {
             let gpath = format!("/Groups/{gid}");
@@ -547,13 +615,41 @@ async fn checks(sb: &mut Sandbox<'_>, custom: &Custom, t: &mut Table<'_>) {
         ok(&a) && n == 2,
         &format!("{n} users on a page of count=2"),
     );
+    // Cursor paging: count honoured, and the next page holds other users.
     let a = sb.get("/Users?count=2&cursor=").await;
-    let next = a.as_ref().is_ok_and(|(_, v)| {
+    let page = |a: &Answer| -> Vec<String> {
+        a.as_ref().map_or(Vec::new(), |(_, v)| {
+            resources(v).iter().filter_map(id_of).collect()
+        })
+    };
+    let next = a.as_ref().ok().and_then(|(_, v)| {
         v.get("nextCursor")
             .and_then(Value::as_str)
-            .is_some_and(|c| !c.is_empty())
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
     });
-    t.verdict(CURSOR, &a, ok(&a) && next, "no nextCursor");
+    let first = page(&a);
+    match &next {
+        None => t.verdict(CURSOR, &a, false, "no nextCursor"),
+        Some(_) if first.len() != 2 => t.verdict(
+            CURSOR,
+            &a,
+            false,
+            &format!("{} users on a page of count=2", first.len()),
+        ),
+        Some(c) => {
+            let b = sb
+                .get(&format!("/Users?count=2&cursor={}", urlencode(c)))
+                .await;
+            let second = page(&b);
+            t.verdict(
+                CURSOR,
+                &b,
+                ok(&b) && !second.is_empty() && second.iter().all(|id| !first.contains(id)),
+                "the page after nextCursor repeats the first or is empty",
+            );
+        }
+    }
     let index = t
         .report
         .check(INDEX)
@@ -593,6 +689,10 @@ async fn checks(sb: &mut Sandbox<'_>, custom: &Custom, t: &mut Table<'_>) {
             })),
         )
         .await;
+    if !matches!(&a, Ok((r, _)) if r.status != 0) {
+        let (user, group) = (sb.user_name(3), format!("{} bulk", sb.prefix));
+        sb.unanswered.extend([user, group]);
+    }
     let ops: Vec<Value> = a
         .as_ref()
         .ok()

@@ -242,3 +242,54 @@ async fn the_round_trip_includes_the_mappings_custom_attributes() {
         r.not_kept
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_was_lost_is_cleaned_up_or_named() {
+    // Creates applied whose answers never came: the sandbox must still be gone, or what
+    // is left named in the report. Several seeds, so that lost answers fall on creates.
+    let mut probed = 0;
+    for seed in 1..=8 {
+        let s = Srv::start(ServerConfig {
+            faults: scimload::server::faults::FaultConfig {
+                seed,
+                lose_answer: 0.15,
+                ..Default::default()
+            },
+            ..ServerConfig::default()
+        })
+        .await;
+        let c = ScimClient::new(&s.base, None, Duration::from_secs(2), 4).unwrap();
+        let opts = ProbeOptions {
+            read_only: false,
+            check_timeout: Duration::from_secs(2),
+            custom: Vec::new(),
+        };
+        // Discovery's own answers may be the lost ones: then there is no sandbox.
+        let Ok(r) = probe(&c, &opts).await else {
+            continue;
+        };
+        probed += 1;
+        let inner = s._handle.state.store.read();
+        let names = |t: &scimload::server::store::Table, key: &str| -> Vec<(String, String)> {
+            t.by_id
+                .iter()
+                .map(|(id, e)| {
+                    let n = e.attrs.get(key).and_then(Value::as_str).unwrap_or("");
+                    (id.clone(), n.to_string())
+                })
+                .collect()
+        };
+        let left = r.left_behind.join("\n");
+        for (id, name) in names(&inner.users, "userName")
+            .into_iter()
+            .chain(names(&inner.groups, "displayName"))
+        {
+            assert!(
+                left.contains(&id) || left.contains(&name),
+                "seed {seed}: {name} ({id}) left on the server and not named:\n{}",
+                r.human()
+            );
+        }
+    }
+    assert!(probed >= 4, "only {probed} probes got past discovery");
+}
