@@ -166,6 +166,11 @@ pub struct BenchArgs {
     /// Errors allowed in a knee step (0.1% or 0.001).
     #[arg(long, default_value = "0.1%", value_parser = parse_fraction)]
     pub error_budget: f64,
+    /// Send-lag p99 above which a knee or --steps step measured the generator, not the
+    /// server: the step fails as "the generator could not keep the rate" and a knee
+    /// search ends there with a lower bound.
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    pub max_send_lag: std::time::Duration,
     /// First rate of the knee search.
     #[arg(long, default_value = "100", value_parser = parse_rate)]
     pub knee_start: f64,

@@ -4,7 +4,13 @@
 //! A step passes when the server kept up (achieved ≈ offered), errors stayed within the
 //! budget, the SLO percentile held, latency did not climb within the step (a queue that
 //! grows fails later even if this step's percentile looks fine), and the generator sent
-//! on time (send lag small) — otherwise the step measured the generator, not the server.
+//! on time — otherwise the step measured the generator, not the server.
+//!
+//! The send-lag bound is absolute (1 ms p99 by default, `--max-send-lag`), as for every
+//! other run: a step whose requests left late has response times that include the
+//! generator's own delay, so it says nothing about the server. Such a step ends the
+//! search, and the result is reported as a lower bound the generator set, never as the
+//! server's knee (with a bound relative to the SLO, 75 ms of lag passed at p99<300ms).
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +27,12 @@ pub struct KneeConfig {
     pub max_rate: f64,
     /// Stop bisecting when the bracket is narrower than this fraction of its low end.
     pub precision: f64,
+    /// Send-lag p99 above which the generator, not the server, is what a step measured.
+    pub max_send_lag_ms: f64,
 }
+
+/// The send-lag bound of every run that does not set one (README: 1 ms).
+pub const MAX_SEND_LAG_MS: f64 = 1.0;
 
 /// One step of the search.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -34,6 +45,10 @@ pub struct Step {
     pub first_half_ms: f64,
     pub second_half_ms: f64,
     pub send_lag_p99_ms: f64,
+    /// The generator sent late (send lag over the bound): the step measured it, not
+    /// the server.
+    #[serde(default)]
+    pub generator_behind: bool,
     pub passed: bool,
     /// Why it failed (empty when it passed).
     pub reason: String,
@@ -49,7 +64,28 @@ pub struct KneeResult {
     pub slo: String,
     pub error_budget: f64,
     pub max_sustainable_rate: f64,
+    /// The offered rate the generator could not keep: `max_sustainable_rate` is then a
+    /// lower bound the generator set, not the server's knee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_limit: Option<f64>,
     pub steps: Vec<Step>,
+}
+
+impl KneeResult {
+    /// What the result means, in one line.
+    pub fn verdict(&self) -> String {
+        let best = self.max_sustainable_rate;
+        match self.generator_limit {
+            Some(at) if best > 0.0 => format!(
+                "at least {best:.0} requests/s: at {at:.0}/s the generator could not keep the rate, so that step measured the generator, not the server (more --connections, or more generator machines with --shard)"
+            ),
+            Some(at) => format!(
+                "unknown: the generator could not keep {at:.0}/s (more --connections, or more generator machines with --shard)"
+            ),
+            None if best > 0.0 => format!("{best:.0} requests/s at SLO {}", self.slo),
+            None => format!("none: not even the lowest rate held SLO {}", self.slo),
+        }
+    }
 }
 
 fn quantile(cfg: &KneeConfig) -> f64 {
@@ -104,9 +140,11 @@ pub fn judge(cfg: &KneeConfig, offered: f64, s: &PhaseStats) -> Step {
             "latency climbing within the step ({a:.1} → {b:.1} ms)"
         ));
     }
-    if lag > (cfg.slo.limit / 4.0).max(2.0) {
+    let generator_behind = lag > cfg.max_send_lag_ms;
+    if generator_behind {
         reasons.push(format!(
-            "send lag p99 {lag:.1} ms: too few connections or a busy generator"
+            "the generator could not keep the rate: send lag p99 {lag:.2} ms > {} ms (too few --connections, or the generator's machine is saturated)",
+            cfg.max_send_lag_ms
         ));
     }
     Step {
@@ -117,6 +155,7 @@ pub fn judge(cfg: &KneeConfig, offered: f64, s: &PhaseStats) -> Step {
         first_half_ms: a,
         second_half_ms: b,
         send_lag_p99_ms: lag,
+        generator_behind,
         passed: reasons.is_empty(),
         reason: reasons.join("; "),
         from_ms: s.measured_from_ms,
@@ -190,6 +229,7 @@ mod tests {
             start_rate: 100.0,
             max_rate: 1e6,
             precision: 0.05,
+            max_send_lag_ms: MAX_SEND_LAG_MS,
         };
         let cap = 1234.0;
         let mut s = Search::new(cfg);
@@ -202,5 +242,119 @@ mod tests {
         }
         let found = s.result();
         assert!(found <= cap && found >= cap * 0.95, "{found}");
+    }
+
+    fn cfg(slo: &str) -> KneeConfig {
+        KneeConfig {
+            slo: Threshold::parse(slo).unwrap(),
+            error_budget: 0.001,
+            start_rate: 100.0,
+            max_rate: 1e6,
+            precision: 0.05,
+            max_send_lag_ms: MAX_SEND_LAG_MS,
+        }
+    }
+
+    /// A step of `secs` seconds: `ok` answers a second, `errors` in all, each second's
+    /// answers taking `ms(second)` ms, every request sent `lag_us` late.
+    fn stats(secs: u64, ok: u64, errors: u64, ms: impl Fn(u64) -> u64, lag_us: u64) -> PhaseStats {
+        let mut response_by_second = Vec::new();
+        for i in 0..secs {
+            let mut h = crate::metrics::new_histogram();
+            h.record_n(ms(i) * 1000, ok + errors / secs).unwrap();
+            response_by_second.push(h);
+        }
+        let mut lag = crate::metrics::new_histogram();
+        lag.record_n(lag_us.max(1), ok * secs + errors).unwrap();
+        PhaseStats {
+            started: std::time::UNIX_EPOCH,
+            measured_from_ms: 0,
+            ended_ms: secs * 1000,
+            measured_secs: secs as f64,
+            planned: ok * secs + errors,
+            sent: ok * secs + errors,
+            dropped: 0,
+            ok: ok * secs,
+            errors,
+            response_by_second,
+            lag,
+            created: Vec::new(),
+            next_request: 0,
+            protocol: "HTTP/1.1",
+        }
+    }
+
+    /// Each rule alone fails a step that is otherwise healthy, with its own reason.
+    #[test]
+    fn each_step_rule_fails_a_step_alone() {
+        let c = cfg("p99<300ms");
+        let healthy = judge(&c, 100.0, &stats(10, 100, 0, |_| 10, 200));
+        assert!(healthy.passed, "{healthy:?}");
+        let only = |st: Step, what: &str| {
+            assert!(!st.passed, "{what}: {st:?}");
+            assert_eq!(st.reason.split("; ").count(), 1, "{what}: {}", st.reason);
+            assert!(st.reason.contains(what), "{what}: {}", st.reason);
+        };
+        // Achieved ≈ offered: 90/s of 100/s is a server that did not keep up.
+        only(
+            judge(&c, 100.0, &stats(10, 90, 0, |_| 10, 200)),
+            "achieved 90/s of 100/s",
+        );
+        assert!(judge(&c, 100.0, &stats(10, 96, 0, |_| 10, 200)).passed);
+        // Error budget: 2 of 1,000 is 0.2% > 0.1%; 1 of 1,000 is within.
+        only(
+            judge(&c, 100.0, &stats(10, 100, 2, |_| 10, 200)),
+            "errors 0.20% over the 0.10% budget",
+        );
+        assert!(judge(&c, 100.0, &stats(10, 100, 1, |_| 10, 200)).passed);
+        // The SLO percentile.
+        only(
+            judge(&c, 100.0, &stats(10, 100, 0, |_| 400, 200)),
+            "p99<300ms was",
+        );
+        // Latency climbing within the step: 10 ms in the first half, 100 ms in the
+        // second; p99 (100 ms) holds the SLO, but a growing queue fails later.
+        only(
+            judge(
+                &c,
+                100.0,
+                &stats(10, 100, 0, |s| if s < 5 { 10 } else { 100 }, 200),
+            ),
+            "latency climbing within the step",
+        );
+        assert!(judge(&c, 100.0, &stats(10, 100, 0, |s| 10 + s, 200)).passed);
+        // Send lag: over 1 ms p99 the step measured the generator. The old bound,
+        // max(SLO/4, 2 ms), let 75 ms pass at p99<300ms.
+        let late = judge(&c, 100.0, &stats(10, 100, 0, |_| 10, 1_500));
+        only(late.clone(), "the generator could not keep the rate");
+        assert!(late.generator_behind);
+        only(
+            judge(&c, 100.0, &stats(10, 100, 0, |_| 10, 75_000)),
+            "send lag p99 75",
+        );
+        assert!(!judge(&c, 100.0, &stats(10, 100, 0, |_| 10, 900)).generator_behind);
+        // --max-send-lag 5ms moves the bound.
+        let loose = KneeConfig {
+            max_send_lag_ms: 5.0,
+            ..cfg("p99<300ms")
+        };
+        assert!(judge(&loose, 100.0, &stats(10, 100, 0, |_| 10, 1_500)).passed);
+    }
+
+    #[test]
+    fn a_generator_limit_is_a_lower_bound_not_a_knee() {
+        let k = |best, limit| KneeResult {
+            searched: true,
+            slo: "p99<300ms".into(),
+            error_budget: 0.001,
+            max_sustainable_rate: best,
+            generator_limit: limit,
+            steps: Vec::new(),
+        };
+        assert!(k(800.0, Some(1600.0)).verdict().starts_with(
+            "at least 800 requests/s: at 1600/s the generator could not keep the rate"
+        ));
+        assert!(k(0.0, Some(100.0)).verdict().starts_with("unknown"));
+        assert_eq!(k(800.0, None).verdict(), "800 requests/s at SLO p99<300ms");
     }
 }

@@ -164,6 +164,7 @@ pub async fn run(
             let mut steps = Vec::new();
             let mut all = Vec::new();
             let mut next_request = 0;
+            let mut generator_limit = None;
             loop {
                 if let Some(p) = &progress {
                     p(&format!("step at {rate:.0} requests/s"));
@@ -188,11 +189,17 @@ pub async fn run(
                 next_request = st.next_request;
                 created.extend(st.created.iter().cloned());
                 let j = knee::judge(kc, rate, &st);
-                let passed = j.passed;
+                let (passed, behind) = (j.passed, j.generator_behind);
                 steps.push(j);
                 all.push(st);
+                if behind {
+                    generator_limit = Some(generator_limit.map_or(rate, |g: f64| g.min(rate)));
+                }
                 let next = match &mut fixed {
                     Some(it) => it.next(),
+                    // A higher rate would lag more, and a bisection below this one
+                    // would measure the generator too: the search ends here.
+                    None if behind => None,
                     None => search.next(rate, passed),
                 };
                 match next {
@@ -215,6 +222,7 @@ pub async fn run(
                 error_budget: kc.error_budget,
                 searched: fixed.is_none(),
                 max_sustainable_rate: best,
+                generator_limit,
                 steps,
             };
             (all, Some(result))

@@ -347,11 +347,7 @@ impl BenchSummary {
                     if st.passed { "pass".to_string() } else { format!("FAIL: {}", st.reason) }
                 );
             }
-            let _ = writeln!(
-                s,
-                "  max sustainable rate: {:.0} requests/s",
-                k.max_sustainable_rate
-            );
+            let _ = writeln!(s, "  max sustainable rate: {}", k.verdict());
         }
         for v in &self.thresholds {
             let _ = writeln!(

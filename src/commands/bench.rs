@@ -85,6 +85,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
                 start_rate: a.knee_start.max(1.0),
                 max_rate: a.knee_max.max(a.knee_start),
                 precision: 0.05,
+                max_send_lag_ms: a.max_send_lag.as_secs_f64() * 1000.0,
             },
             step: a.step_duration,
             rates: steps,

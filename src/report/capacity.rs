@@ -224,15 +224,21 @@ impl Capacity {
                     .iter()
                     .rfind(|st| st.passed && st.offered == k.max_sustainable_rate);
                 let mean = best.map_or(0.0, |st| mean_ms(tl, st.from_ms, st.to_ms));
-                let basis = if k.searched {
+                let mut basis = if k.searched {
                     "knee search: the highest offered rate whose step met the SLO and the error budget"
                 } else {
                     "rate steps: the highest step that met the SLO and the error budget"
-                };
+                }
+                .to_string();
+                if let Some(at) = k.generator_limit {
+                    basis.push_str(&format!(
+                        "; a lower bound: at {at:.0}/s the generator could not keep the rate, so the server's limit was not measured"
+                    ));
+                }
                 (
                     k.slo.clone(),
                     ms,
-                    basis.to_string(),
+                    basis,
                     best.is_some(),
                     k.max_sustainable_rate,
                     mean,

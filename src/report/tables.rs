@@ -208,10 +208,13 @@ fn knee(r: &ReportData) -> Option<Table> {
             "Rate steps".into()
         },
         lead: vec![format!(
-            "SLO {}, error budget {:.2}% · max sustainable rate: {} requests/s",
+            "SLO {}, error budget {:.2}% · max sustainable rate: {}",
             k.slo,
             k.error_budget * 100.0,
-            num(k.max_sustainable_rate, 0)
+            match k.generator_limit {
+                None => format!("{} requests/s", num(k.max_sustainable_rate, 0)),
+                Some(_) => k.verdict(),
+            }
         )],
         headers: vec![
             "offered /s".into(),

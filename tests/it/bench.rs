@@ -358,6 +358,9 @@ async fn knee_search_finds_the_rate_cap() {
             start_rate: 150.0,
             max_rate: 100_000.0,
             precision: 0.05,
+            // This test is about the cap; it runs beside others on a shared machine,
+            // where a debug build's send lag passes 1 ms now and then.
+            max_send_lag_ms: 50.0,
         },
         step: Duration::from_secs(2),
         rates: None,
@@ -393,6 +396,7 @@ async fn failing_steps_and_a_knee_with_no_sustainable_rate_do_not_pass() {
             start_rate: 50.0,
             max_rate: 200.0,
             precision: 0.25,
+            max_send_lag_ms: 50.0,
         },
         step: Duration::from_secs(1),
         rates,
@@ -412,6 +416,47 @@ async fn failing_steps_and_a_knee_with_no_sustainable_rate_do_not_pass() {
     let k = s.knee.as_ref().unwrap();
     assert!(!k.steps[0].passed && k.searched);
     assert!(!s.passed(), "a knee with no sustainable rate passed");
+    h.shutdown().await;
+}
+
+/// One connection to a server that takes 30 ms a request keeps about 33 requests/s: at
+/// 100/s the generator cannot send on time. That step is the generator's limit, not the
+/// server's knee: the search ends there and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generator_that_cannot_keep_the_rate_is_not_the_servers_knee() {
+    let (h, _journal) = server(FaultConfig {
+        latency: Some(Latency::Fixed(Duration::from_millis(30))),
+        ..FaultConfig::default()
+    })
+    .await;
+    let mut cfg = config(Kind::Get, &h.url());
+    cfg.connections = 1;
+    cfg.knee = Some(Sweep {
+        judge: KneeConfig {
+            slo: Threshold::parse("p99<300ms").unwrap(),
+            error_budget: 0.001,
+            start_rate: 100.0,
+            max_rate: 10_000.0,
+            precision: 0.05,
+            max_send_lag_ms: scimload::bench::knee::MAX_SEND_LAG_MS,
+        },
+        step: Duration::from_secs(1),
+        rates: None,
+    });
+    let (s, _) = bench::run(&cfg, None).await.unwrap();
+    let k = s.knee.as_ref().unwrap();
+    assert_eq!(k.steps.len(), 1, "the search went on: {:#?}", k.steps);
+    assert!(k.steps[0].generator_behind, "{:#?}", k.steps);
+    assert!(k.steps[0]
+        .reason
+        .contains("the generator could not keep the rate"));
+    assert_eq!(k.generator_limit, Some(100.0));
+    assert!(k
+        .verdict()
+        .starts_with("unknown: the generator could not keep 100/s"));
+    assert!(!s.passed());
+    let human = s.human();
+    assert!(human.contains("the generator could not keep"), "{human}");
     h.shutdown().await;
 }
 
