@@ -86,6 +86,11 @@ pub struct CleanupArgs {
     pub connect: ConnectArgs,
 }
 
+/// Flags that shape one run at one rate; a knee search or --steps sets these itself, so
+/// they are refused there rather than ignored (clap checks only flags given, never
+/// their defaults).
+const SINGLE_RUN_ONLY: [&str; 6] = ["rate", "ramp", "poisson", "duration", "warmup", "requests"];
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// What to send: create, get, filter, paginate, group-members, update, mixed, or
@@ -154,11 +159,14 @@ pub struct BenchArgs {
     )]
     pub mix: String,
     /// Search for the highest rate that meets --slo (geometric steps, then bisection).
-    #[arg(long)]
+    /// It sets its own rates (--knee-start, --knee-max) and step length
+    /// (--step-duration): --rate, --ramp, --poisson, --duration, --warmup and --requests
+    /// are refused with it.
+    #[arg(long, conflicts_with_all = SINGLE_RUN_ONLY)]
     pub find_knee: bool,
     /// Run these rates one after another (--step-duration each) and judge each against
-    /// --slo, e.g. 100,200,400.
-    #[arg(long, conflicts_with = "find_knee")]
+    /// --slo, e.g. 100,200,400. Refuses the same flags as --find-knee.
+    #[arg(long, conflicts_with = "find_knee", conflicts_with_all = SINGLE_RUN_ONLY)]
     pub steps: Option<String>,
     /// Latency objective of the knee search and of --steps, e.g. p99<300ms.
     #[arg(long, default_value = "p99<300ms")]
@@ -323,7 +331,7 @@ pub struct ImportArgs {
     /// SCIM base URL of the target (default: an embedded server started on 127.0.0.1:0).
     #[arg(long)]
     pub target: Option<String>,
-    /// Requests in flight at once.
+    /// Requests in flight at once (with /Bulk, the batches are --bulk-in-flight).
     #[arg(long, default_value = "32", value_parser = parse_count)]
     pub concurrency: u64,
     /// Users started per second at most (e.g. 200 or 200/s); default: as fast as
@@ -343,6 +351,11 @@ pub struct ImportArgs {
     /// maxOperations).
     #[arg(long, value_parser = parse_count)]
     pub bulk_size: Option<u64>,
+    /// /Bulk requests in flight at once (at most --concurrency, which bounds the
+    /// requests outside /Bulk). A few overlap transfer and processing; each holds a
+    /// whole batch of users.
+    #[arg(long, default_value = "4", value_parser = parse_count)]
+    pub bulk_in_flight: u64,
     /// Deactivate (in the dialect's way) users the state knows but the export no longer
     /// has. Needs a state file.
     #[arg(long, conflicts_with = "delete_missing")]

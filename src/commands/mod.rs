@@ -251,6 +251,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
                 run::BulkMode::Never
             }),
             bulk_size: a.bulk_size.map(|b| b.max(1) as usize),
+            bulk_in_flight: a.bulk_in_flight.max(1) as usize,
             missing: if a.delete_missing {
                 run::Missing::Delete
             } else if a.deactivate_missing {

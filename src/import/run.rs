@@ -76,6 +76,8 @@ pub struct ImportConfig {
     pub bulk: BulkMode,
     /// Operations per Bulk request at most (else the target's maxOperations).
     pub bulk_size: Option<usize>,
+    /// /Bulk requests in flight at once (`--bulk-in-flight`, at most `concurrency`).
+    pub bulk_in_flight: usize,
     /// What to do with users the state knows but the export no longer has.
     pub missing: Missing,
     /// Refuse to act on missing users when they are more than this fraction of the
@@ -629,7 +631,13 @@ pub async fn run(
     let mut not_sent = 0u64;
     let interrupt = cfg.interrupt.clone().unwrap_or_default();
     // /Bulk batches of new users; a couple in flight overlap transfer and processing.
-    let bulk_parallel = cfg.concurrency.clamp(1, 4);
+    let bulk_parallel = cfg.bulk_in_flight.min(cfg.concurrency).max(1);
+    if let Some((users, _)) = bulk_limits {
+        progress(format!(
+            "/Bulk: batches of up to {users} users, {bulk_parallel} in flight (--bulk-in-flight); --concurrency {} bounds the requests outside /Bulk (lookups, updates, one-by-one resends, managers, groups)",
+            cfg.concurrency
+        ));
+    }
     let mut batch: Vec<(Job, Option<String>)> = Vec::new();
     let mut batch_bytes = bulk::ENVELOPE;
     let mut bulk_running = 0usize;

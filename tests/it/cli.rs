@@ -43,6 +43,80 @@ fn import_refuses_emit_without_dry_run() {
     assert!(!err.contains("embedded"), "nothing may start: {err}");
 }
 
+/// A knee search and --steps set their own rates and step lengths: the flags of a
+/// single run are refused with them, never ignored; left at their defaults they are fine.
+#[test]
+fn knee_and_steps_refuse_the_flags_of_a_single_run() {
+    for mode in [&["--find-knee"][..], &["--steps", "100,200"][..]] {
+        for flag in [
+            &["--rate", "500"][..],
+            &["--ramp", "100..200"][..],
+            &["--poisson"][..],
+            &["--duration", "5s"][..],
+            &["--warmup", "1s"][..],
+            &["--requests", "10"][..],
+        ] {
+            let out = bin()
+                .args(["bench", "get", "--quiet"])
+                .args(mode)
+                .args(flag)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{mode:?} {flag:?}: {err}");
+            assert!(
+                err.contains("cannot be used with") && err.contains(flag[0]),
+                "{mode:?} {flag:?}: {err}"
+            );
+            assert!(!err.contains("embedded"), "nothing may start: {err}");
+        }
+    }
+    let out = bin()
+        .args([
+            "bench",
+            "get",
+            "--quiet",
+            "--steps",
+            "50",
+            "--step-duration",
+            "1s",
+        ])
+        .args(["--users", "10", "--connections", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// With /Bulk, --concurrency does not set how many batches are in flight: the import
+/// says what is.
+#[test]
+fn import_says_what_is_in_flight_with_bulk() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/workday-1k.csv");
+    let state =
+        std::env::temp_dir().join(format!("scimload-inflight-{}.sqlite", std::process::id()));
+    let _ = std::fs::remove_file(&state);
+    let out = bin()
+        .args(["import", sample, "--bulk", "always", "--concurrency", "64"])
+        .args(["--bulk-in-flight", "3", "--verify", "off"])
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(
+            "3 in flight (--bulk-in-flight); --concurrency 64 bounds the requests outside /Bulk"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn serve_explains_bad_flag_values() {
     let out = bin()

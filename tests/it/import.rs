@@ -155,6 +155,7 @@ fn config(base: String) -> ImportConfig {
         adaptive: true,
         bulk: run::BulkMode::Never,
         bulk_size: None,
+        bulk_in_flight: 4,
         missing: run::Missing::Keep,
         missing_limit: 0.5,
         interrupt: None,
