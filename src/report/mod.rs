@@ -91,10 +91,25 @@ pub fn open(dirs: &[PathBuf], thresholds: &[Threshold]) -> Result<(Run, Timeline
             other => (other, tl),
         });
     }
-    let mut parts = Vec::new();
-    for d in dirs {
+    let mut parts: Vec<(crate::bench::summary::BenchSummary, Timeline)> = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
         match load(d)? {
-            (Run::Bench(s), tl) => parts.push((*s, tl)),
+            (Run::Bench(s), tl) => {
+                if let Some(j) = parts.iter().position(|(p, _)| overlaps(p, &s)) {
+                    return Err(ReportError::Mismatch(format!(
+                        "{} and {} hold the same run (run id {}, shard {}): merged, every request would count twice; give each shard's directory once",
+                        dirs[j].display(),
+                        dirs[i].display(),
+                        s.run_id,
+                        if s.shard == parts[j].0.shard {
+                            s.shard.clone()
+                        } else {
+                            format!("{} and {}", parts[j].0.shard, s.shard)
+                        }
+                    )));
+                }
+                parts.push((*s, tl))
+            }
             (Run::Import(_), _) => {
                 return Err(ReportError::Mismatch(format!(
                     "{} holds an import; only the shards of one bench run merge (report one import at a time, or use --compare)",
@@ -105,6 +120,21 @@ pub fn open(dirs: &[PathBuf], thresholds: &[Threshold]) -> Result<(Run, Timeline
     }
     let (s, tl) = crate::bench::merge(parts, thresholds)?;
     Ok((Run::Bench(Box::new(s)), tl))
+}
+
+/// Whether two results hold some of the same requests: one run's same shard twice, the
+/// shards of two different splits of it (`1/2` and `1/1` overlap), or a merged result
+/// beside a part of the same run (its shards are not listed, so any part overlaps it).
+fn overlaps(
+    a: &crate::bench::summary::BenchSummary,
+    b: &crate::bench::summary::BenchSummary,
+) -> bool {
+    let count = |s: &str| s.split_once('/').map(|(_, n)| n.to_string());
+    a.run_id == b.run_id
+        && (a.shard == b.shard
+            || a.shard == "merged"
+            || b.shard == "merged"
+            || count(&a.shard) != count(&b.shard))
 }
 
 /// What ran, against what, with which settings, where and when.

@@ -539,6 +539,29 @@ fn shards_merge_into_one_run() {
     ] {
         assert!((p - q).abs() <= p * 0.1 + 0.5, "{p} vs {q}");
     }
+    // The same run twice, or a merged result beside one of its shards, would count
+    // requests twice: refused.
+    for pair in [
+        ["s1", "s1"],
+        ["merged", "s2"],
+        ["single", "single"],
+        ["single", "s1"],
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(["report", "--out"])
+            .arg(dir.join("twice"))
+            .arg(dir.join(pair[0]))
+            .arg(dir.join(pair[1]))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{pair:?}: {err}");
+        assert!(
+            err.contains("hold the same run (run id shards"),
+            "{pair:?}: {err}"
+        );
+        assert!(!dir.join("twice").exists());
+    }
     // The merged log re-read gives the same numbers.
     let (again, _) = bench::read_results(&dir.join("merged")).unwrap();
     assert_eq!(again.operations["get_user"].response, y.response);
