@@ -9,7 +9,8 @@
 # of adding 100 members to groups of 100, 10k and 100k members. Server and wrk share the
 # 2 cores unless PIN=1 (server on core 0, wrk on core 1).
 # Targets: >= 20,000 creates/s, >= 40,000 filtered lookups/s, and the 100k/100
-# membership-PATCH ratio <= 2. Exits 1 if a target is missed. --quick (used by CI: one
+# membership-PATCH ratio <= 2. A run with non-2xx answers or any of wrk's socket errors
+# (connect, read, write, timeout) fails. Exits 1 if a target is missed. --quick (used by CI: one
 # short run each, on a machine that may be doing other things) judges throughput against
 # the reference measured in the same run instead — creates at least 25% and lookups at
 # least 45% of the static endpoint's rate (about 45% and 70% normally) — which catches
@@ -57,6 +58,12 @@ rps() { # label conns script|path -> median requests/s over REPS runs; fails on 
     fi
     errs=$(echo "$out" | awk '/Non-2xx/ {print $5}')
     if [ -n "$errs" ]; then echo "$label c=$c: $errs non-2xx answers" >&2; echo "$out" >&2; exit 1; fi
+    # "Socket errors: connect 0, read 0, write 0, timeout 12": connections that failed or
+    # requests that never got an answer are not throughput; any of them fails the run.
+    socket=$(echo "$out" | awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}')
+    if [ -n "$socket" ] && [ "$socket" != 0 ]; then
+      echo "$label c=$c: $socket socket errors" >&2; echo "$out" >&2; exit 1
+    fi
     vals+=("$(echo "$out" | awk '/Requests\/sec/ {print $2}')")
   done
   printf '%s\n' "${vals[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.0f", a[int((NR+1)/2)]}'

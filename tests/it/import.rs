@@ -800,6 +800,7 @@ async fn adaptive_throttling_lowers_the_rate_for_everyone_on_429() {
     let file = export(2000, 47);
     let spec = presets::load("workday").unwrap();
     let mut refused = Vec::new();
+    let mut took = Vec::new();
     for adaptive in [true, false] {
         let srv = spawn(
             ServerConfig {
@@ -835,16 +836,24 @@ async fn adaptive_throttling_lowers_the_rate_for_everyone_on_429() {
             assert_eq!(s.throttle.decreases, 0);
         }
         refused.push(n429);
+        took.push(s.elapsed_seconds);
         srv.shutdown().await;
     }
-    // Measured 143–170 against 1,095–1,160 alone, 157 against 429 with the whole test
-    // suite sharing the 2 cores (the import without throttling then offers less).
-    assert!(
-        refused[0] * 2 < refused[1],
-        "429s with adaptive throttling {} vs without {}",
-        refused[0],
-        refused[1]
-    );
+    eprintln!("429s {refused:?}, seconds {took:?}");
+    // README quotes these figures: 125–130 429s in 9.3–9.4 s with throttling, 414–437 in
+    // 16.8–17.2 s without, measured alone. Asserted with slack for a machine the whole
+    // test suite shares (the import without throttling then offers less).
+    let why = format!("429s {refused:?}, seconds {took:?} (adaptive, then not)");
+    assert!(refused[0] <= 325, "{why}");
+    assert!(refused[1] >= 200, "{why}");
+    // Requests refused together come back spread out, not as one burst refused again
+    // (4,871 429s when every wait was exactly the Retry-After).
+    assert!(refused[1] <= 1200, "{why}");
+    assert!(refused[0] * 3 < refused[1] * 2, "{why}");
+    // Without throttling every refused request waits out its 1 s Retry-After (and up
+    // to half of it more), which sets a floor on the time.
+    assert!(took[1] >= 10.0, "{why}");
+    assert!(took[0] < took[1] * 0.8, "{why}");
 }
 
 /// Ctrl-C (SIGINT) stops sending, lets requests in flight finish, records them and
