@@ -194,6 +194,15 @@ impl Timeline {
                         .deserialize(&mut raw.as_slice())
                         .map_err(|e| TimelineError::Decode(format!("{e:?}")))?;
                     let tag = ih.tag().map_or("untagged", |t| t.as_str()).to_string();
+                    // The log parser can hand back a "tag" that runs over a line break
+                    // (found by fuzzing): no writer makes one, and it could not be
+                    // written again, so the file is damaged.
+                    if Tag::new(&tag).is_none() || tag.chars().any(char::is_control) {
+                        return Err(TimelineError::Decode(format!(
+                            "tag {:?} is not a tag",
+                            tag.chars().take(60).collect::<String>()
+                        )));
+                    }
                     let at = (base + ih.start_timestamp()).as_millis() as u64;
                     let slot = tl.slot(at);
                     let mine = tl.series.entry(tag).or_default();

@@ -8,6 +8,7 @@ mod core_filter;
 mod core_models;
 mod core_patch;
 mod fidelity;
+mod fuzz_findings;
 mod harness;
 mod import;
 mod ingest;
