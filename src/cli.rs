@@ -423,6 +423,22 @@ pub struct ServeArgs {
     /// a second user), as some real servers behave.
     #[arg(long)]
     pub allow_duplicates: bool,
+    /// A request's head must arrive within this, counted from the connection's opening
+    /// (its TLS handshake included) and from the first byte of each later request;
+    /// slower connections are closed (slowloris).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// A kept-alive connection with no request in flight is closed after this long
+    /// without a byte.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Connections open at once at most; those above are answered 503 (plain HTTP) or
+    /// closed (TLS) at once, never queued.
+    #[arg(long, default_value = "10000", value_parser = parse_count)]
+    pub max_connections: u64,
+    /// A request whose handling (its body read included) takes longer is answered 503.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
     /// Fraction of member adds answered as done and silently not kept (the same ones
     /// every run, chosen by --seed), as servers that answer 2xx and keep part of what
     /// they were sent: read-back verification must find them.

@@ -229,6 +229,12 @@ pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
             _ => None,
         },
         http2: a.http2,
+        limits: crate::server::limits::ServerLimits {
+            header_timeout: a.header_timeout,
+            idle_timeout: a.idle_timeout,
+            max_connections: a.max_connections.max(1) as usize,
+            request_timeout: a.request_timeout,
+        },
         allow_duplicates: a.allow_duplicates,
         drop_members: a.drop_members,
         oauth: match a.oauth {

@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod faults;
 pub mod handlers;
 pub mod journal;
+pub mod limits;
 pub mod members;
 pub mod oauth;
 pub mod order;
@@ -64,6 +65,8 @@ pub struct ServerConfig {
     pub http2: bool,
     /// Issue and accept short-lived OAuth tokens (`--oauth`).
     pub oauth: Option<Arc<oauth::Issuer>>,
+    /// Header-read and idle timeouts, connection cap, per-request time limit.
+    pub limits: limits::ServerLimits,
     /// No uniqueness on userName and externalId (`--allow-duplicates`).
     pub allow_duplicates: bool,
     /// Fraction of member adds answered as done and not kept (`--drop-members`).
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
             tls: None,
             http2: false,
             oauth: None,
+            limits: limits::ServerLimits::default(),
             allow_duplicates: false,
             drop_members: 0.0,
         }
@@ -246,6 +250,8 @@ pub async fn serve(
         .then(|| Arc::new(Faults::new(state.cfg.faults.clone())));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let tls = state.cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let lim = state.cfg.limits;
+    let slots = Arc::new(tokio::sync::Semaphore::new(lim.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -257,15 +263,26 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        // Above --max-connections: refused at once, never queued.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if tls.is_none() {
+                tokio::spawn(refuse_connection(stream));
+            }
+            continue;
+        };
+        let conn = limits::ConnState::new();
+        let stream = limits::Watched::new(stream, conn.clone());
         let router = router.clone();
         let faults = faults.clone();
         let profile = state.cfg.profile;
         let journal = state.cfg.journal.clone();
+        let svc_conn = conn.clone();
         let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let router = router.clone();
             let faults = faults.clone();
             let journal = journal.clone();
-            async move {
+            let in_flight = svc_conn.request();
+            let handle = async move {
                 if let Some(f) = faults.as_ref().filter(|_| !auth::is_open(req.uri().path())) {
                     match f.apply().await {
                         Action::Proceed => {}
@@ -320,21 +337,45 @@ pub async fn serve(
                 };
                 let resp: Result<Response, Infallible> = router.oneshot(req).await;
                 Ok(resp.unwrap_or_else(|e| match e {}))
+            };
+            async move {
+                let _in_flight = in_flight;
+                // --request-timeout: fault delays, body read and handling together.
+                match tokio::time::timeout(lim.request_timeout, handle).await {
+                    Ok(r) => r,
+                    Err(_) => Ok(ScimError::new(
+                        503,
+                        None,
+                        format!(
+                            "the request took longer than this server's limit of {:?} (--request-timeout); retry, or send less per request",
+                            lim.request_timeout
+                        ),
+                    )
+                    .into_response()),
+                }
             }
         });
         let watcher = graceful.watcher();
         let tls = tls.clone();
         let http2 = state.cfg.http2;
         tokio::spawn(async move {
+            let _slot = slot;
             // The handshake runs in the connection's task, so a slow or broken client
-            // never holds up the accept loop.
+            // never holds up the accept loop; it counts against --header-timeout.
+            let dog = limits::watchdog(conn.clone(), lim);
             match tls {
                 Some(acceptor) => {
-                    if let Ok(s) = acceptor.accept(stream).await {
-                        serve_connection(TokioIo::new(s), svc, http2, watcher).await;
+                    let s = tokio::select! {
+                        s = acceptor.accept(stream) => s,
+                        _ = dog => return,
+                    };
+                    if let Ok(s) = s {
+                        conn.handshake_done(s.get_ref().1.alpn_protocol() == Some(b"h2"));
+                        let dog = limits::watchdog(conn, lim);
+                        serve_connection(TokioIo::new(s), svc, http2, watcher, dog).await;
                     }
                 }
-                None => serve_connection(TokioIo::new(stream), svc, http2, watcher).await,
+                None => serve_connection(TokioIo::new(stream), svc, http2, watcher, dog).await,
             }
         });
     }
@@ -349,6 +390,7 @@ async fn serve_connection<I, S>(
     svc: S,
     http2: bool,
     watcher: hyper_util::server::graceful::Watcher,
+    watchdog: impl Future<Output = &'static str>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = Response>
@@ -357,15 +399,35 @@ async fn serve_connection<I, S>(
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // A connection that breaks a limit is dropped, which closes it.
     if http2 {
         let b = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
         let conn = b.serve_connection(io, svc);
-        let _ = watcher.watch(conn).await;
+        tokio::select! {
+            _ = watcher.watch(conn) => {}
+            _ = watchdog => {}
+        }
     } else {
         let mut b = hyper::server::conn::http1::Builder::new();
         let conn = b.keep_alive(true).serve_connection(io, svc);
-        let _ = watcher.watch(conn).await;
+        tokio::select! {
+            _ = watcher.watch(conn) => {}
+            _ = watchdog => {}
+        }
     }
+}
+
+/// Answers a connection above `--max-connections` with 503 and closes it (plain HTTP;
+/// a TLS connection is closed without a word, as nothing can be said before a
+/// handshake).
+async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(REFUSED).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -16,6 +16,7 @@ mod probe;
 mod report;
 mod server_api;
 mod server_faults;
+mod server_limits;
 mod server_profiles;
 mod tls;
 mod transport;
