@@ -29,11 +29,20 @@ trap 'rm -rf "$WORK"' EXIT
 # A group built to 10,000 members and torn down: latency against group size.
 "$BIN" bench group-members --rate 200 --group-size 10000 --connections 32 --interval 500ms \
   --quiet --report "$WORK/group" >/dev/null
+# README's quick start: an import of 0.2 s, one 1 s interval: no chart over time.
+"$BIN" import datasets/workday-1k-dirty.csv --report "$WORK/quick" --state "$WORK/quick.sqlite" \
+  --quiet >/dev/null || true
+cp "$WORK/quick/report.html" "$OUT/import-quick-start.html"
 cp "$WORK/mixed/report.html" "$OUT/bench-mixed.html"
 cp "$WORK/group/report.html" "$OUT/bench-group-members.html"
 
 "$VENV/bin/python" scripts/report_check.py "$OUT/bench-mixed.html" "$OUT/bench-mixed.png" --expect-charts 4
 "$VENV/bin/python" scripts/report_check.py "$OUT/bench-group-members.html" "$OUT/bench-group-members.png" --expect-charts 4
+
+"$VENV/bin/python" scripts/report_check.py "$OUT/import-quick-start.html" "$OUT/import-quick-start.png" --expect-charts 1
+if grep -q "Latency and throughput over time" "$OUT/import-quick-start.html"; then
+  echo "report-screenshot: the quick-start import (one interval) drew a chart over time" >&2; exit 1
+fi
 
 # The check must catch charts that did not draw: the same report with empty SVGs.
 echo "report-screenshot: self-test: the same report with its charts emptied must fail the check"
@@ -45,4 +54,16 @@ assert n >= 4, n
 open(sys.argv[2], "w").write(blank)
 PY
 "$VENV/bin/python" scripts/report_check.py "$WORK/blank.html" "$WORK/blank.png" --expect-charts 4 --expect-fail
+# And labels that are float noise: one tick label of the same report made "0.30000000000000004".
+echo "report-screenshot: self-test: a float-noise axis label must fail the check"
+"$VENV/bin/python" - "$WORK/mixed/report.html" "$WORK/noisy.html" <<'PY'
+import re, sys
+html = open(sys.argv[1]).read()
+noisy, n = re.subn(r"(<text[^>]*>)\s*0\.3\s*(</text>)|(<text[^>]*>)\s*1\s*(</text>)",
+                   lambda m: (m.group(1) or m.group(3)) + "0.30000000000000004" + (m.group(2) or m.group(4)),
+                   html, count=1)
+assert n == 1, "no label to make noisy"
+open(sys.argv[2], "w").write(noisy)
+PY
+"$VENV/bin/python" scripts/report_check.py "$WORK/noisy.html" "$WORK/noisy.png" --expect-charts 4 --expect-fail
 echo "report-screenshot: screenshots in $OUT"

@@ -1,7 +1,8 @@
 """Renders a scimload HTML report in headless Chromium (over the DevTools protocol),
 saves a full-page PNG, and checks that every chart really rendered: each figure has a
-non-empty box, its SVG holds its title as drawn text with a visible size, and the pixels
-of its box are not blank (enough ink, enough colours). Exits 1 on any failure.
+non-empty box, its SVG holds its title as drawn text with a visible size, the pixels of
+its box are not blank (enough ink, enough colours), and its axis labels are round
+numbers. Exits 1 on any failure.
 
     report_check.py REPORT.html OUT.png [--expect-charts N] [--expect-fail]
 
@@ -12,6 +13,7 @@ import argparse
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -81,6 +83,7 @@ MEASURE = r"""
       title,
       box: [r.left + window.scrollX, r.top + window.scrollY, r.width, r.height],
       shapes: svg ? svg.querySelectorAll('path, polyline, line, circle, rect').length : 0,
+      labels: svg ? [...svg.querySelectorAll('text')].map(t => t.textContent.trim()) : [],
       titleBox,
     };
   });
@@ -156,6 +159,12 @@ def check(info, image, expect_charts):
         elif colours < 3 or f["shapes"] < 10:
             problems.append(f"'{name}': no data drawn ({colours} colours, {f['shapes']} shapes)")
             status = "EMPTY"
+        # Axis labels are round numbers: float noise ("0.30000000000000004") or a
+        # trailing ".0" means a formatter is missing.
+        noisy = [l for l in f["labels"] if re.fullmatch(r"-?\d+\.(\d{5,}|\d*0)", l)]
+        if noisy:
+            problems.append(f"'{name}': axis labels that are not round numbers: {noisy[:5]}")
+            status = "NOISY LABELS"
         print(f"  chart '{name}': {w}x{h} px, {ink:.1%} ink, {colours} colours, "
               f"{f['shapes']} shapes, title {'drawn' if f['titleBox'] else 'MISSING'}: {status}")
     return problems

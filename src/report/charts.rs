@@ -130,11 +130,26 @@ fn spectrum_label(x: &f64) -> String {
     }
 }
 
-fn seconds_label(v: &f64) -> String {
-    if (v - v.round()).abs() < 1e-9 {
-        format!("{v:.0}")
+/// Every numeric axis label: a round number with at most three significant digits and
+/// no trailing zeros. plotters prints ticks as the floats it computed, so a log axis
+/// showed "0.30000000000000004" and linear ones "10000.0".
+fn tick(v: &f64) -> String {
+    let v = *v;
+    if v == 0.0 || !v.is_finite() {
+        return "0".into();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (2 - magnitude).clamp(0, 6) as usize;
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
-        format!("{v:.1}")
+        s
+    };
+    if s == "-0" {
+        "0".into()
+    } else {
+        s
     }
 }
 
@@ -149,6 +164,7 @@ pub fn spectrum(title: &str, series: &[(String, &[SpectrumPoint])]) -> Result<Ch
             .configure_mesh()
             .x_labels(7)
             .x_label_formatter(&spectrum_label)
+            .y_label_formatter(&tick)
             .x_desc("percentile")
             .y_desc("latency (ms)")
             .draw()?;
@@ -181,12 +197,14 @@ pub fn over_time(r: &ReportData) -> Result<Chart, ReportError> {
             .set_secondary_coord(0f64..tmax, 0f64..rmax);
         chart
             .configure_mesh()
-            .x_label_formatter(&seconds_label)
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .x_desc("seconds")
             .y_desc("latency (ms)")
             .draw()?;
         chart
             .configure_secondary_axes()
+            .y_label_formatter(&tick)
             .y_desc("requests/s")
             .draw()?;
         let lines: [Line<super::Interval>; 3] = [
@@ -242,8 +260,8 @@ pub fn knee(k: &KneeResult, slo_ms: f64) -> Result<Chart, ReportError> {
             .y_label_area_size(60)
             .build_cartesian_2d(0f64..rmax, 0f64..rmax)?;
         a.configure_mesh()
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .x_desc("offered")
             .y_desc("achieved")
             .draw()?;
@@ -269,7 +287,8 @@ pub fn knee(k: &KneeResult, slo_ms: f64) -> Result<Chart, ReportError> {
             .y_label_area_size(60)
             .build_cartesian_2d(0f64..rmax, log_range(0.05, lmax).log_scale())?;
         b.configure_mesh()
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .x_desc("offered (requests/s)")
             .y_desc(format!("{pname} (ms)"))
             .draw()?;
@@ -315,7 +334,8 @@ pub fn curve(c: &Curve, slo_ms: Option<f64>) -> Result<Chart, ReportError> {
         let mut chart = frame(root, &title).build_cartesian_2d(0f64..xmax, 0f64..ymax)?;
         chart
             .configure_mesh()
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .x_desc(c.x_label.as_str())
             .y_desc("latency (ms)")
             .draw()?;
@@ -372,8 +392,8 @@ pub fn errors_over_time(r: &ReportData) -> Result<Chart, ReportError> {
         let mut chart = frame(root, title).build_cartesian_2d(0f64..tmax, 0f64..ymax)?;
         chart
             .configure_mesh()
-            .x_label_formatter(&seconds_label)
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .x_desc("seconds")
             .y_desc("errors per interval")
             .draw()?;
@@ -394,6 +414,9 @@ pub fn errors_over_time(r: &ReportData) -> Result<Chart, ReportError> {
     })
 }
 
+/// Intervals a chart over time needs to draw a line.
+pub const MIN_INTERVALS: usize = 3;
+
 /// Every chart that applies to the report, in reading order.
 pub fn all(r: &ReportData) -> Result<Vec<Chart>, ReportError> {
     let mut out = Vec::new();
@@ -406,7 +429,9 @@ pub fn all(r: &ReportData) -> Result<Vec<Chart>, ReportError> {
     if !series.is_empty() {
         out.push(spectrum("Latency by percentile", &series)?);
     }
-    if !r.intervals.is_empty() {
+    // A line over time needs a few intervals: a run shorter than that (the README's
+    // 0.2 s quick start has one 1 s interval) gets no such chart, not an empty frame.
+    if r.intervals.len() >= MIN_INTERVALS {
         out.push(over_time(r)?);
     }
     if let Some(k) = r.knee.as_ref().filter(|k| !k.steps.is_empty()) {
@@ -419,8 +444,31 @@ pub fn all(r: &ReportData) -> Result<Vec<Chart>, ReportError> {
             .then_some(r.capacity.slo_ms);
         out.push(curve(c, slo)?);
     }
-    if r.intervals.iter().any(|i| !i.errors.is_empty()) {
+    if r.intervals.len() >= MIN_INTERVALS && r.intervals.iter().any(|i| !i.errors.is_empty()) {
         out.push(errors_over_time(r)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_labels_are_round_numbers() {
+        for (v, want) in [
+            (0.30000000000000004, "0.3"),
+            (1e-12, "0"),
+            (-1.1102230246251565e-16, "0"),
+            (0.001, "0.001"),
+            (1.0, "1"),
+            (2.5, "2.5"),
+            (12.3456, "12.3"),
+            (0.0123456, "0.0123"),
+            (10000.0, "10000"),
+            (70000.00000000001, "70000"),
+        ] {
+            assert_eq!(tick(&v), want, "{v}");
+        }
+    }
 }

@@ -373,3 +373,47 @@ fn html_is_self_contained_with_a_titled_svg_per_chart() {
         }
     }
 }
+
+/// Charts over time need a few intervals: a run shorter than that (the README's quick
+/// start has one 1 s interval) gets no such chart instead of an empty frame; and no
+/// axis label is float noise.
+#[test]
+fn short_runs_get_no_empty_chart_over_time_and_labels_are_round() {
+    let mut r = build(&fixture_path("report/mixed-steps"));
+    let titles = |r: &ReportData| -> Vec<String> {
+        report::charts::all(r)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.title)
+            .collect()
+    };
+    let over_time = "Latency and throughput over time";
+    assert!(titles(&r).iter().any(|t| t == over_time));
+    let noise = is_float_noise();
+    for c in report::charts::all(&r).unwrap() {
+        for label in c.svg.split('>').filter_map(|p| p.split('<').next()) {
+            let l = label.trim();
+            assert!(!noise(l), "'{}': label {l:?}", c.title);
+        }
+    }
+    r.intervals.truncate(1);
+    let t = titles(&r);
+    assert!(!t.iter().any(|t| t == over_time), "{t:?}");
+    assert!(!t.iter().any(|t| t.contains("rrors over time")), "{t:?}");
+    assert!(!t.is_empty(), "the other charts stay");
+}
+
+/// A numeric label that is float noise: more than four decimals.
+fn is_float_noise() -> impl Fn(&str) -> bool {
+    |l: &str| {
+        let Some((int, frac)) = l.split_once('.') else {
+            return false;
+        };
+        int.trim_start_matches('-')
+            .chars()
+            .all(|c| c.is_ascii_digit())
+            && !frac.is_empty()
+            && frac.chars().all(|c| c.is_ascii_digit())
+            && (frac.len() > 4 || frac.ends_with('0'))
+    }
+}
