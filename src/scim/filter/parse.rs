@@ -128,9 +128,14 @@ fn keyword(t: Option<&Tok>, kw: &str) -> bool {
 impl<'a> Parser<'a> {
     fn new(src: &'a str, what: &'static str) -> Result<Self, ScimError> {
         if src.len() > MAX_LEN {
+            // The first 64 bytes, cut at a character boundary.
+            let cut = (0..=64)
+                .rev()
+                .find(|&i| src.is_char_boundary(i))
+                .unwrap_or(0);
             return Err(err(
                 what,
-                &src[..64],
+                &src[..cut],
                 0,
                 &format!("{what} longer than {MAX_LEN} bytes; split the query"),
             ));
@@ -300,7 +305,9 @@ fn valid_name(n: &str) -> bool {
 }
 
 fn parse_path_word(w: &str, at: usize, what: &str, src: &str) -> Result<AttrPath, ScimError> {
-    let (urn, rest) = if w.len() > 4 && w[..4].eq_ignore_ascii_case("urn:") {
+    // `get`, not `[..4]`: byte 4 may fall inside a character ("urnƞ…", found by
+    // fuzzing the PATCH engine), and slicing there panicked the handler.
+    let (urn, rest) = if w.len() > 4 && w.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
         match w.rfind(':') {
             Some(i) if i + 1 < w.len() => (Some(w[..i].to_string()), &w[i + 1..]),
             _ => {
