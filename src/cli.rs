@@ -423,13 +423,12 @@ pub struct ServeArgs {
     /// a second user), as some real servers behave.
     #[arg(long)]
     pub allow_duplicates: bool,
-    /// A request's head must arrive within this, counted from the connection's opening
-    /// (its TLS handshake included) and from the first byte of each later request;
-    /// slower connections are closed (slowloris).
+    /// A request's head must be complete within this of its first byte (a TLS
+    /// handshake likewise, of its first byte); slower connections are closed (slowloris).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: Duration,
-    /// A kept-alive connection with no request in flight is closed after this long
-    /// without a byte.
+    /// A connection with no request in flight (a new one included) is closed after this
+    /// long without a byte.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
     /// Connections open at once at most; those above are answered 503 (plain HTTP) or
