@@ -80,7 +80,11 @@ impl ConnState {
 
     fn read(&self, bytes: &[u8]) {
         self.activity.fetch_add(1, Ordering::Relaxed);
-        if !self.seen_first.swap(true, Ordering::Relaxed) && bytes.starts_with(H2_PREFACE) {
+        // A load first: the swap (a read-modify-write) only on the connection's first read.
+        if !self.seen_first.load(Ordering::Relaxed)
+            && !self.seen_first.swap(true, Ordering::Relaxed)
+            && bytes.starts_with(H2_PREFACE)
+        {
             self.h2.store(true, Ordering::Relaxed);
         }
         if self.in_flight.load(Ordering::Relaxed) == 0 && !self.h2.load(Ordering::Relaxed) {

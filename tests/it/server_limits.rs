@@ -49,6 +49,16 @@ async fn until_closed(c: &mut TcpStream, bound: Duration) -> Result<Vec<u8>, ()>
 
 const GET: &[u8] = b"GET /ServiceProviderConfig HTTP/1.1\r\nHost: x\r\n\r\n";
 
+/// A new connection that gets an answer to one GET (kept open for the caller).
+async fn answered(h: &ServerHandle) -> TcpStream {
+    let mut c = TcpStream::connect(h.addr).await.unwrap();
+    c.write_all(GET).await.unwrap();
+    let mut buf = [0u8; 12];
+    c.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200");
+    c
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_request_lines_are_closed_after_the_header_timeout() {
     let h = server(short(), FaultConfig::default()).await;
@@ -69,11 +79,7 @@ async fn half_request_lines_are_closed_after_the_header_timeout() {
     // Closed by the header timeout (300 ms), not the idle one, and well before 5 s.
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     // The server still answers.
-    let mut c = TcpStream::connect(h.addr).await.unwrap();
-    c.write_all(GET).await.unwrap();
-    let mut buf = [0u8; 12];
-    c.read_exact(&mut buf).await.unwrap();
-    assert_eq!(&buf, b"HTTP/1.1 200");
+    answered(&h).await;
     h.shutdown().await;
 }
 
@@ -132,12 +138,7 @@ async fn connections_above_the_cap_are_refused_at_once() {
     .await;
     let mut held = Vec::new();
     for _ in 0..5 {
-        let mut c = TcpStream::connect(h.addr).await.unwrap();
-        c.write_all(GET).await.unwrap();
-        let mut buf = [0u8; 12];
-        c.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"HTTP/1.1 200");
-        held.push(c);
+        held.push(answered(&h).await);
     }
     // The sixth: 503 and closed, without waiting for a slot.
     let mut c = TcpStream::connect(h.addr).await.unwrap();
@@ -152,11 +153,7 @@ async fn connections_above_the_cap_are_refused_at_once() {
     // A slot freed is a slot for the next.
     drop(held.pop());
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut c = TcpStream::connect(h.addr).await.unwrap();
-    c.write_all(GET).await.unwrap();
-    let mut buf = [0u8; 12];
-    c.read_exact(&mut buf).await.unwrap();
-    assert_eq!(&buf, b"HTTP/1.1 200");
+    answered(&h).await;
     h.shutdown().await;
 }
 
