@@ -11,6 +11,11 @@ use scimload::server::service::{Ctx, ListQuery};
 use scimload::server::store::{Kind, Store};
 use serde_json::{json, Value};
 
+/// The id at the end of an outcome's Location.
+fn id_of(o: &scimload::server::service::Outcome) -> String {
+    o.location.as_deref().unwrap().rsplit('/').next().unwrap().to_string()
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(body) = parse_json::<Value>(data) else {
         return;
@@ -31,24 +36,10 @@ fuzz_target!(|data: &[u8]| {
     let existing = ctx
         .create(Kind::User, json!({"userName": "existing"}), &proj)
         .unwrap();
-    let id = existing
-        .location
-        .as_deref()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let id = id_of(&existing);
     for kind in [Kind::User, Kind::Group] {
         if let Ok(o) = ctx.create(kind, body.clone(), &proj) {
-            let new = o
-                .location
-                .as_deref()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_string();
+            let new = id_of(&o);
             ctx.get(kind, &new, &proj, None).ok();
         }
         let _ = ctx.list(kind, &ListQuery::default());
