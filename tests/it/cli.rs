@@ -81,15 +81,21 @@ fn knee_and_steps_refuse_the_flags_of_a_single_run() {
             "--step-duration",
             "1s",
         ])
-        .args(["--users", "10", "--connections", "2"])
+        .args(["--users", "10", "--connections", "2", "--json"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The step itself may fail on a busy machine (send lag over 1 ms is the generator's
+    // verdict, exit 1); what this test guards is that the run is accepted and carried
+    // out, so it checks the step in the results, not the step's verdict.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{err}");
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).expect("results as JSON");
+    let steps = run["knee"]["steps"]
+        .as_array()
+        .expect("steps in the results");
+    assert_eq!(steps.len(), 1, "{run}");
+    assert_eq!(steps[0]["offered"], 50.0, "{run}");
+    assert_eq!(run["sent"], 50, "{run}");
 }
 
 /// With /Bulk, --concurrency does not set how many batches are in flight: the import
