@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::server::faults::{Latency, Stall};
-use crate::units::{parse_count, parse_duration, parse_fraction, parse_rate};
+use crate::units::{parse_count, parse_duration, parse_fraction, parse_rate, parse_rfc3339};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -98,9 +98,14 @@ pub struct BenchArgs {
     #[arg(value_enum)]
     pub scenario: crate::bench::scenario::Kind,
     /// SCIM base URL of the server under test, http:// or https:// (default: an
-    /// embedded server on 127.0.0.1:0).
-    #[arg(long)]
+    /// embedded server on 127.0.0.1:0); also from SCIM_TARGET (a Secret in Kubernetes).
+    #[arg(long, env = "SCIM_TARGET", hide_env_values = true)]
     pub target: Option<String>,
+    /// Serve live Prometheus metrics at http://ADDR/metrics while the run goes on
+    /// (requests, errors by status, in flight, offered and achieved rate, latency
+    /// buckets per operation); the results stay those of the interval log.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Offered rate in requests/s (open model): 500, or a ramp 100..2000 over --duration.
     #[arg(long, default_value = "200", value_parser = crate::bench::schedule::RateShape::parse)]
     pub rate: crate::bench::schedule::RateShape,
@@ -130,7 +135,13 @@ pub struct BenchArgs {
     /// Stop after this many requests (per shard).
     #[arg(long, value_parser = parse_count)]
     pub requests: Option<u64>,
-    /// Run shard i of N (1-based): a disjoint 1/N of the data and of the rate.
+    /// Start the schedule at this instant (RFC 3339, e.g. 2026-12-01T16:30:00Z), after
+    /// seeding: the shards of one run given the same instant send as one generator would.
+    /// A time passed by more than one --interval is refused.
+    #[arg(long, value_parser = parse_rfc3339, conflicts_with_all = ["find_knee", "steps"])]
+    pub start_at: Option<std::time::SystemTime>,
+    /// Run shard i of N (1-based): a disjoint 1/N of the data and of the rate; `auto`
+    /// in a Kubernetes Indexed Job (JOB_COMPLETION_INDEX and SCIMLOAD_SHARDS).
     #[arg(long, value_parser = crate::bench::schedule::Shard::parse)]
     pub shard: Option<crate::bench::schedule::Shard>,
     /// Users seeded before measuring (get, filter, update, paginate, mixed).
@@ -267,6 +278,14 @@ pub struct ReportArgs {
     /// Re-check thresholds against the (merged) results; a missed one exits 1.
     #[arg(long = "threshold")]
     pub thresholds: Vec<String>,
+    /// The one DIR holds the result directories of N shards (any names, e.g. one per
+    /// JOB_COMPLETION_INDEX): merge them once all N are complete; a shard that failed or
+    /// is still missing after --wait exits 2 and is named.
+    #[arg(long, value_parser = parse_count, conflicts_with = "compare")]
+    pub shards: Option<u64>,
+    /// How long --shards waits for the shards to finish (e.g. 45m).
+    #[arg(long, default_value = "0s", value_parser = parse_duration, requires = "shards")]
+    pub wait: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -328,9 +347,13 @@ pub struct ImportArgs {
     /// Rows per batch handed to the mapping threads.
     #[arg(long, default_value = "8192", value_parser = parse_count)]
     pub batch_rows: u64,
-    /// SCIM base URL of the target (default: an embedded server started on 127.0.0.1:0).
-    #[arg(long)]
+    /// SCIM base URL of the target (default: an embedded server started on 127.0.0.1:0);
+    /// also from SCIM_TARGET.
+    #[arg(long, env = "SCIM_TARGET", hide_env_values = true)]
     pub target: Option<String>,
+    /// Serve live Prometheus metrics at http://ADDR/metrics while the import goes on.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Requests in flight at once (with /Bulk, the batches are --bulk-in-flight).
     #[arg(long, default_value = "32", value_parser = parse_count)]
     pub concurrency: u64,

@@ -1,5 +1,5 @@
 //! Parsers for the quantities users type: durations (`250ms`, `1.5s`, `2m`), rates
-//! (`500`, `10k`, `500/s`), counts (`20k`, `1M`) and fractions (`0.1`, `10%`). Each error says
+//! (`500`, `10k`, `500/s`), counts (`20k`, `1M`) fractions (`0.1`, `10%`) and instants (RFC 3339). Each error says
 //! which form was expected, so a typo costs one retry.
 
 use std::time::Duration;
@@ -100,4 +100,13 @@ mod tests {
         assert_eq!(parse_fraction("10%").unwrap(), 0.1);
         assert!(parse_fraction("1.5").is_err());
     }
+}
+
+/// An instant in RFC 3339: `2026-12-01T16:30:00Z`, `2026-12-01T17:30:00.5+01:00`.
+pub fn parse_rfc3339(s: &str) -> Result<std::time::SystemTime, String> {
+    time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .map(std::time::SystemTime::from)
+        .map_err(|e| {
+            format!("'{s}' is not an RFC 3339 time ({e}); write e.g. 2026-12-01T16:30:00Z, or `date -u -d '+2 min' +%FT%TZ`")
+        })
 }

@@ -20,6 +20,7 @@ use super::schedule::{Arrivals, RateShape};
 use super::timer::{self, PreciseTimer};
 use crate::client::conn::{Conn, Negotiated};
 use crate::client::ScimClient;
+use crate::metrics::live::Live;
 use crate::metrics::timeline::{epoch_ms, Timeline};
 use crate::metrics::{new_histogram, Op};
 
@@ -50,6 +51,9 @@ pub struct Phase {
     pub max_requests: Option<u64>,
     /// First request number (a knee search continues numbering across its steps).
     pub first_request: u64,
+    /// The instant the schedule starts (`--start-at`, shared by every shard of a run);
+    /// `None`: as soon as the connections are open.
+    pub start_at: Option<SystemTime>,
 }
 
 /// One answered (or failed) request.
@@ -64,10 +68,25 @@ struct Sample {
     status: Result<u16, &'static str>,
 }
 
+impl Sample {
+    /// Response time from the intended send, service time from the actual send, and
+    /// send lag, in microseconds (at least 1, as the histograms count).
+    fn times(&self) -> (u64, u64, u64) {
+        let us = |d: Duration| (d.as_micros() as u64).max(1);
+        (
+            us(self.done.saturating_duration_since(self.intended)),
+            us(self.done.saturating_duration_since(self.sent)),
+            us(self.sent.saturating_duration_since(self.intended)),
+        )
+    }
+}
+
 /// What a phase did, counted by the engine itself (not from interval slots).
 #[derive(Debug, Clone)]
 pub struct PhaseStats {
     pub started: SystemTime,
+    /// The intended send time of this shard's first request.
+    pub first_intended: SystemTime,
     /// Epoch ms where the measured window begins (after the warm-up) and ends.
     pub measured_from_ms: u64,
     pub ended_ms: u64,
@@ -116,6 +135,7 @@ pub type Progress = Option<Box<dyn Fn(&str) + Send + Sync>>;
 
 struct Aggregator {
     timeline: Timeline,
+    live: Option<Arc<Live>>,
     tags: Vec<Option<Tags>>,
     t0: Instant,
     wall0_ms: u64,
@@ -136,11 +156,19 @@ impl Aggregator {
         self.wall0_ms + at.saturating_duration_since(self.t0).as_millis() as u64
     }
 
+    fn add_batch(&mut self, batch: Vec<Sample>) {
+        if let Some(live) = self.live.clone() {
+            let mut st = live.lock();
+            for s in &batch {
+                let (response, service, lag) = s.times();
+                st.observe(s.op, s.status, response, service, Some(lag));
+            }
+        }
+        batch.into_iter().for_each(|s| self.add(s));
+    }
+
     fn add(&mut self, s: Sample) {
-        let us = |d: Duration| (d.as_micros() as u64).max(1);
-        let response = us(s.done.saturating_duration_since(s.intended));
-        let service = us(s.done.saturating_duration_since(s.sent));
-        let lag = us(s.sent.saturating_duration_since(s.intended));
+        let (response, service, lag) = s.times();
         let at = self.ms(s.done);
         let idx = s.op.index();
         let tags = self.tags[idx].get_or_insert_with(|| Tags {
@@ -246,6 +274,23 @@ pub async fn open_connections(
     Ok(pool)
 }
 
+/// The schedule's origin as a monotonic instant and the wall-clock time it stands for:
+/// 20 ms from now (the pacer's lead), or the given start, which may lie a little in the
+/// past (then the first requests go out late and their send lag says so).
+fn origin(start_at: Option<SystemTime>) -> (Instant, SystemTime) {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    match start_at {
+        None => {
+            let lead = Duration::from_millis(20);
+            (now + lead, wall + lead)
+        }
+        Some(at) => match at.duration_since(wall) {
+            Ok(ahead) => (now + ahead, at),
+            Err(e) => (now.checked_sub(e.duration()).unwrap_or(now), at),
+        },
+    }
+}
+
 /// Runs one phase against `client`'s target, recording into `timeline`.
 pub async fn run_phase(
     scenario: Arc<Scenario>,
@@ -253,15 +298,14 @@ pub async fn run_phase(
     phase: &Phase,
     timeline: Timeline,
     progress: &Progress,
+    live: Option<Arc<Live>>,
 ) -> Result<(Timeline, PhaseStats), String> {
     let pool = open_connections(client, phase.connections, phase.streams.max(1)).await?;
     let protocol = match pool.first().and_then(|c| c.negotiated()) {
         Some(Negotiated::Http2) => "HTTP/2",
         _ => "HTTP/1.1",
     };
-    let lead = Duration::from_millis(20);
-    let t0 = Instant::now() + lead;
-    let wall0 = SystemTime::now() + lead;
+    let (t0, wall0) = origin(phase.start_at);
     let measure_from = t0 + phase.warmup;
     let total = phase.warmup + phase.duration;
     let end = t0 + total;
@@ -277,6 +321,21 @@ pub async fn run_phase(
             (a, b) => a.or(b),
         }
     };
+
+    // The schedule is deterministic for a seed: its first arrival of this shard is known
+    // before the run (shards of one run compare these to show they started together).
+    let first_offset = match &phase.model {
+        Model::Open { shape, poisson } => {
+            let mut a = Arrivals::new(*shape, total, *poisson);
+            let shard = scenario.shard;
+            std::iter::from_fn(|| Some(a.next_arrival()))
+                .take(shard.count as usize)
+                .find(|(i, _)| i % shard.count == shard.index)
+                .map_or(0.0, |(_, t)| t)
+        }
+        Model::Closed => 0.0,
+    };
+    let first_intended = wall0 + Duration::from_secs_f64(first_offset);
 
     let (sample_tx, mut sample_rx) = mpsc::unbounded_channel::<Vec<Sample>>();
     let sent = Arc::new(AtomicU64::new(0));
@@ -294,6 +353,11 @@ pub async fn run_phase(
             let (planned, stop) = (planned.clone(), stop.clone());
             let shard = scenario.shard;
             let first = phase.first_request;
+            let live = live.clone();
+            if let Some(l) = &live {
+                l.lock()
+                    .set_offered_rate(Some(shape.mean() / shard.count as f64));
+            }
             Some(tokio::spawn(async move {
                 let mut timer = PreciseTimer::new().ok();
                 let mut arrivals = Arrivals::new(shape, total, poisson);
@@ -316,6 +380,9 @@ pub async fn run_phase(
                     }
                     mine += 1;
                     planned.fetch_add(1, Ordering::Relaxed);
+                    if let Some(l) = &live {
+                        l.planned.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }))
         }
@@ -337,6 +404,7 @@ pub async fn run_phase(
         );
         let open = pacer.is_some();
         let last = limit.map(|l| phase.first_request + l);
+        let live = live.clone();
         workers.spawn(async move {
             let mut walker = Walker::default();
             let mut batch = Vec::with_capacity(64);
@@ -368,6 +436,9 @@ pub async fn run_phase(
                 let req = scenario.request(m, &mut walker);
                 let sent_at = Instant::now();
                 sent.fetch_add(1, Ordering::Relaxed);
+                if let Some(l) = &live {
+                    l.sent.fetch_add(1, Ordering::Relaxed);
+                }
                 let reply = conn
                     .send(req.method.clone(), &req.path, req.body.clone())
                     .await;
@@ -410,6 +481,7 @@ pub async fn run_phase(
 
     let mut agg = Aggregator {
         timeline,
+        live: live.clone(),
         tags: (0..Op::ALL.len()).map(|_| None).collect(),
         t0,
         wall0_ms: epoch_ms(wall0),
@@ -428,7 +500,7 @@ pub async fn run_phase(
     loop {
         tokio::select! {
             s = sample_rx.recv() => match s {
-                Some(batch) => batch.into_iter().for_each(|s| agg.add(s)),
+                Some(batch) => agg.add_batch(batch),
                 None => break,
             },
             _ = tick.tick() => {
@@ -464,6 +536,7 @@ pub async fn run_phase(
         .max(1e-3);
     let stats = PhaseStats {
         started: wall0,
+        first_intended,
         measured_from_ms: agg.ms(measure_from),
         ended_ms: agg.ms(ended),
         measured_secs,

@@ -267,6 +267,7 @@ mod tests {
         let mut lag = crate::metrics::new_histogram();
         lag.record_n(lag_us.max(1), ok * secs + errors).unwrap();
         PhaseStats {
+            first_intended: std::time::UNIX_EPOCH,
             started: std::time::UNIX_EPOCH,
             measured_from_ms: 0,
             ended_ms: secs * 1000,

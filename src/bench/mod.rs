@@ -42,6 +42,8 @@ pub enum BenchError {
     },
     #[error("{0}")]
     Mismatch(String),
+    #[error("{0}")]
+    StartPassed(String),
     #[error("cannot read {path}: {detail}; pass directories written by `scimload bench --report`")]
     Read { path: PathBuf, detail: String },
 }
@@ -71,6 +73,10 @@ pub struct BenchConfig {
     pub knee: Option<Sweep>,
     pub thresholds: Vec<Threshold>,
     pub interval: Duration,
+    /// `--start-at`: the one instant every shard's schedule starts from.
+    pub start_at: Option<std::time::SystemTime>,
+    /// `--metrics-listen`: live counters fed by the aggregator.
+    pub live: Option<Arc<crate::metrics::live::Live>>,
 }
 
 /// Rate steps judged against an SLO: searched (`--find-knee`) or given (`--steps`).
@@ -132,6 +138,9 @@ pub async fn run(
         params.clone(),
         data,
     ));
+    if let Some(at) = cfg.start_at {
+        wait_for_start(at, cfg.interval, &progress).await?;
+    }
     let mut timeline = Timeline::new(cfg.interval);
     let mut created = Vec::new();
     let (stats, knee_result) = match &cfg.knee {
@@ -144,11 +153,18 @@ pub async fn run(
                 duration: cfg.duration,
                 max_requests: cfg.max_requests,
                 first_request: 0,
+                start_at: cfg.start_at,
             };
-            let (tl, st) =
-                engine::run_phase(scenario.clone(), &client, &phase, timeline, &progress)
-                    .await
-                    .map_err(BenchError::Target)?;
+            let (tl, st) = engine::run_phase(
+                scenario.clone(),
+                &client,
+                &phase,
+                timeline,
+                &progress,
+                cfg.live.clone(),
+            )
+            .await
+            .map_err(BenchError::Target)?;
             timeline = tl;
             created.extend(st.created.iter().cloned());
             (vec![st], None)
@@ -180,11 +196,18 @@ pub async fn run(
                     duration: sweep.step,
                     max_requests: None,
                     first_request: next_request,
+                    start_at: None,
                 };
-                let (tl, st) =
-                    engine::run_phase(scenario.clone(), &client, &phase, timeline, &progress)
-                        .await
-                        .map_err(BenchError::Target)?;
+                let (tl, st) = engine::run_phase(
+                    scenario.clone(),
+                    &client,
+                    &phase,
+                    timeline,
+                    &progress,
+                    cfg.live.clone(),
+                )
+                .await
+                .map_err(BenchError::Target)?;
                 timeline = tl;
                 next_request = st.next_request;
                 created.extend(st.created.iter().cloned());
@@ -318,6 +341,7 @@ pub async fn run(
         warmup_seconds: cfg.warmup.as_secs_f64(),
         duration_seconds: cfg.duration.as_secs_f64(),
         started: rfc3339(first.started),
+        first_intended_send: Some(rfc3339(first.first_intended)),
         machine: Machine::this(),
         // With a warm-up, the window starts at the first interval boundary after it:
         // the interval holding the end of the warm-up is left out whole.
@@ -355,10 +379,84 @@ pub async fn run(
     Ok((summary, timeline))
 }
 
-/// Writes `intervals.hlog` and `summary.json` into `dir`.
+/// How long before `--start-at` the connections are opened: enough for the handshakes,
+/// short of the idle timeouts servers close quiet connections after.
+const OPEN_BEFORE_START: Duration = Duration::from_secs(2);
+
+/// Waits until shortly before `at` (after seeding, so every shard starts seeded). A start
+/// passed by more than one interval is refused: the merged log's first intervals would
+/// hold a burst of late sends rather than the planned schedule.
+async fn wait_for_start(
+    at: std::time::SystemTime,
+    interval: Duration,
+    progress: &Progress,
+) -> Result<(), BenchError> {
+    let now = std::time::SystemTime::now();
+    match at.duration_since(now) {
+        Err(e) if e.duration() > interval => Err(BenchError::StartPassed(format!(
+            "--start-at {} passed {:.1} s ago (seeding ended at {}); set a start further ahead, at least the seeding time plus the time to start every shard",
+            rfc3339(at),
+            e.duration().as_secs_f64(),
+            rfc3339(now)
+        ))),
+        Err(_) => Ok(()),
+        Ok(ahead) => {
+            if let Some(p) = progress {
+                p(&format!(
+                    "seeded; the schedule starts at {} (in {:.1} s)",
+                    rfc3339(at),
+                    ahead.as_secs_f64()
+                ));
+            }
+            tokio::time::sleep(ahead.saturating_sub(OPEN_BEFORE_START)).await;
+            Ok(())
+        }
+    }
+}
+
+/// What a shard that could not run leaves in its result directory.
+pub const FAILED_FILE: &str = "failed.json";
+
+/// A shard's failure, as `scimload report --shards` reads it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ShardFailure {
+    pub run_id: String,
+    /// `i/N`.
+    pub shard: String,
+    pub error: String,
+}
+
+/// Records in `dir` that this shard failed and why (best effort: the error itself is
+/// what the caller reports).
+pub fn write_failure(dir: &Path, run_id: &str, shard: Shard, error: &str) {
+    let f = ShardFailure {
+        run_id: run_id.into(),
+        shard: format!("{}/{}", shard.index + 1, shard.count),
+        error: error.into(),
+    };
+    let _ = std::fs::create_dir_all(dir);
+    let _ = std::fs::remove_file(dir.join("summary.json"));
+    let _ = write_atomic(
+        &dir.join(FAILED_FILE),
+        &serde_json::to_vec_pretty(&f).expect("failure serializes"),
+    );
+}
+
+/// Writes through a temporary name and a rename, so a reader (a merge waiting on a
+/// shared volume) sees the whole file or none.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Writes `intervals.hlog` and then `summary.json` into `dir`: a summary present means
+/// the results are complete.
 pub fn write_results(dir: &Path, summary: &BenchSummary, tl: &Timeline) -> Result<(), BenchError> {
     let io = |path: PathBuf| move |source| BenchError::Write { path, source };
     std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    let _ = std::fs::remove_file(dir.join(FAILED_FILE));
     let log = dir.join("intervals.hlog");
     let mut buf = Vec::new();
     tl.write_log(
@@ -368,10 +466,10 @@ pub fn write_results(dir: &Path, summary: &BenchSummary, tl: &Timeline) -> Resul
             summary.scenario, summary.target, summary.shard, summary.run_id
         )],
     )?;
-    std::fs::write(&log, buf).map_err(io(log.clone()))?;
+    write_atomic(&log, &buf).map_err(io(log.clone()))?;
     let path = dir.join("summary.json");
     let json = serde_json::to_vec_pretty(summary).expect("summary serializes");
-    std::fs::write(&path, json).map_err(io(path.clone()))?;
+    write_atomic(&path, &json).map_err(io(path.clone()))?;
     Ok(())
 }
 
@@ -391,6 +489,20 @@ pub fn read_results(dir: &Path) -> Result<(BenchSummary, Timeline), BenchError> 
         })?;
     let tl = Timeline::read_log(&read("intervals.hlog")?)?;
     Ok((summary, tl))
+}
+
+/// The earlier of two RFC 3339 times (compared as times: their texts need not sort).
+fn earliest(a: &Option<String>, b: &Option<String>) -> Option<String> {
+    let at = |s: &Option<String>| {
+        s.as_deref().and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+    };
+    match (at(a), at(b)) {
+        (Some(x), Some(y)) if y < x => b.clone(),
+        (None, Some(_)) => b.clone(),
+        _ => a.clone(),
+    }
 }
 
 /// Merges shard results exactly: histograms added per tag and interval, counts summed,
@@ -422,6 +534,8 @@ pub fn merge(
         summary.ok += s.ok;
         summary.errors += s.errors;
         summary.connections += s.connections;
+        summary.first_intended_send =
+            earliest(&summary.first_intended_send, &s.first_intended_send);
         summary.offered_rate = match (summary.offered_rate, s.offered_rate) {
             (Some(a), Some(b)) => Some(a + b),
             _ => None,

@@ -11,6 +11,11 @@ use std::time::Duration;
 
 use crate::gen::Rng;
 
+/// The Job controller's 0-based completion index of an Indexed Job's pod.
+pub const INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
+/// The shard count of `--shard auto`.
+pub const COUNT_ENV: &str = "SCIMLOAD_SHARDS";
+
 /// `--shard i/N`, 0-based on the wire as `i` in 1..=N for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -26,9 +31,17 @@ impl Default for Shard {
 }
 
 impl Shard {
-    /// `1/2`, `2/2` (1-based, as people count; Kubernetes' JOB_COMPLETION_INDEX is
-    /// 0-based, so `$((JOB_COMPLETION_INDEX+1))/N`).
+    /// `1/2`, `2/2` (1-based, as people count), or `auto`: the shard of a Kubernetes
+    /// Indexed Job, from `JOB_COMPLETION_INDEX` (0-based, set by the Job controller) and
+    /// the shard count in `SCIMLOAD_SHARDS` (set by the manifest to the Job's
+    /// completions: the controller does not expose them to the pod).
     pub fn parse(s: &str) -> Result<Self, String> {
+        if s.trim() == "auto" {
+            return Shard::from_env(
+                std::env::var(INDEX_ENV).ok().as_deref(),
+                std::env::var(COUNT_ENV).ok().as_deref(),
+            );
+        }
         let (i, n) = s
             .split_once('/')
             .ok_or_else(|| format!("'{s}' is not a shard; write i/N, e.g. 1/4"))?;
@@ -47,6 +60,34 @@ impl Shard {
             index: i - 1,
             count: n,
         })
+    }
+
+    /// `--shard auto` from the two variables' values (absent: `None`).
+    pub fn from_env(index: Option<&str>, count: Option<&str>) -> Result<Self, String> {
+        let (Some(index), Some(count)) = (index, count) else {
+            return Err(format!(
+                "--shard auto needs {INDEX_ENV} (0-based, set by a Kubernetes Indexed Job) and {COUNT_ENV} (the Job's completions); set both, or pass --shard i/N"
+            ));
+        };
+        let index: u64 = index
+            .trim()
+            .parse()
+            .map_err(|_| format!("{INDEX_ENV}='{index}' is not a shard index; set it to 0..N-1"))?;
+        let count: u64 = count.trim().parse().map_err(|_| {
+            format!("{COUNT_ENV}='{count}' is not a shard count; set it to the Job's completions")
+        })?;
+        if count == 0 {
+            return Err(format!(
+                "{COUNT_ENV}=0: a run needs at least one shard; set it to the Job's completions"
+            ));
+        }
+        if index >= count {
+            return Err(format!(
+                "{INDEX_ENV}={index} is out of range for {COUNT_ENV}={count}; the index runs 0..{}: set {COUNT_ENV} to the Job's completions",
+                count - 1
+            ));
+        }
+        Ok(Shard { index, count })
     }
 
     /// The global number of this shard's `m`-th request.
@@ -170,6 +211,22 @@ mod tests {
         assert_eq!((0..3).map(|m| s.global(m)).collect::<Vec<_>>(), [1, 4, 7]);
         assert!(Shard::parse("0/2").is_err());
         assert!(Shard::parse("3/2").is_err());
+    }
+
+    #[test]
+    fn shard_auto_reads_the_indexed_job_and_says_what_to_set() {
+        let s = Shard::from_env(Some("2"), Some("3")).unwrap();
+        assert_eq!((s.index, s.count), (2, 3));
+        for (index, count, says) in [
+            (None, Some("3"), INDEX_ENV),
+            (Some("0"), None, COUNT_ENV),
+            (Some("0"), Some("0"), "at least one shard"),
+            (Some("3"), Some("3"), "out of range"),
+            (Some("x"), Some("3"), "0..N-1"),
+        ] {
+            let e = Shard::from_env(index, count).unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
     }
 
     #[test]

@@ -189,6 +189,10 @@ pub struct BenchSummary {
     pub warmup_seconds: f64,
     pub duration_seconds: f64,
     pub started: String,
+    /// The intended send time of the first request (of this shard; the earliest after a
+    /// merge): shards of one run started together when these lie within 1/rate × N.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_intended_send: Option<String>,
     pub machine: Machine,
     /// Measured window, epoch milliseconds [from, to).
     pub window_ms: [u64; 2],
@@ -275,6 +279,13 @@ impl BenchSummary {
             "  requests: {} planned, {} sent, {} ok, {} errors, {} dropped · achieved {:.0}/s",
             self.planned, self.sent, self.ok, self.errors, self.dropped, self.achieved_rate
         );
+        if let Some(t) = &self.first_intended_send {
+            let _ = writeln!(
+                s,
+                "  schedule: first intended send {t} (shard {})",
+                self.shard
+            );
+        }
         let _ = writeln!(
             s,
             "  {:<22} {:>8} {:>9} {:>7} │ response time from intended send (ms)      │ service p99 │ send lag p99",

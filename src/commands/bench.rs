@@ -133,7 +133,21 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         knee,
         thresholds: thresholds(&a.thresholds)?,
         interval: a.interval.max(std::time::Duration::from_millis(100)),
+        start_at: a.start_at,
+        live: None,
     };
+    // Refused before anything is seeded; checked again once seeding is done.
+    if let Some(at) = a.start_at {
+        if let Err(e) = at.duration_since(std::time::SystemTime::now()) {
+            if e.duration() > cfg.interval {
+                bail!(
+                    "--start-at {} passed {:.1} s ago; set a time ahead, e.g. --start-at $(date -u -d '+2 min' +%FT%TZ)",
+                    bench::rfc3339(at),
+                    e.duration().as_secs_f64()
+                );
+            }
+        }
+    }
     let dir = a.report.clone().unwrap_or_else(|| {
         PathBuf::from("scimload-results").join(format!("bench-{}-{run_id}", a.scenario.name()))
     });
@@ -143,8 +157,21 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let tty = std::io::stderr().is_terminal();
     let quiet = a.quiet;
-    let (summary, timeline) = rt.block_on(async {
+    let shard = cfg.shard;
+    let outcome = rt.block_on(async {
         let mut cfg = cfg;
+        if let Some(addr) = a.metrics_listen {
+            let live = crate::metrics::live::Live::new(
+                "bench",
+                &cfg.run_id,
+                &format!("{}/{}", cfg.shard.index + 1, cfg.shard.count),
+            );
+            let bound = crate::metrics::live::serve(addr, live.clone()).await?;
+            if !quiet {
+                eprintln!("scimload: live metrics at http://{bound}/metrics");
+            }
+            cfg.live = Some(live);
+        }
         let embedded = match &a.target {
             Some(t) => {
                 cfg.base_url = t.trim_end_matches('/').to_string();
@@ -189,7 +216,29 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             h.shutdown().await;
         }
         anyhow::Ok(r?)
-    })?;
+    });
+    // A target given in SCIM_TARGET (a Secret, in Kubernetes) is kept out of what this
+    // command prints; summary.json, in the result directory, still records it.
+    let hidden = a
+        .target
+        .as_ref()
+        .filter(|t| std::env::var("SCIM_TARGET").ok().as_ref() == Some(*t))
+        .map(|t| t.trim_end_matches('/').to_string());
+    let redact = |text: String| match &hidden {
+        Some(t) => text.replace(t.as_str(), "$SCIM_TARGET"),
+        None => text,
+    };
+    let (summary, timeline) = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            let text = redact(format!("{e:#}"));
+            // A merge waiting for this shard learns it failed instead of waiting out.
+            if a.report.is_some() {
+                bench::write_failure(&dir, &run_id, shard, &text);
+            }
+            bail!(text);
+        }
+    };
     bench::write_results(&dir, &summary, &timeline)?;
     write_reports(
         &dir,
@@ -200,7 +249,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         say(&serde_json::to_string_pretty(&summary)?)?;
     } else {
-        say_raw(&summary.human())?;
+        say_raw(&redact(summary.human()))?;
         say(&format!(
             "  results (interval log, summary.json, report.html) in {}",
             dir.display()
@@ -269,10 +318,22 @@ pub fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         });
     }
-    let (run, tl) = report::open(&a.dirs, &thresholds(&a.thresholds)?)?;
+    let dirs = match a.shards {
+        None => a.dirs.clone(),
+        Some(0) => bail!("--shards 0: a run has at least one shard; give the Job's completions"),
+        Some(n) => {
+            let [root] = a.dirs.as_slice() else {
+                bail!("--shards takes the one directory the shards write under, e.g. --shards {n} /results/RUN");
+            };
+            let dirs = report::shards::gather(root, n, a.wait, std::time::Duration::from_secs(2))?;
+            eprintln!("scimload: all {n} shards complete under {}", root.display());
+            dirs
+        }
+    };
+    let (run, tl) = report::open(&dirs, &thresholds(&a.thresholds)?)?;
     let data = ReportData::build(&run, &tl, &slo);
     if let Some(out) = &a.out {
-        if let (Run::Bench(s), true) = (&run, a.dirs.len() > 1) {
+        if let (Run::Bench(s), true) = (&run, dirs.len() > 1) {
             bench::write_results(out, s, &tl)?;
         }
         report::write_all(out, &data)?;

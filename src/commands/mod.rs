@@ -264,6 +264,18 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             schema_check: a.schema_check,
             verify: a.verify,
             bulk_trial: std::time::Duration::from_millis(1500),
+            live: match a.metrics_listen {
+                Some(addr) => {
+                    let live = crate::metrics::live::Live::new("import", "import", "1/1");
+                    live.lock().set_offered_rate(a.rate);
+                    let bound = crate::metrics::live::serve(addr, live.clone()).await?;
+                    if !a.quiet {
+                        eprintln!("scimload: live metrics at http://{bound}/metrics");
+                    }
+                    Some(live)
+                }
+                None => None,
+            },
         };
         if cfg.missing != run::Missing::Keep && cfg.state.is_none() {
             bail!("--deactivate-missing and --delete-missing compare the export with a state file; give --state (the embedded server keeps none)");

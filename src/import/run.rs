@@ -91,6 +91,8 @@ pub struct ImportConfig {
     pub verify: Verify,
     /// `--bulk auto`: how long each way is tried before the faster one is kept.
     pub bulk_trial: Duration,
+    /// `--metrics-listen`: the recorder's requests as live counters.
+    pub live: Option<Arc<crate::metrics::live::Live>>,
 }
 
 /// `--bulk`: whether new users travel in `/Bulk` requests.
@@ -591,7 +593,7 @@ pub async fn run(
         None => None,
     };
     let mut t = Tally {
-        rec: Recorder::default(),
+        rec: Recorder::with_live(cfg.live.clone()),
         ids: Default::default(),
         created: 0,
         updated: 0,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+pub mod live;
 pub mod timeline;
 
 /// The operations an import or a benchmark sends.
@@ -117,6 +118,8 @@ pub struct Recorder {
     pub timeline: timeline::Timeline,
     /// `<op>.response` per operation, built once (no allocation per request).
     tags: Vec<String>,
+    /// `--metrics-listen`: the same requests, as live counters and buckets.
+    pub live: Option<std::sync::Arc<live::Live>>,
 }
 
 impl Default for Recorder {
@@ -129,11 +132,20 @@ impl Default for Recorder {
                 .iter()
                 .map(|o| format!("{}.response", o.as_str()))
                 .collect(),
+            live: None,
         }
     }
 }
 
 impl Recorder {
+    /// A recorder that also feeds the live view of `--metrics-listen`.
+    pub fn with_live(live: Option<std::sync::Arc<live::Live>>) -> Recorder {
+        Recorder {
+            live,
+            ..Recorder::default()
+        }
+    }
+
     pub fn record(&mut self, op: Op, latency: Duration) {
         let us = (latency.as_micros() as u64).clamp(1, 60_000_000);
         let h = self.hist.entry(op).or_insert_with(new_histogram);
@@ -142,6 +154,11 @@ impl Recorder {
         // An import is a closed model: response time is service time.
         let now = timeline::epoch_ms(std::time::SystemTime::now());
         self.timeline.record(&self.tags[op.index()], now, us);
+        if let Some(l) = &self.live {
+            // The status of a failed request reaches the live view through `error`.
+            l.lock().observe(op, Ok(0), us, us, None);
+            l.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Counts an error answer: `"409 uniqueness"`, `"503"`, `"transport: timeout"`.
@@ -154,6 +171,9 @@ impl Recorder {
             .collect();
         let now = timeline::epoch_ms(std::time::SystemTime::now());
         self.timeline.record(&tag, now, 1);
+        if let Some(l) = &self.live {
+            l.lock().run_error(&key);
+        }
         *self.errors.entry(key).or_default() += 1;
     }
 

@@ -21,6 +21,7 @@ pub mod charts;
 pub mod compare;
 pub mod html;
 pub mod markdown;
+pub mod shards;
 pub mod tables;
 pub mod terminal;
 

@@ -57,6 +57,8 @@ fn config(kind: Kind, base: &str) -> BenchConfig {
         knee: None,
         thresholds: Vec::new(),
         interval: Duration::from_secs(1),
+        start_at: None,
+        live: None,
     }
 }
 
@@ -713,4 +715,104 @@ async fn warmup_is_recorded_but_trimmed() {
     assert!((400..=600).contains(&measured), "{measured}");
     assert_eq!(s.window_ms[0] % 1000, 0);
     h.shutdown().await;
+}
+
+/// The value of the one series whose line starts with `prefix` (labels included).
+fn series(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// `--metrics-listen`, scraped while a run goes on and once it is over: the counters and
+/// the histogram of each operation are there during the run, and at the end they count
+/// what the summary counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_metrics_scraped_during_a_run_agree_with_its_summary() {
+    use scimload::metrics::live::{self, Live};
+    let (h, _journal) = server(FaultConfig::default()).await;
+    let live = Live::new("bench", "t1", "1/1");
+    let addr = live::serve("127.0.0.1:0".parse().unwrap(), live.clone())
+        .await
+        .unwrap();
+    let mut cfg = config(Kind::Mixed, &h.url());
+    cfg.model = Model::Open {
+        shape: RateShape::Constant(400.0),
+        poisson: None,
+    };
+    cfg.max_requests = None;
+    cfg.duration = Duration::from_secs(3);
+    cfg.live = Some(live.clone());
+    let run = tokio::spawn(async move { bench::run(&cfg, None).await });
+    let scrape = || async {
+        let r = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
+        r.text().await.unwrap()
+    };
+    // Seeding, then 3 s of load: a scrape 1.5 s into the load sees it going on.
+    let mut during = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        during = scrape().await;
+        if series(&during, "scimload_sent_total{").unwrap_or(0.0) >= 600.0 {
+            break;
+        }
+    }
+    let (s, _) = run.await.unwrap().unwrap();
+    assert!(
+        s.operations.len() >= 3,
+        "a mix of operations: {:?}",
+        s.operations.keys()
+    );
+    let ongoing = series(&during, "scimload_sent_total{").unwrap();
+    assert!(ongoing >= 600.0 && ongoing < s.sent as f64, "{during}");
+    assert_eq!(
+        series(&during, "scimload_offered_rate{"),
+        Some(400.0),
+        "{during}"
+    );
+    for op in s.operations.keys() {
+        let l = format!("kind=\"bench\",run_id=\"t1\",shard=\"1/1\",operation=\"{op}\"");
+        assert!(
+            during.contains(&format!(
+                "scimload_response_seconds_bucket{{{l},le=\"0.001\"}}"
+            )),
+            "{op} has a histogram during the run:\n{during}"
+        );
+    }
+    let end = scrape().await;
+    let mut total = 0.0;
+    for (op, o) in &s.operations {
+        let l = format!("kind=\"bench\",run_id=\"t1\",shard=\"1/1\",operation=\"{op}\"");
+        let n = series(&end, &format!("scimload_requests_total{{{l}}}")).unwrap();
+        assert_eq!(n, o.requests as f64, "{op}");
+        for h in ["response", "service", "send_lag"] {
+            let name = format!("scimload_{h}_seconds");
+            let count = series(&end, &format!("{name}_count{{{l}}}")).unwrap();
+            let inf = series(&end, &format!("{name}_bucket{{{l},le=\"+Inf\"}}")).unwrap();
+            assert_eq!((count, inf), (n, n), "{name} of {op}");
+            // Cumulative buckets never fall.
+            let buckets: Vec<f64> = end
+                .lines()
+                .filter(|x| x.starts_with(&format!("{name}_bucket{{{l},")))
+                .map(|x| x.rsplit(' ').next().unwrap().parse().unwrap())
+                .collect();
+            assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{name} {op}");
+        }
+        total += n;
+    }
+    assert_eq!(total, (s.ok + s.errors) as f64);
+    assert_eq!(series(&end, "scimload_sent_total{"), Some(s.sent as f64));
+    assert_eq!(
+        series(&end, "scimload_planned_total{"),
+        Some(s.planned as f64)
+    );
+    assert_eq!(series(&end, "scimload_in_flight{"), Some(0.0));
 }

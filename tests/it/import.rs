@@ -162,6 +162,7 @@ fn config(base: String) -> ImportConfig {
         schema_check: run::SchemaCheck::Warn,
         verify: run::Verify::default(),
         bulk_trial: Duration::from_millis(300),
+        live: None,
     }
 }
 

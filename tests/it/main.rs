@@ -18,5 +18,6 @@ mod server_api;
 mod server_faults;
 mod server_limits;
 mod server_profiles;
+mod shards;
 mod tls;
 mod transport;
