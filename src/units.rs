@@ -80,6 +80,15 @@ pub fn parse_fraction(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// An instant in RFC 3339: `2026-12-01T16:30:00Z`, `2026-12-01T17:30:00.5+01:00`.
+pub fn parse_rfc3339(s: &str) -> Result<std::time::SystemTime, String> {
+    time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .map(std::time::SystemTime::from)
+        .map_err(|e| {
+            format!("'{s}' is not an RFC 3339 time ({e}); write e.g. 2026-12-01T16:30:00Z, or `date -u -d '+2 min' +%FT%TZ`")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,13 +109,15 @@ mod tests {
         assert_eq!(parse_fraction("10%").unwrap(), 0.1);
         assert!(parse_fraction("1.5").is_err());
     }
-}
 
-/// An instant in RFC 3339: `2026-12-01T16:30:00Z`, `2026-12-01T17:30:00.5+01:00`.
-pub fn parse_rfc3339(s: &str) -> Result<std::time::SystemTime, String> {
-    time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
-        .map(std::time::SystemTime::from)
-        .map_err(|e| {
-            format!("'{s}' is not an RFC 3339 time ({e}); write e.g. 2026-12-01T16:30:00Z, or `date -u -d '+2 min' +%FT%TZ`")
-        })
+    #[test]
+    fn instants_parse_in_rfc3339_and_others_say_the_form() {
+        let t = parse_rfc3339("2026-12-01T16:30:00.5Z").unwrap();
+        let ms = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        assert_eq!(ms, 1_796_142_600_500);
+        assert_eq!(parse_rfc3339("2026-12-01T17:30:00.5+01:00").unwrap(), t);
+        assert!(parse_rfc3339("16:30")
+            .unwrap_err()
+            .contains("2026-12-01T16:30:00Z"));
+    }
 }

@@ -54,6 +54,10 @@ pub struct Phase {
     /// The instant the schedule starts (`--start-at`, shared by every shard of a run);
     /// `None`: as soon as the connections are open.
     pub start_at: Option<SystemTime>,
+    /// A step of a sweep: keeps a response histogram per second (the step's judge reads
+    /// latency climbing within it). A single run does not: ~147 KB a second adds up
+    /// over a soak, and its figures come from the interval log.
+    pub judged: bool,
 }
 
 /// One answered (or failed) request.
@@ -99,7 +103,8 @@ pub struct PhaseStats {
     /// Measured requests (intended after the warm-up) answered 2xx/3xx, and otherwise.
     pub ok: u64,
     pub errors: u64,
-    /// All operations' response times of measured requests, per second of the phase.
+    /// All operations' response times of measured requests, per second of the phase
+    /// (steps of a sweep only).
     pub response_by_second: Vec<Histogram<u64>>,
     pub lag: Histogram<u64>,
     /// Ids of resources the phase created (for cleanup).
@@ -135,6 +140,7 @@ pub type Progress = Option<Box<dyn Fn(&str) + Send + Sync>>;
 
 struct Aggregator {
     timeline: Timeline,
+    judged: bool,
     live: Option<Arc<Live>>,
     tags: Vec<Option<Tags>>,
     t0: Instant,
@@ -211,12 +217,14 @@ impl Aggregator {
             } else {
                 self.ok += 1;
             }
-            let sec = s.intended.duration_since(self.measure_from).as_secs() as usize;
-            if self.response_by_second.len() <= sec {
-                self.response_by_second.resize_with(sec + 1, new_histogram);
+            if self.judged {
+                let sec = s.intended.duration_since(self.measure_from).as_secs() as usize;
+                if self.response_by_second.len() <= sec {
+                    self.response_by_second.resize_with(sec + 1, new_histogram);
+                }
+                let h = &mut self.response_by_second[sec];
+                let _ = h.record(response.min(h.high()));
             }
-            let h = &mut self.response_by_second[sec];
-            let _ = h.record(response.min(h.high()));
             let _ = self.lag.record(lag.min(self.lag.high()));
         }
     }
@@ -481,6 +489,7 @@ pub async fn run_phase(
 
     let mut agg = Aggregator {
         timeline,
+        judged: phase.judged,
         live: live.clone(),
         tags: (0..Op::ALL.len()).map(|_| None).collect(),
         t0,

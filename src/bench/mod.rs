@@ -154,6 +154,7 @@ pub async fn run(
                 max_requests: cfg.max_requests,
                 first_request: 0,
                 start_at: cfg.start_at,
+                judged: false,
             };
             let (tl, st) = engine::run_phase(
                 scenario.clone(),
@@ -197,6 +198,7 @@ pub async fn run(
                     max_requests: None,
                     first_request: next_request,
                     start_at: None,
+                    judged: true,
                 };
                 let (tl, st) = engine::run_phase(
                     scenario.clone(),

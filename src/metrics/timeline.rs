@@ -5,16 +5,24 @@
 //! aligned to multiples of the interval length since the Unix epoch, so logs of shards
 //! that ran on different machines at the same time line up, and merging is plain
 //! histogram addition per (tag, interval) — percentiles are never averaged.
+//!
+//! A full histogram (1 µs to 60 s at 3 digits) is ~147 KB of counts, and a run keeps
+//! three per operation per second: a 30-minute soak held over a gigabyte. Intervals are
+//! therefore sealed once they are closed — kept as their V2-deflate serialization (a few
+//! hundred bytes, the very bytes the log stores) and decoded one at a time when read —
+//! so a soak's generator and the merge of its shards stay within a pod's memory.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use hdrhistogram::serialization::interval_log::{
     IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
 };
-use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
 use super::new_histogram;
@@ -38,15 +46,93 @@ pub fn epoch_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
+/// One interval's histogram of one tag.
+#[derive(Debug, Clone)]
+pub enum Slot {
+    /// Still recorded into.
+    Open(Box<Histogram<u64>>),
+    /// Closed: its V2-deflate serialization, with the two figures read without decoding.
+    Sealed {
+        bytes: Arc<[u8]>,
+        len: u64,
+        max: u64,
+    },
+}
+
+fn decode(bytes: &[u8]) -> Result<Histogram<u64>, TimelineError> {
+    Deserializer::new()
+        .deserialize(&mut &bytes[..])
+        .map_err(|e| TimelineError::Decode(format!("{e:?}")))
+}
+
+fn encode(h: &Histogram<u64>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut buf)
+        .expect("a histogram serializes into memory");
+    buf
+}
+
+impl Slot {
+    fn sealed(h: &Histogram<u64>) -> Slot {
+        Slot::Sealed {
+            bytes: encode(h).into(),
+            len: h.len(),
+            max: h.max(),
+        }
+    }
+
+    /// The histogram, decoded if sealed (bytes sealed here, or checked when a log was
+    /// read, always decode).
+    pub fn histogram(&self) -> Cow<'_, Histogram<u64>> {
+        match self {
+            Slot::Open(h) => Cow::Borrowed(h),
+            Slot::Sealed { bytes, .. } => {
+                Cow::Owned(decode(bytes).expect("sealed histograms were checked"))
+            }
+        }
+    }
+
+    /// The histogram to write into (opened again if sealed).
+    pub fn histogram_mut(&mut self) -> &mut Histogram<u64> {
+        if let Slot::Sealed { .. } = self {
+            *self = Slot::Open(Box::new(self.histogram().into_owned()));
+        }
+        match self {
+            Slot::Open(h) => h,
+            Slot::Sealed { .. } => unreachable!("opened above"),
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        match self {
+            Slot::Open(h) => h.len(),
+            Slot::Sealed { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn seal(&mut self) {
+        if let Slot::Open(h) = self {
+            *self = Slot::sealed(h);
+        }
+    }
+}
+
 /// Tagged histograms per interval.
 #[derive(Debug, Clone)]
 pub struct Timeline {
     /// Interval length in milliseconds.
     pub interval_ms: u64,
     /// tag → interval start (epoch ms) → histogram of microseconds.
-    pub series: BTreeMap<String, BTreeMap<u64, Histogram<u64>>>,
+    pub series: BTreeMap<String, BTreeMap<u64, Slot>>,
     /// How many logs were merged into this one (1 for a single run).
     pub sources: u32,
+    /// The latest interval recorded into: those before the one ahead of it are sealed.
+    newest: u64,
 }
 
 impl Timeline {
@@ -55,6 +141,7 @@ impl Timeline {
             interval_ms: (interval.as_millis() as u64).max(1),
             series: BTreeMap::new(),
             sources: 1,
+            newest: 0,
         }
     }
 
@@ -70,9 +157,29 @@ impl Timeline {
             Some(s) => s,
             None => self.series.entry(tag.to_string()).or_default(),
         };
-        let h = per_tag.entry(slot).or_insert_with(new_histogram);
+        let h = per_tag
+            .entry(slot)
+            .or_insert_with(|| Slot::Open(Box::new(new_histogram())))
+            .histogram_mut();
         // Saturated into the histogram's range, so recording cannot fail.
         let _ = h.record(value_us.clamp(1, h.high()));
+        if slot > self.newest {
+            self.newest = slot;
+            // Samples are recorded when answered, handed over in batches up to 50 ms
+            // late: the interval before the newest stays open, older ones are closed.
+            self.seal_before(slot.saturating_sub(self.interval_ms));
+        }
+    }
+
+    /// Seals every open interval that starts before `cut_ms`.
+    pub fn seal_before(&mut self, cut_ms: u64) {
+        for slots in self.series.values_mut() {
+            // All of them, not only the tail: a late sample may have opened an older
+            // one again.
+            for (_, s) in slots.range_mut(..cut_ms) {
+                s.seal();
+            }
+        }
     }
 
     /// Adds every histogram of `other` into this one, interval by interval.
@@ -86,9 +193,20 @@ impl Timeline {
         for (tag, slots) in &other.series {
             let mine = self.series.entry(tag.clone()).or_default();
             for (slot, h) in slots {
-                let m = mine.entry(*slot).or_insert_with(new_histogram);
-                m.add(h)
-                    .map_err(|e| TimelineError::Decode(format!("{e:?}")))?;
+                match mine.get_mut(slot) {
+                    None => {
+                        mine.insert(*slot, h.clone());
+                    }
+                    Some(m) => {
+                        let sealed = matches!(m, Slot::Sealed { .. });
+                        let sum = m.histogram_mut();
+                        sum.add(&*h.histogram())
+                            .map_err(|e| TimelineError::Decode(format!("{e:?}")))?;
+                        if sealed {
+                            m.seal();
+                        }
+                    }
+                }
             }
         }
         self.sources += other.sources;
@@ -100,7 +218,7 @@ impl Timeline {
         let mut sum = new_histogram();
         if let Some(slots) = self.series.get(tag) {
             for (_, h) in slots.range(from_ms..to_ms) {
-                let _ = sum.add(h);
+                let _ = sum.add(&*h.histogram());
             }
         }
         sum
@@ -122,8 +240,9 @@ impl Timeline {
     }
 
     /// Writes the interval log: header comments, then every histogram in time order.
+    /// Sealed intervals are written as they are kept (their bytes are the log's).
     pub fn write_log(&self, w: &mut impl Write, comments: &[String]) -> Result<(), TimelineError> {
-        let mut by_time: Vec<(u64, &str, &Histogram<u64>)> = self
+        let mut by_time: Vec<(u64, &str, &Slot)> = self
             .series
             .iter()
             .flat_map(|(tag, slots)| slots.iter().map(move |(s, h)| (*s, tag.as_str(), h)))
@@ -139,21 +258,27 @@ impl Timeline {
         for c in comments {
             b.add_comment(c);
         }
-        let mut lw = b.begin_log_with(w, &mut ser)?;
+        // The header as the library writes it; the lines below in its format
+        // (`Tag=…,start,length,max/1000,base64`), from the kept bytes.
+        drop(b.begin_log_with(&mut *w, &mut ser)?);
+        let mut text = String::new();
         for (slot, tag, h) in by_time {
-            let t = Tag::new(tag).ok_or_else(|| TimelineError::BadTag(tag.to_string()))?;
-            lw.write_histogram(
-                h,
-                Duration::from_millis(slot),
-                Duration::from_millis(self.interval_ms),
-                Some(t),
-            )
-            .map_err(|e| match e {
-                hdrhistogram::serialization::interval_log::IntervalLogWriterError::IoError(e) => {
-                    TimelineError::Io(e)
-                }
-                other => TimelineError::Decode(other.to_string()),
-            })?;
+            if Tag::new(tag).is_none() {
+                return Err(TimelineError::BadTag(tag.to_string()));
+            }
+            let (bytes, max) = match h {
+                Slot::Sealed { bytes, max, .. } => (Cow::Borrowed(&bytes[..]), *max),
+                Slot::Open(h) => (Cow::Owned(encode(h)), h.max()),
+            };
+            text.clear();
+            base64::engine::general_purpose::STANDARD.encode_string(&bytes, &mut text);
+            writeln!(
+                w,
+                "Tag={tag},{:.3},{:.3},{:.3},{text}",
+                slot as f64 / 1000.0,
+                self.interval_ms as f64 / 1000.0,
+                max as f64 / 1000.0
+            )?;
         }
         Ok(())
     }
@@ -206,9 +331,25 @@ impl Timeline {
                     let at = (base + ih.start_timestamp()).as_millis() as u64;
                     let slot = tl.slot(at);
                     let mine = tl.series.entry(tag).or_default();
-                    let m = mine.entry(slot).or_insert_with(new_histogram);
-                    m.add(&h)
-                        .map_err(|e| TimelineError::Decode(format!("{e:?}")))?;
+                    match mine.get_mut(&slot) {
+                        // Kept as read (the histogram decoded above, so the bytes do).
+                        None => {
+                            mine.insert(
+                                slot,
+                                Slot::Sealed {
+                                    bytes: raw.into(),
+                                    len: h.len(),
+                                    max: h.max(),
+                                },
+                            );
+                        }
+                        Some(m) => {
+                            let sum = m.histogram_mut();
+                            sum.add(&h)
+                                .map_err(|e| TimelineError::Decode(format!("{e:?}")))?;
+                            m.seal();
+                        }
+                    }
                 }
                 Err(hdrhistogram::serialization::interval_log::LogIteratorError::ParseError {
                     offset,
@@ -254,6 +395,50 @@ mod tests {
             whole.series["get_user.response"].len(),
             merged.series["get_user.response"].len()
         );
+    }
+
+    #[test]
+    fn closed_intervals_are_sealed_and_count_what_was_recorded() {
+        let t0 = 1_800_000_000_000u64;
+        let mut tl = Timeline::new(Duration::from_secs(1));
+        let mut all = new_histogram();
+        for i in 0..600_000u64 {
+            // 1,000 samples a second for 600 s, then one sample 5 s late.
+            let at = t0 + i;
+            let v = 50 + (i * 7919) % 200_000;
+            tl.record("get_user.response", at, v);
+            all.record(v).unwrap();
+        }
+        tl.record("get_user.response", t0 + 594_500, 77);
+        all.record(77).unwrap();
+        tl.record("get_user.response", t0 + 600_000, 88);
+        all.record(88).unwrap();
+        let slots = &tl.series["get_user.response"];
+        let open = slots
+            .values()
+            .filter(|s| matches!(s, Slot::Open(_)))
+            .count();
+        assert_eq!(
+            open, 2,
+            "only the newest interval and the one before stay open"
+        );
+        let kept: usize = slots
+            .values()
+            .map(|s| match s {
+                Slot::Sealed { bytes, .. } => bytes.len(),
+                Slot::Open(_) => 0,
+            })
+            .sum();
+        assert!(
+            kept < 600 * 4096,
+            "sealed intervals are small: {kept} bytes"
+        );
+        assert_eq!(tl.total("get_user.response", 0, u64::MAX), all);
+        let mut buf = Vec::new();
+        tl.write_log(&mut buf, &[]).unwrap();
+        let back = Timeline::read_log(&buf).unwrap();
+        assert_eq!(back.total("get_user.response", 0, u64::MAX), all);
+        assert_eq!(back.series["get_user.response"].len(), slots.len());
     }
 
     #[test]

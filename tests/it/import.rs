@@ -1392,3 +1392,70 @@ async fn lost_answers_on_a_server_without_uniqueness_make_no_duplicate() {
         );
     }
 }
+
+/// `import --metrics-listen`: the recorder's requests reach the live view, and once the
+/// import is over its counters and histograms count what the summary counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imports_live_metrics_count_what_its_summary_counts() {
+    use scimload::metrics::live::{self, Live};
+    let file = export(500, 3);
+    let srv = spawn(
+        ServerConfig {
+            faults: FaultConfig {
+                error_503: 0.05,
+                ..FaultConfig::default()
+            },
+            ..ServerConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let live = Live::new("import", "import", "1/1");
+    let addr = live::serve("127.0.0.1:0".parse().unwrap(), live.clone())
+        .await
+        .unwrap();
+    let cfg = ImportConfig {
+        live: Some(live),
+        ..config(srv.url())
+    };
+    let spec = presets::load("workday").unwrap();
+    let s = run::run(&file, &spec, &IngestOptions::default(), &cfg, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(s.created, 500, "{}", s.human());
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |prefix: String| {
+        text.lines()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{prefix} not in\n{text}"))
+    };
+    for (op, o) in &s.operations {
+        let l = format!("kind=\"import\",run_id=\"import\",shard=\"1/1\",operation=\"{op}\"");
+        assert_eq!(
+            value(format!("scimload_requests_total{{{l}}}")),
+            o.requests,
+            "{op}"
+        );
+        assert_eq!(
+            value(format!("scimload_response_seconds_count{{{l}}}")),
+            o.requests,
+            "{op}"
+        );
+    }
+    let errors: u64 = s.errors.values().sum();
+    assert!(errors > 0, "the 503s are counted");
+    let live_errors: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("scimload_errors_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(live_errors, errors, "{text}");
+}

@@ -196,13 +196,23 @@ fn halves(tl: &Timeline) -> (Timeline, Timeline) {
     for (tag, slots) in &tl.series {
         for (slot, h) in slots {
             let (ha, hb) = (
-                a.series.get_mut(tag).unwrap().get_mut(slot).unwrap(),
-                b.series.get_mut(tag).unwrap().get_mut(slot).unwrap(),
+                a.series
+                    .get_mut(tag)
+                    .unwrap()
+                    .get_mut(slot)
+                    .unwrap()
+                    .histogram_mut(),
+                b.series
+                    .get_mut(tag)
+                    .unwrap()
+                    .get_mut(slot)
+                    .unwrap()
+                    .histogram_mut(),
             );
             ha.reset();
             hb.reset();
             let mut turn = false;
-            for v in h.iter_recorded() {
+            for v in h.histogram().iter_recorded() {
                 let n = v.count_at_value();
                 let (first, second) = if turn {
                     (n / 2, n - n / 2)
@@ -280,7 +290,8 @@ fn compare_flags_a_slower_run_and_fails_when_asked() {
         if !tag.ends_with(".response") {
             continue;
         }
-        for h in slots.values_mut() {
+        for slot in slots.values_mut() {
+            let h = slot.histogram_mut();
             let old = h.clone();
             h.reset();
             for v in old.iter_recorded() {

@@ -36,9 +36,16 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// Flags, environment, and what the refusal must say.
+type Case = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
 #[test]
 fn shard_settings_that_cannot_run_exit_2_and_say_what_to_set() {
-    let cases: [(&[&str], &[(&str, &str)], &str); 5] = [
+    let cases: [Case; 5] = [
         (
             &["--start-at", "2020-01-01T00:00:00Z"],
             &[],
