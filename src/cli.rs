@@ -40,6 +40,40 @@ pub enum Command {
     /// What a target can do: discovery, then each behaviour import and bench rely on,
     /// checked on sandbox users and groups it deletes afterwards; recommends a dialect.
     Probe(ProbeArgs),
+    /// How long onboarding an export takes under a service's published rate limits:
+    /// requests per phase, the limit that binds, the time (sends nothing).
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The HR export: CSV, NDJSON or a JSON array, optionally gzip-compressed.
+    pub file: PathBuf,
+    /// The service's published limits (README "Target limits").
+    #[arg(long, value_enum, default_value = "none")]
+    pub target_limits: crate::limits::Preset,
+    /// A limit of your own, as OPS=N/WINDOW[,burst=B][,per=request|member], e.g.
+    /// 'create_user=180/min,burst=20'; repeatable, added to --target-limits.
+    #[arg(long = "limit", value_parser = crate::limits::Bucket::parse)]
+    pub limits: Vec<crate::limits::Bucket>,
+    /// Members added per group PATCH (the import's default: the dialect's; 100 generic).
+    #[arg(long, default_value = "100", value_parser = parse_count)]
+    pub member_batch: u64,
+    /// Mapping file (TOML); see datasets/mappings/ for examples.
+    #[arg(long = "map", conflicts_with = "preset")]
+    pub map: Option<PathBuf>,
+    /// Built-in mapping: workday, bamboohr or generic (default: guessed from the columns).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Input format (default: from the file name, then its first byte).
+    #[arg(long, value_enum)]
+    pub format: Option<crate::source::InputFormat>,
+    /// CSV delimiter: a single character, or "tab".
+    #[arg(long, default_value = ",")]
+    pub delimiter: String,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -354,6 +388,14 @@ pub struct ImportArgs {
     /// Serve live Prometheus metrics at http://ADDR/metrics while the import goes on.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Pace every request under the target service's published limits (README "Target
+    /// limits"); 429s still slow the import down when they are wrong or outdated.
+    #[arg(long, value_enum, default_value = "none")]
+    pub target_limits: crate::limits::Preset,
+    /// A limit of your own, OPS=N/WINDOW[,burst=B][,per=request|member], e.g.
+    /// 'create_user=180/min,burst=20'; repeatable, added to --target-limits.
+    #[arg(long = "limit", value_parser = crate::limits::Bucket::parse)]
+    pub limits: Vec<crate::limits::Bucket>,
     /// Requests in flight at once (with /Bulk, the batches are --bulk-in-flight).
     #[arg(long, default_value = "32", value_parser = parse_count)]
     pub concurrency: u64,
@@ -476,9 +518,15 @@ pub struct ServeArgs {
     /// Limits of a real provider to emulate: rfc (everything RFC 7644 offers), aws (AWS IAM
     /// Identity Center), entra-api (Entra ID SCIM API), core-only (declares only the core
     /// User and Group schemas: extension attributes answer 201 and are dropped, a PATCH
-    /// into one answers 400 invalidPath).
-    #[arg(long, default_value = "rfc", value_parser = ["rfc", "aws", "entra-api", "core-only"])]
+    /// into one answers 400 invalidPath); slack, github-emu, entra-graph (RFC behaviour
+    /// under that service's published rate limits: 429 with Retry-After and
+    /// X-RateLimit-* over a limit; see README "Target limits").
+    #[arg(long, default_value = "rfc", value_parser = ["rfc", "aws", "entra-api", "core-only", "slack", "github-emu", "entra-graph"])]
     pub profile: String,
+    /// With a rate-limited profile: its limits this many times faster (windows divided),
+    /// for demonstrations and tests that must end in seconds.
+    #[arg(long, default_value = "1", value_parser = parse_positive)]
+    pub limits_speedup: f64,
     /// Public base URL used in meta.location (default: from the Host header).
     #[arg(long)]
     pub base_url: Option<String>,
@@ -638,4 +686,12 @@ pub struct FaultArgs {
     /// Stop answering AT after start for DURATION, e.g. 5s+3s (repeatable).
     #[arg(long = "stall", value_parser = Stall::parse)]
     pub stalls: Vec<Stall>,
+}
+
+/// A factor above 0.
+fn parse_positive(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if f > 0.0 && f.is_finite() => Ok(f),
+        _ => Err(format!("'{s}' is not a factor above 0, e.g. 60")),
+    }
 }

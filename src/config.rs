@@ -207,9 +207,22 @@ pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
     if token.is_none() && !a.oauth && !a.listen.ip().is_loopback() {
         return Err(ConfigError::OpenToNetwork(a.listen));
     }
-    let profile =
-        Profile::by_name(&a.profile).ok_or_else(|| ConfigError::Profile(a.profile.clone()))?;
+    // Services known by their published rate limits behave as RFC 7644 otherwise.
+    let rate_limits = match a.profile.as_str() {
+        "slack" => Some(crate::limits::Preset::Slack),
+        "github-emu" => Some(crate::limits::Preset::GithubEmu),
+        "entra-graph" => Some(crate::limits::Preset::EntraGraph),
+        _ => None,
+    }
+    .map(|p| p.limits().scaled(a.limits_speedup));
+    let profile = match rate_limits {
+        Some(_) => &crate::server::profile::RFC,
+        None => {
+            Profile::by_name(&a.profile).ok_or_else(|| ConfigError::Profile(a.profile.clone()))?
+        }
+    };
     Ok(ServerConfig {
+        rate_limits,
         profile,
         token,
         async_create: a.async_create,

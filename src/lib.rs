@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod gen;
 pub mod import;
+pub mod limits;
 pub mod mapping;
 pub mod metrics;
 pub mod oauth;

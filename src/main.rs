@@ -88,5 +88,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => commands::report(args),
         Command::Cleanup(args) => commands::cleanup(args),
         Command::Probe(args) => commands::probe(args),
+        Command::Plan(args) => commands::plan::plan(args),
     }
 }

@@ -178,6 +178,9 @@ pub struct ScimClient {
     inner: Arc<Inner>,
     /// Shared pacing that slows every request down when the target answers 429.
     throttle: Option<Arc<super::throttle::Throttle>>,
+    /// The target's published limits (`--target-limits`, `--limit`): every request
+    /// waits for the tokens of the buckets that count it, from the first one on.
+    pacer: Option<Arc<crate::limits::Buckets>>,
 }
 
 struct Inner {
@@ -232,6 +235,7 @@ impl ScimClient {
                 options: opts.clone(),
             }),
             throttle: None,
+            pacer: None,
         })
     }
 
@@ -253,6 +257,26 @@ impl ScimClient {
     pub fn with_throttle(mut self, throttle: Arc<super::throttle::Throttle>) -> Self {
         self.throttle = Some(throttle);
         self
+    }
+
+    /// Paces every request of this client (and its clones) under `buckets`.
+    pub fn with_pacer(mut self, buckets: Option<Arc<crate::limits::Buckets>>) -> Self {
+        self.pacer = buckets;
+        self
+    }
+
+    /// Waits for the request's tokens under the target's limits.
+    async fn pace(&self, method: &Method, path: &str, body: Option<&[u8]>) {
+        if let Some(p) = &self.pacer {
+            let op = crate::limits::classify_request(method, path, body);
+            let members = match (p.counts_members, op, body) {
+                (true, crate::metrics::Op::PatchMembers, Some(b)) => {
+                    crate::limits::members_added(b)
+                }
+                _ => 0,
+            };
+            p.pace(op, members).await;
+        }
     }
 
     pub fn base(&self) -> &str {
@@ -377,6 +401,7 @@ impl ScimClient {
         F: FnMut(Bytes) -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
+        self.pace(&Method::GET, path, None).await;
         if let Some(t) = &self.throttle {
             t.acquire().await;
         }
@@ -422,6 +447,7 @@ impl ScimClient {
         body: Option<Bytes>,
         if_match: Option<&str>,
     ) -> Result<Reply, TransportError> {
+        self.pace(&method, path, body.as_deref()).await;
         if let Some(t) = &self.throttle {
             t.acquire().await;
         }

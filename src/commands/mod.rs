@@ -19,6 +19,7 @@ use crate::server::{self, ServerConfig};
 use crate::source;
 
 mod bench;
+pub mod plan;
 pub use bench::{bench, report};
 
 /// Writes a line to standard output; a closed pipe comes back as an error (which `main`
@@ -117,6 +118,31 @@ fn guess_preset(columns: &[String]) -> Option<&'static str> {
     }
 }
 
+/// The mapping of an export: `--map`, `--preset`, or the preset its columns match.
+pub(crate) fn mapping_spec(
+    file: &std::path::Path,
+    map: Option<&std::path::Path>,
+    preset: Option<&str>,
+    format: Option<source::InputFormat>,
+    delimiter: u8,
+) -> anyhow::Result<MappingSpec> {
+    Ok(match (map, preset) {
+        (Some(p), _) => presets::load_file(p)?,
+        (None, Some(name)) => presets::load(name)?,
+        (None, None) => {
+            let src = source::open_source(file, format, delimiter)?;
+            let Some(name) = guess_preset(src.columns()) else {
+                bail!(
+                    "no --map or --preset given, and the columns ({}) match no preset; write a mapping file (see datasets/mappings/) and pass --map",
+                    src.columns().join(", ")
+                );
+            };
+            eprintln!("scimload: using the {name} preset (matched the file's columns); pass --preset or --map to choose");
+            presets::load(name)?
+        }
+    })
+}
+
 pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
     // A flag that would be ignored is refused: an import writes no payload file.
     if a.emit.is_some() && !a.dry_run {
@@ -128,21 +154,13 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             eprintln!("scimload: {n}");
         }
     }
-    let spec: MappingSpec = match (&a.map, &a.preset) {
-        (Some(p), _) => presets::load_file(p)?,
-        (None, Some(name)) => presets::load(name)?,
-        (None, None) => {
-            let src = source::open_source(&a.file, a.format, delimiter)?;
-            let Some(name) = guess_preset(src.columns()) else {
-                bail!(
-                    "no --map or --preset given, and the columns ({}) match no preset; write a mapping file (see datasets/mappings/) and pass --map",
-                    src.columns().join(", ")
-                );
-            };
-            eprintln!("scimload: using the {name} preset (matched the file's columns); pass --preset or --map to choose");
-            presets::load(name)?
-        }
-    };
+    let spec = mapping_spec(
+        &a.file,
+        a.map.as_deref(),
+        a.preset.as_deref(),
+        a.format,
+        delimiter,
+    )?;
     let opts = IngestOptions {
         format: a.format,
         delimiter,
@@ -172,6 +190,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             &DryRunOptions {
                 rejects: rejects.clone(),
                 emit: a.emit.clone(),
+                forward_managers: false,
             },
         )?;
         if a.json {
@@ -216,10 +235,27 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
                 (h.url(), Some(h))
             }
         };
+        let limits = a.target_limits.limits().with(a.limits.clone());
+        if !limits.buckets.is_empty() || limits.max_in_flight.is_some() {
+            eprintln!(
+                "scimload: paced under the {} limits: {}",
+                limits.name,
+                limits
+                    .buckets
+                    .iter()
+                    .map(|b| format!("{} {}/{} s (burst {})", b.name, b.limit, b.window.as_secs_f64(), b.burst))
+                    .chain(limits.max_in_flight.map(|m| format!("at most {m} in flight")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         let cfg = ImportConfig {
             base_url: base,
             client: client.clone(),
-            concurrency: a.concurrency.max(1) as usize,
+            concurrency: {
+                let c = a.concurrency.max(1) as usize;
+                limits.max_in_flight.map_or(c, |m| c.min(m))
+            },
             lookup: a.lookup.unwrap_or(if dialect.lookup_before_create {
                 Lookup::Always
             } else {
@@ -264,6 +300,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             schema_check: a.schema_check,
             verify: a.verify,
             bulk_trial: std::time::Duration::from_millis(1500),
+            limits: limits.clone(),
             live: match a.metrics_listen {
                 Some(addr) => {
                     let live = crate::metrics::live::Live::new("import", "import", "1/1");

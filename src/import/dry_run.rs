@@ -19,6 +19,9 @@ use crate::mapping::{MappingSpec, RejectCode, Rejected};
 pub struct DryRunOptions {
     pub rejects: Option<PathBuf>,
     pub emit: Option<PathBuf>,
+    /// Count the manager references that point forward in the file (what an import must
+    /// set by a PATCH after the creates); costs 8 bytes a row, so only plans ask.
+    pub forward_managers: bool,
 }
 
 /// What a dry run found.
@@ -34,6 +37,12 @@ pub struct DryRunSummary {
     pub memberships: u64,
     pub users_with_manager: u64,
     pub largest_group: Option<(String, u64)>,
+    /// Every group's member count (what a plan splits into member PATCHes).
+    #[serde(skip)]
+    pub group_sizes: Vec<u64>,
+    /// Manager references to a row further down the file (with `forward_managers`).
+    #[serde(skip)]
+    pub forward_managers: Option<u64>,
     pub elapsed_seconds: f64,
     pub rows_per_second: f64,
 }
@@ -207,6 +216,12 @@ pub fn run(
     let mut groups: HashMap<String, u64, foldhash::fast::RandomState> = HashMap::default();
     let (mut rows, mut users, mut memberships, mut with_manager) = (0u64, 0u64, 0u64, 0u64);
     let mut line = Vec::with_capacity(1024);
+    // Fingerprints of the externalIds seen so far, and of managers not seen yet when
+    // their report came (64-bit hashes: a collision in a million rows is ~1e-7 likely).
+    let hasher = foldhash::quality::FixedState::with_seed(7);
+    let fp = |s: &str| std::hash::BuildHasher::hash_one(&hasher, s);
+    let mut seen: std::collections::HashSet<u64, foldhash::fast::RandomState> = Default::default();
+    let mut ahead: Vec<u64> = Vec::new();
     let info = ingest(path, spec, ingest_opts, |batch| {
         for o in batch {
             rows += 1;
@@ -214,6 +229,15 @@ pub fn run(
                 RowOutcome::User(u) => {
                     users += 1;
                     with_manager += u.manager().is_some() as u64;
+                    if opts.forward_managers {
+                        seen.insert(fp(u.external_id()));
+                        if let Some(m) = u.manager() {
+                            let m = fp(m);
+                            if !seen.contains(&m) {
+                                ahead.push(m);
+                            }
+                        }
+                    }
                     for g in u.groups() {
                         memberships += 1;
                         match groups.get_mut(g) {
@@ -274,6 +298,10 @@ pub fn run(
         memberships,
         users_with_manager: with_manager,
         largest_group: largest,
+        group_sizes: groups.values().copied().collect(),
+        forward_managers: opts
+            .forward_managers
+            .then(|| ahead.iter().filter(|m| seen.contains(m)).count() as u64),
         elapsed_seconds: elapsed,
         rows_per_second: rows as f64 / elapsed.max(1e-9),
     })

@@ -93,6 +93,8 @@ pub struct ImportConfig {
     pub bulk_trial: Duration,
     /// `--metrics-listen`: the recorder's requests as live counters.
     pub live: Option<Arc<crate::metrics::live::Live>>,
+    /// `--target-limits` and `--limit`: what every request is paced under.
+    pub limits: crate::limits::TargetLimits,
 }
 
 /// `--bulk`: whether new users travel in `/Bulk` requests.
@@ -421,6 +423,9 @@ pub async fn run(
     } else {
         client
     };
+    // Under the target's published limits from the first request: the adaptive
+    // throttle above still answers 429s when the limits are wrong or outdated.
+    let client = client.with_pacer(crate::limits::Buckets::pacing(&cfg.limits));
     // What the target offers, asked before a row is read: a target that cannot be
     // reached (or whose certificate is refused) stops the import here.
     let caps = discover(&client).await.map_err(|e| {

@@ -18,6 +18,8 @@ pub struct Received {
     /// Request headers, names in lowercase; `authorization` recorded as `***` (the
     /// journal must not become a place where tokens are kept).
     pub headers: Vec<(String, String)>,
+    /// When it arrived (rates measured at the server side).
+    pub at: std::time::Instant,
 }
 
 impl Received {

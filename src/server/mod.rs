@@ -71,6 +71,10 @@ pub struct ServerConfig {
     pub allow_duplicates: bool,
     /// Fraction of member adds answered as done and not kept (`--drop-members`).
     pub drop_members: f64,
+    /// A service's published rate limits, enforced (`--profile slack|github-emu|…`):
+    /// a request its buckets do not allow answers 429 with the headers that service
+    /// sends.
+    pub rate_limits: Option<crate::limits::TargetLimits>,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +95,7 @@ impl Default for ServerConfig {
             limits: limits::ServerLimits::default(),
             allow_duplicates: false,
             drop_members: 0.0,
+            rate_limits: None,
         }
     }
 }
@@ -182,6 +187,34 @@ fn rejection(status: u16, retry_after: Duration, profile: &Profile) -> Response 
     r
 }
 
+/// A request over a published limit: 429, `Retry-After` in whole seconds, and the
+/// `X-RateLimit-*` headers GitHub sends (Slack sends `Retry-After` alone; clients that
+/// read either find what they expect).
+fn rate_limited(wait: Duration, limits: &str) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        + secs;
+    let mut r = ScimError::new(
+        429,
+        None,
+        format!("rate limited ({limits} limits); retry after {secs} s"),
+    )
+    .into_response();
+    for (name, value) in [
+        ("retry-after", secs.to_string()),
+        ("x-ratelimit-remaining", "0".to_string()),
+        ("x-ratelimit-reset", reset.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            r.headers_mut().insert(name, v);
+        }
+    }
+    r
+}
+
 /// The error returned to hyper to make it close a connection without answering.
 #[derive(Debug)]
 struct DroppedByFault;
@@ -248,6 +281,11 @@ pub async fn serve(
         .faults
         .is_active()
         .then(|| Arc::new(Faults::new(state.cfg.faults.clone())));
+    let buckets = state
+        .cfg
+        .rate_limits
+        .as_ref()
+        .and_then(|l| crate::limits::Buckets::new(l).map(|b| (b, l.name.clone())));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let tls = state.cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let lim = state.cfg.limits;
@@ -276,13 +314,43 @@ pub async fn serve(
         let faults = faults.clone();
         let profile = state.cfg.profile;
         let journal = state.cfg.journal.clone();
+        let buckets = buckets.clone();
         let svc_conn = conn.clone();
         let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let router = router.clone();
             let faults = faults.clone();
             let journal = journal.clone();
+            let buckets = buckets.clone();
             let in_flight = svc_conn.request();
             let handle = async move {
+                let mut req = req.map(Body::new);
+                if let Some((b, name)) = buckets
+                    .as_ref()
+                    .filter(|_| !auth::is_open(req.uri().path()))
+                {
+                    let path = req
+                        .uri()
+                        .path_and_query()
+                        .map_or("", |p| p.as_str())
+                        .to_string();
+                    let op = crate::limits::classify(req.method(), &path);
+                    let members = if b.counts_members && op == crate::metrics::Op::PatchMembers {
+                        let (parts, body) = req.into_parts();
+                        let bytes = http_body_util::BodyExt::collect(body)
+                            .await
+                            .map(|c| c.to_bytes())
+                            .unwrap_or_default();
+                        let n = crate::limits::members_added(&bytes);
+                        req = hyper::Request::from_parts(parts, Body::from(bytes));
+                        n
+                    } else {
+                        0
+                    };
+                    let wait = b.take(op, members, true);
+                    if !wait.is_zero() {
+                        return Ok(rate_limited(wait, name));
+                    }
+                }
                 if let Some(f) = faults.as_ref().filter(|_| !auth::is_open(req.uri().path())) {
                     match f.apply().await {
                         Action::Proceed => {}
@@ -307,6 +375,7 @@ pub async fn serve(
                             .map(|c| c.to_bytes())
                             .unwrap_or_default();
                         j.push(journal::Received {
+                            at: std::time::Instant::now(),
                             method: parts.method.to_string(),
                             target: parts
                                 .uri

@@ -22,7 +22,7 @@ fn tmp(name: &str) -> PathBuf {
     d.join(name)
 }
 
-fn export(rows: u64, seed: u64) -> PathBuf {
+pub(crate) fn export(rows: u64, seed: u64) -> PathBuf {
     let p = tmp(&format!("workday-{rows}-{seed}.csv"));
     let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
     Generator::new(GenConfig {
@@ -47,6 +47,7 @@ fn expected(file: &Path) -> BTreeMap<String, BTreeSet<String>> {
         &DryRunOptions {
             rejects: None,
             emit: Some(emit.clone()),
+            forward_managers: false,
         },
     )
     .unwrap();
@@ -134,7 +135,7 @@ async fn held(base: &str) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
-fn config(base: String) -> ImportConfig {
+pub(crate) fn config(base: String) -> ImportConfig {
     ImportConfig {
         base_url: base,
         client: Default::default(),
@@ -163,6 +164,7 @@ fn config(base: String) -> ImportConfig {
         verify: run::Verify::default(),
         bulk_trial: Duration::from_millis(300),
         live: None,
+        limits: scimload::limits::Preset::None.limits(),
     }
 }
 
@@ -1309,6 +1311,7 @@ fn managers_expected(file: &Path) -> BTreeMap<String, Option<String>> {
         &DryRunOptions {
             rejects: None,
             emit: Some(emit.clone()),
+            forward_managers: false,
         },
     )
     .unwrap();

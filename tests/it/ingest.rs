@@ -50,6 +50,7 @@ fn check_dirty(file: &str, preset: &str, format: &str) {
         &DryRunOptions {
             rejects: Some(rejects.clone()),
             emit: None,
+            forward_managers: false,
         },
     )
     .unwrap();
@@ -178,6 +179,7 @@ fn golden_payloads_per_preset() {
             &DryRunOptions {
                 rejects: None,
                 emit: Some(emit.clone()),
+                forward_managers: false,
             },
         )
         .unwrap();
@@ -331,6 +333,7 @@ async fn mapped_payloads_are_accepted_by_the_embedded_server() {
             &DryRunOptions {
                 rejects: None,
                 emit: Some(emit.clone()),
+                forward_managers: false,
             },
         )
         .unwrap();
@@ -375,6 +378,7 @@ fn json_values_are_read_by_type() {
         &DryRunOptions {
             rejects: Some(rejects.clone()),
             emit: None,
+            forward_managers: false,
         },
     )
     .unwrap();
@@ -509,6 +513,7 @@ fn custom_extension_attributes_are_typed_per_row() {
         &DryRunOptions {
             rejects: Some(rejects.clone()),
             emit: Some(emit.clone()),
+            forward_managers: false,
         },
     )
     .unwrap();

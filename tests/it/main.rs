@@ -12,6 +12,8 @@ mod fuzz_findings;
 mod harness;
 mod import;
 mod ingest;
+mod limits;
+mod plan;
 mod probe;
 mod report;
 mod server_api;

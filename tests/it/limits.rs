@@ -1,0 +1,193 @@
+//! Target limit presets against `serve` enforcing the same buckets: an import paced by a
+//! preset is refused (almost) never and sends each limited operation at the preset's rate.
+//! Presets are scaled faster by a factor each case sets, so a run lasts seconds.
+
+use std::sync::Arc;
+
+use scimload::import::ingest::IngestOptions;
+use scimload::import::run::{self, ImportConfig};
+use scimload::limits::{Bucket, Cost, Preset, TargetLimits};
+use scimload::mapping::presets;
+use scimload::server::journal::Journal;
+use scimload::server::{spawn, ServerConfig};
+
+/// Cost-units per second a bucket's requests arrived at, once its burst was spent.
+fn steady_rate(b: &Bucket, journal: &Journal) -> Option<(f64, usize)> {
+    let mut seen: Vec<(std::time::Instant, f64)> = journal
+        .entries()
+        .iter()
+        .filter_map(|r| {
+            let method: hyper::Method = r.method.parse().ok()?;
+            let op = scimload::limits::classify(&method, &r.target);
+            b.ops.contains(&op).then(|| {
+                let cost = match b.cost {
+                    Cost::Requests => 1.0,
+                    Cost::Members => scimload::limits::members_added(&r.body) as f64,
+                };
+                (r.at, cost)
+            })
+        })
+        .collect();
+    seen.sort_by_key(|(at, _)| *at);
+    let mut cum = 0.0;
+    let start = seen.iter().position(|(_, c)| {
+        cum += c;
+        cum > b.burst
+    })?;
+    // From halfway through what came after the burst: the burst's own backlog at the
+    // server delays the first paced requests' arrival and would shorten the span.
+    let start = start + (seen.len() - start) / 2;
+    let (t0, t1) = (seen[start].0, seen.last()?.0);
+    let after: f64 = seen[start + 1..].iter().map(|(_, c)| c).sum();
+    let secs = t1.duration_since(t0).as_secs_f64();
+    (secs > 0.3).then(|| (after / secs, seen.len()))
+}
+
+async fn paced(limits: TargetLimits, binding: &[&str]) {
+    let journal = Arc::new(Journal::default());
+    let srv = spawn(
+        ServerConfig {
+            rate_limits: Some(limits.clone()),
+            journal: Some(journal.clone()),
+            ..ServerConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let file = super::import::export(2000, 17);
+    let cfg = ImportConfig {
+        limits: limits.clone(),
+        ..super::import::config(srv.url())
+    };
+    let spec = presets::load("workday").unwrap();
+    let s = run::run(&file, &spec, &IngestOptions::default(), &cfg, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((s.created, s.failed), (2000, 0), "{}", s.human());
+    let sent = journal.entries().len() as f64;
+    let refused = *s.errors.get("429").unwrap_or(&0) as f64;
+    assert!(
+        refused <= 0.01 * (sent + refused),
+        "{}: {refused} 429s of {} requests",
+        limits.name,
+        sent + refused
+    );
+    for b in &limits.buckets {
+        let Some((rate, n)) = steady_rate(b, &journal) else {
+            continue;
+        };
+        eprintln!(
+            "{} {}: {rate:.1}/s at the server (bucket {:.1}/s, {n} requests); {refused} 429s of {} requests",
+            limits.name,
+            b.name,
+            b.rate(),
+            sent + refused
+        );
+        // Never above a bucket's rate; at it (within 5%) where the bucket is the one
+        // that sets the pace.
+        assert!(
+            rate <= b.rate() * 1.05,
+            "{} {}: {rate:.1}/s over {n} requests, above {:.1}/s",
+            limits.name,
+            b.name,
+            b.rate()
+        );
+        if binding.contains(&b.name.as_str()) {
+            assert!(
+                rate >= b.rate() * 0.95,
+                "{} {}: {rate:.1}/s over {n} requests, below {:.1}/s",
+                limits.name,
+                b.name,
+                b.rate()
+            );
+        }
+    }
+    for name in binding {
+        let b = limits.buckets.iter().find(|b| b.name == *name).unwrap();
+        assert!(
+            steady_rate(b, &journal).is_some(),
+            "{name} was not measured"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_paced_by_slacks_limits_keeps_to_them() {
+    paced(Preset::Slack.limits().scaled(120.0), &["POST /Users"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_paced_by_github_emus_limits_keeps_to_them() {
+    paced(
+        Preset::GithubEmu.limits().scaled(1800.0),
+        &["user assignments", "users added to groups"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_paced_by_graphs_limits_keeps_to_them() {
+    // Its 3,000-write burst would hold this whole import: a tenth of it.
+    paced(
+        Preset::EntraGraph.limits().scaled(25.0).bursts_scaled(0.1),
+        &["app writes"],
+    )
+    .await;
+}
+
+/// `serve --profile slack`: POST /Users over its burst of 20 answers 429 with
+/// Retry-After and X-RateLimit-* (what the importer's throttle reads), other operations
+/// unaffected by that bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_profile_refuses_over_its_limit_with_the_services_headers() {
+    let srv = spawn(
+        ServerConfig {
+            rate_limits: Some(Preset::Slack.limits()),
+            ..ServerConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..25 {
+        let r = http
+            .post(format!("{}/Users", srv.url()))
+            .header("content-type", "application/scim+json")
+            .body(format!(
+                r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"u{i}"}}"#
+            ))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            let h = r.headers();
+            let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=1).contains(&retry), "one token at 3/s: {retry}");
+            assert_eq!(h["x-ratelimit-remaining"], "0");
+            assert!(h.contains_key("x-ratelimit-reset"));
+            let body: serde_json::Value =
+                serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+            assert_eq!(body["status"], "429", "{body}");
+        }
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        5,
+        "{statuses:?}"
+    );
+    let r = http
+        .get(format!("{}/Users?count=1", srv.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "reads have their own bucket");
+}
