@@ -178,6 +178,10 @@ pub struct TargetLimits {
     pub max_in_flight: Option<usize>,
     /// What the preset cannot say (no published figure).
     pub note: String,
+    /// How many times faster than published the windows run ([`TargetLimits::scaled`]);
+    /// projections are always of the published limits.
+    #[serde(skip)]
+    pub speedup: f64,
 }
 
 fn bucket(name: &str, ops: &[Op], limit: f64, window_s: f64, burst: f64, cost: Cost) -> Bucket {
@@ -263,6 +267,7 @@ impl Preset {
             buckets,
             max_in_flight,
             note: note.into(),
+            speedup: 1.0,
         }
     }
 }
@@ -282,6 +287,52 @@ impl TargetLimits {
     }
 }
 
+/// What an export asks of a target: the counts a plan spreads over the phases.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportShape {
+    pub users: u64,
+    /// Manager references to a row further down the file: set by a PATCH after the
+    /// creates (the others travel in the create).
+    pub manager_patches: u64,
+    pub memberships: u64,
+    /// Each group's member count.
+    pub group_sizes: Vec<u64>,
+}
+
+impl ExportShape {
+    /// The import's phases against a target without /Bulk (none of the rate-limited
+    /// services has one): every user created; a PATCH for each manager further down (a
+    /// lower bound: under concurrency a manager whose create is not answered yet is
+    /// patched too); every group looked up, created, then filled by PATCHes of
+    /// `member_batch` members.
+    pub fn phases(&self, member_batch: u64) -> Vec<PhaseLoad> {
+        let batch = member_batch.max(1);
+        let groups = self.group_sizes.len() as u64;
+        let patches: u64 = self.group_sizes.iter().map(|n| n.div_ceil(batch)).sum();
+        vec![
+            PhaseLoad {
+                phase: "users",
+                requests: vec![(Op::CreateUser, self.users)],
+                members: 0,
+            },
+            PhaseLoad {
+                phase: "managers",
+                requests: vec![(Op::PatchManager, self.manager_patches)],
+                members: 0,
+            },
+            PhaseLoad {
+                phase: "groups",
+                requests: vec![
+                    (Op::LookupGroup, groups),
+                    (Op::CreateGroup, groups),
+                    (Op::PatchMembers, patches),
+                ],
+                members: self.memberships,
+            },
+        ]
+    }
+}
+
 /// One phase of an onboarding, as the import runs them one after another: users, then
 /// the managers not known at create time, then groups and their members.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -294,9 +345,9 @@ pub struct PhaseLoad {
 }
 
 /// How long one phase takes under the buckets, and which bucket sets it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PhaseTime {
-    pub phase: &'static str,
+    pub phase: String,
     pub requests: u64,
     pub seconds: f64,
     /// The bucket that takes longest in this phase (`None`: no limit applies).
@@ -304,7 +355,7 @@ pub struct PhaseTime {
 }
 
 /// The projection of a whole onboarding under the limits.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Projection {
     pub limits: String,
     pub phases: Vec<PhaseTime>,
@@ -378,7 +429,7 @@ pub fn project(limits: &TargetLimits, phases: &[PhaseLoad]) -> Projection {
             *t += w;
         }
         out.push(PhaseTime {
-            phase: p.phase,
+            phase: p.phase.to_string(),
             requests: p.requests.iter().map(|(_, n)| n).sum(),
             seconds,
             binding,
@@ -586,10 +637,18 @@ impl TargetLimits {
         for b in &mut self.buckets {
             b.window = b.window.div_f64(factor.max(1e-9));
         }
-        if factor != 1.0 {
-            self.name = format!("{} (x{factor} faster)", self.name);
-        }
+        self.speedup *= factor;
         self
+    }
+
+    /// The limits as published (undoing [`TargetLimits::scaled`]).
+    pub fn published(&self) -> TargetLimits {
+        let mut l = self.clone();
+        for b in &mut l.buckets {
+            b.window = b.window.mul_f64(self.speedup);
+        }
+        l.speedup = 1.0;
+        l
     }
 }
 
@@ -658,6 +717,7 @@ mod tests {
             )],
             max_in_flight: None,
             note: String::new(),
+            speedup: 1.0,
         };
         let b = Buckets::new(&l).unwrap();
         assert!(b.take(Op::CreateUser, 0, true).is_zero());

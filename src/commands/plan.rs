@@ -12,42 +12,16 @@ use super::{say, say_raw};
 use crate::cli::PlanArgs;
 use crate::import::dry_run::{self, DryRunOptions, DryRunSummary};
 use crate::import::ingest::IngestOptions;
-use crate::limits::{self, PhaseLoad, Projection, TargetLimits};
-use crate::metrics::Op;
+use crate::limits::{self, ExportShape, Projection, TargetLimits};
 
-/// What an export asks of a target, phase by phase, as the import sends it to a target
-/// without /Bulk (none of the rate-limited services has one): every user created, its
-/// manager in the create when the manager came earlier in the file; a PATCH for each
-/// manager further down (a lower bound: under concurrency a manager whose create is not
-/// answered yet is patched too); every group looked up, created, then filled by PATCHes
-/// of `member_batch` members.
-pub fn phases(d: &DryRunSummary, member_batch: u64) -> Vec<PhaseLoad> {
-    let batch = member_batch.max(1);
-    let patches: u64 = d.group_sizes.iter().map(|n| n.div_ceil(batch)).sum();
-    vec![
-        PhaseLoad {
-            phase: "users",
-            requests: vec![(Op::CreateUser, d.users)],
-            members: 0,
-        },
-        PhaseLoad {
-            phase: "managers",
-            requests: vec![(
-                Op::PatchManager,
-                d.forward_managers.unwrap_or(d.users_with_manager),
-            )],
-            members: 0,
-        },
-        PhaseLoad {
-            phase: "groups",
-            requests: vec![
-                (Op::LookupGroup, d.groups),
-                (Op::CreateGroup, d.groups),
-                (Op::PatchMembers, patches),
-            ],
-            members: d.memberships,
-        },
-    ]
+/// The export's shape as a dry run counted it.
+pub fn shape(d: &DryRunSummary) -> ExportShape {
+    ExportShape {
+        users: d.users,
+        manager_patches: d.forward_managers.unwrap_or(d.users_with_manager),
+        memberships: d.memberships,
+        group_sizes: d.group_sizes.clone(),
+    }
 }
 
 /// `1 h 05 min`, `5 min 27 s`, `12.4 s`.
@@ -110,7 +84,7 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| format!("cannot read {}", a.file.display()))?;
     let lim = a.target_limits.limits().with(a.limits.clone());
-    let p = limits::project(&lim, &phases(&d, a.member_batch));
+    let p = limits::project(&lim, &shape(&d).phases(a.member_batch));
     if a.json {
         say(&serde_json::to_string_pretty(&Plan {
             file: a.file.display().to_string(),

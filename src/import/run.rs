@@ -842,6 +842,7 @@ pub async fn run(
 
     // Managers not known when their reports were created (not after Ctrl-C: nothing
     // more is sent; a re-run sets them).
+    let forward_managers = ingested.forward_managers.len() as u64;
     if stopping {
         deferred_managers.clear();
     } else {
@@ -976,6 +977,7 @@ pub async fn run(
     let ids = Arc::new(std::mem::take(&mut t.ids));
     let export_groups = ingested.groups.len() as u64;
     let export_memberships: u64 = ingested.groups.values().map(|m| m.len() as u64).sum();
+    let group_sizes: Vec<u64> = ingested.groups.values().map(|m| m.len() as u64).collect();
     let groups = if stopping {
         BTreeMap::new()
     } else {
@@ -1139,7 +1141,22 @@ pub async fn run(
     };
     let elapsed = t0.elapsed();
     let rejected: u64 = ingested.rejected.values().sum();
+    // The export's onboarding under the published limits the import was paced by: the
+    // same arithmetic as `scimload plan`, next to the measured-speed projection.
+    let limits_projection = (!cfg.limits.buckets.is_empty()).then(|| {
+        let shape = crate::limits::ExportShape {
+            users: ingested.rows - rejected,
+            manager_patches: forward_managers,
+            memberships: export_memberships,
+            group_sizes,
+        };
+        crate::limits::project(
+            &cfg.limits.published(),
+            &shape.phases(cfg.member_batch as u64),
+        )
+    });
     Ok(ImportSummary {
+        limits_projection,
         kind: "import".into(),
         tool: concat!("scimload ", env!("CARGO_PKG_VERSION")).into(),
         started: crate::bench::rfc3339(started),

@@ -77,6 +77,10 @@ pub struct ImportSummary {
     /// `--bulk auto`: both ways measured at the start, the faster kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulk_trial: Option<BulkTrialOutcome>,
+    /// The export's onboarding time under the published limits the import was paced by
+    /// (`--target-limits`, `--limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits_projection: Option<crate::limits::Projection>,
     pub managers_set: u64,
     /// Manager PATCHes the target refused (each in failed.csv).
     #[serde(default)]

@@ -86,6 +86,10 @@ pub struct Capacity {
     pub projections: Vec<Projection>,
     pub assumptions: Vec<String>,
     pub group_size: Vec<GroupSizeEffect>,
+    /// This export's onboarding under the published limits the import was paced by
+    /// (what `scimload plan` computes), beside the measured-speed projections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under_limits: Option<crate::limits::Projection>,
 }
 
 /// `2 h 05 min`, `3 min 20 s`, `12.4 s`.
@@ -352,6 +356,7 @@ impl Capacity {
             shape,
             assumptions,
             group_size,
+            under_limits: None,
         }
     }
 
@@ -408,6 +413,7 @@ impl Capacity {
             shape,
             assumptions,
             group_size: group_size_effects(curves, slo_ms),
+            under_limits: i.limits_projection.clone(),
         }
     }
 }

@@ -303,6 +303,43 @@ fn capacity(r: &ReportData) -> Table {
     }
 }
 
+fn under_limits(r: &ReportData) -> Option<Table> {
+    let p = r.capacity.under_limits.as_ref()?;
+    let time = crate::report::capacity::human_duration;
+    let mut rows: Vec<Vec<String>> = p
+        .phases
+        .iter()
+        .map(|ph| {
+            vec![
+                ph.phase.clone(),
+                count(ph.requests),
+                time(ph.seconds),
+                ph.binding.clone().unwrap_or_else(|| "none".into()),
+            ]
+        })
+        .collect();
+    rows.push(vec![
+        "total".into(),
+        count(p.requests),
+        time(p.seconds),
+        p.binding.clone().unwrap_or_else(|| "none".into()),
+    ]);
+    Some(Table {
+        title: "Onboarding under the target's published limits".into(),
+        lead: vec![format!(
+            "This export under the {} limits the import was paced by: {} for {} requests (as `scimload plan` computes it).",
+            p.limits,
+            time(p.seconds),
+            count(p.requests)
+        )],
+        headers: h(&["phase", "requests", "time", "binding limit"]),
+        rows,
+        notes: vec![
+            "Where no limit binds, the target's own speed decides: see the measured-speed projection above.".into(),
+        ],
+    })
+}
+
 fn group_size(r: &ReportData) -> Option<Table> {
     let c = &r.capacity;
     if c.group_size.is_empty() {
@@ -504,6 +541,7 @@ pub fn report(r: &ReportData) -> Vec<Table> {
     v.extend(thresholds(r));
     v.extend(knee(r));
     v.push(capacity(r));
+    v.extend(under_limits(r));
     v.extend(group_size(r));
     v.extend(curves(r));
     v

@@ -161,3 +161,55 @@ fn a_limit_of_your_own_adds_a_bucket_and_a_bad_one_says_the_form() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("create_user=180/min,burst=20"));
 }
+
+/// An import paced by a preset carries the plan of its export under the published
+/// limits in report.json's capacity section: the same numbers `scimload plan` prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_paced_by_a_preset_reports_the_plans_numbers() {
+    use scimload::import::ingest::IngestOptions;
+    use scimload::import::run::{self, ImportConfig};
+    use scimload::report::{ReportData, Run};
+    let plan = tokio::task::spawn_blocking(|| {
+        run(&["plan", SAMPLE, "--target-limits", "slack", "--json"])
+    })
+    .await
+    .unwrap();
+    let srv = scimload::server::spawn(
+        scimload::server::ServerConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    // Paced 200 times faster than Slack allows, so the test ends in seconds; the report
+    // still plans the published limits.
+    let cfg = ImportConfig {
+        limits: Preset::Slack.limits().scaled(200.0),
+        ..super::import::config(srv.url())
+    };
+    let spec = scimload::mapping::presets::load("workday").unwrap();
+    let s = run::run(
+        std::path::Path::new(SAMPLE),
+        &spec,
+        &IngestOptions::default(),
+        &cfg,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let tl = s.timeline.clone().unwrap();
+    let slo = scimload::bench::threshold::Threshold::parse("p99<300ms").unwrap();
+    let report = ReportData::build(&Run::Import(Box::new(s)), &tl, &slo);
+    let json = serde_json::to_value(&report).unwrap();
+    let mine = &json["capacity"]["under_limits"];
+    assert_eq!(mine, &plan["projection"], "report.json and plan agree");
+    assert_eq!(mine["binding"], "POST /Users");
+    let (schemas, idx) = super::report::schema();
+    if let Err(e) = schemas.validate(&json, idx) {
+        panic!("report.json with a limits projection: {e:#}");
+    }
+    let md = scimload::report::markdown::report(&report);
+    assert!(
+        md.contains("Onboarding under the target's published limits") && md.contains("POST /Users"),
+        "{md}"
+    );
+}

@@ -103,7 +103,7 @@ fn fixtures_carry_knee_errors_and_group_size_effects() {
     );
 }
 
-fn schema() -> (boon::Schemas, boon::SchemaIndex) {
+pub(crate) fn schema() -> (boon::Schemas, boon::SchemaIndex) {
     let raw: Value = serde_json::from_str(
         &std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/report.schema.json"),
