@@ -45,20 +45,11 @@ pub enum Command {
     Plan(PlanArgs),
 }
 
+/// An HR export and how its columns map: what import and plan read.
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub struct ExportArgs {
     /// The HR export: CSV, NDJSON or a JSON array, optionally gzip-compressed.
     pub file: PathBuf,
-    /// The service's published limits (README "Target limits").
-    #[arg(long, value_enum, default_value = "none")]
-    pub target_limits: crate::limits::Preset,
-    /// A limit of your own, as OPS=N/WINDOW[,burst=B][,per=request|member], e.g.
-    /// 'create_user=180/min,burst=20'; repeatable, added to --target-limits.
-    #[arg(long = "limit", value_parser = crate::limits::Bucket::parse)]
-    pub limits: Vec<crate::limits::Bucket>,
-    /// Members added per group PATCH (the import's default: the dialect's; 100 generic).
-    #[arg(long, default_value = "100", value_parser = parse_count)]
-    pub member_batch: u64,
     /// Mapping file (TOML); see datasets/mappings/ for examples.
     #[arg(long = "map", conflicts_with = "preset")]
     pub map: Option<PathBuf>,
@@ -71,6 +62,22 @@ pub struct PlanArgs {
     /// CSV delimiter: a single character, or "tab".
     #[arg(long, default_value = ",")]
     pub delimiter: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub export: ExportArgs,
+    /// The service's published limits (README "Target limits").
+    #[arg(long, value_enum, default_value = "none")]
+    pub target_limits: crate::limits::Preset,
+    /// A limit of your own, as OPS=N/WINDOW[,burst=B][,per=request|member], e.g.
+    /// 'create_user=180/min,burst=20'; repeatable, added to --target-limits.
+    #[arg(long = "limit", value_parser = crate::limits::Bucket::parse)]
+    pub limits: Vec<crate::limits::Bucket>,
+    /// Members added per group PATCH (the import's default: the dialect's; 100 generic).
+    #[arg(long, default_value = "100", value_parser = parse_count)]
+    pub member_batch: u64,
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
@@ -352,23 +359,11 @@ pub struct GenArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The HR export: CSV, NDJSON or a JSON array, optionally gzip-compressed.
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub export: ExportArgs,
     /// Parse, map and validate without sending anything.
     #[arg(long)]
     pub dry_run: bool,
-    /// Mapping file (TOML); see datasets/mappings/ for examples.
-    #[arg(long = "map", conflicts_with = "preset")]
-    pub map: Option<PathBuf>,
-    /// Built-in mapping: workday, bamboohr or generic (default: guessed from the columns).
-    #[arg(long)]
-    pub preset: Option<String>,
-    /// Input format (default: from the file name, then its first byte).
-    #[arg(long, value_enum)]
-    pub format: Option<crate::source::InputFormat>,
-    /// CSV delimiter: a single character, or "tab".
-    #[arg(long, default_value = ",")]
-    pub delimiter: String,
     /// Write rejected rows here (CSV: row, externalId, field, code, reason, original).
     #[arg(long)]
     pub rejects: Option<PathBuf>,

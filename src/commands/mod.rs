@@ -118,15 +118,20 @@ fn guess_preset(columns: &[String]) -> Option<&'static str> {
     }
 }
 
-/// The mapping of an export: `--map`, `--preset`, or the preset its columns match.
-pub(crate) fn mapping_spec(
-    file: &std::path::Path,
-    map: Option<&std::path::Path>,
-    preset: Option<&str>,
-    format: Option<source::InputFormat>,
-    delimiter: u8,
-) -> anyhow::Result<MappingSpec> {
-    Ok(match (map, preset) {
+/// An export's mapping (`--map`, `--preset`, or the preset its columns match) and how
+/// to read it.
+pub(crate) fn read_export(
+    e: &crate::cli::ExportArgs,
+    batch_rows: usize,
+) -> anyhow::Result<(MappingSpec, IngestOptions)> {
+    let delimiter = config::delimiter(&e.delimiter)?;
+    if e.format.is_none() {
+        if let Some(n) = source::wrapped::note(&e.file) {
+            eprintln!("scimload: {n}");
+        }
+    }
+    let (file, format) = (&e.file, e.format);
+    let spec = match (e.map.as_deref(), e.preset.as_deref()) {
         (Some(p), _) => presets::load_file(p)?,
         (None, Some(name)) => presets::load(name)?,
         (None, None) => {
@@ -140,7 +145,13 @@ pub(crate) fn mapping_spec(
             eprintln!("scimload: using the {name} preset (matched the file's columns); pass --preset or --map to choose");
             presets::load(name)?
         }
-    })
+    };
+    let opts = IngestOptions {
+        format,
+        delimiter,
+        batch_rows: batch_rows.max(1),
+    };
+    Ok((spec, opts))
 }
 
 pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
@@ -148,25 +159,8 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
     if a.emit.is_some() && !a.dry_run {
         bail!("--emit writes the mapped payloads of a dry run; add --dry-run, or drop --emit to import");
     }
-    let delimiter = config::delimiter(&a.delimiter)?;
-    if a.format.is_none() {
-        if let Some(n) = source::wrapped::note(&a.file) {
-            eprintln!("scimload: {n}");
-        }
-    }
-    let spec = mapping_spec(
-        &a.file,
-        a.map.as_deref(),
-        a.preset.as_deref(),
-        a.format,
-        delimiter,
-    )?;
-    let opts = IngestOptions {
-        format: a.format,
-        delimiter,
-        batch_rows: a.batch_rows.max(1) as usize,
-    };
-    for (column, fed) in crate::import::ingest::absent_columns(&a.file, &spec, &opts)? {
+    let (spec, opts) = read_export(&a.export, a.batch_rows as usize)?;
+    for (column, fed) in crate::import::ingest::absent_columns(&a.export.file, &spec, &opts)? {
         eprintln!(
             "scimload: warning: the file has no column '{column}'; {}",
             if fed.is_empty() {
@@ -184,7 +178,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
     let rejects = a.rejects.clone().or_else(|| in_report("rejects.csv"));
     if a.dry_run {
         let summary = dry_run::run(
-            &a.file,
+            &a.export.file,
             &spec,
             &opts,
             &DryRunOptions {
@@ -274,7 +268,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             failed: a.failed.clone().or_else(|| in_report("failed.csv")),
             state: a.state.clone().or_else(|| {
                 a.target.as_ref().map(|_| {
-                    let mut p = a.file.clone().into_os_string();
+                    let mut p = a.export.file.clone().into_os_string();
                     p.push(".scimload-state.sqlite");
                     std::path::PathBuf::from(p)
                 })
@@ -344,7 +338,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         // every finished request wakes the dispatcher, and waking a thread parked in
         // block_on is a futex round trip per request (measured 2-3% of the importer's
         // CPU, on cores the target shares).
-        let (file, spec, opts, cfg2) = (a.file.clone(), spec.clone(), opts.clone(), cfg.clone());
+        let (file, spec, opts, cfg2) = (a.export.file.clone(), spec.clone(), opts.clone(), cfg.clone());
         let bar2 = bar.clone();
         let s = tokio::spawn(async move {
             let last_line = std::sync::Mutex::new(std::time::Instant::now());
@@ -390,7 +384,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             &mut buf,
             &[format!(
                 "import of {} into {}",
-                a.file.display(),
+                a.export.file.display(),
                 summary.target
             )],
         )?;

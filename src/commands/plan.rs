@@ -60,21 +60,9 @@ struct Plan<'a> {
 }
 
 pub fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
-    let delimiter = crate::config::delimiter(&a.delimiter)?;
-    let spec = super::mapping_spec(
-        &a.file,
-        a.map.as_deref(),
-        a.preset.as_deref(),
-        a.format,
-        delimiter,
-    )?;
-    let opts = IngestOptions {
-        format: a.format,
-        delimiter,
-        ..IngestOptions::default()
-    };
+    let (spec, opts) = super::read_export(&a.export, IngestOptions::default().batch_rows)?;
     let d = dry_run::run(
-        &a.file,
+        &a.export.file,
         &spec,
         &opts,
         &DryRunOptions {
@@ -82,12 +70,12 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
             ..DryRunOptions::default()
         },
     )
-    .with_context(|| format!("cannot read {}", a.file.display()))?;
+    .with_context(|| format!("cannot read {}", a.export.file.display()))?;
     let lim = a.target_limits.limits().with(a.limits.clone());
     let p = limits::project(&lim, &shape(&d).phases(a.member_batch));
     if a.json {
         say(&serde_json::to_string_pretty(&Plan {
-            file: a.file.display().to_string(),
+            file: a.export.file.display().to_string(),
             users: d.users,
             groups: d.groups,
             memberships: d.memberships,
@@ -101,7 +89,7 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     }
     let mut out = format!(
         "plan for {} under the {} limits ({})\n  export: {} users, {} groups, {} memberships, {} manager references ({} to a row further down, set by a PATCH), {} rows rejected\n",
-        a.file.display(),
+        a.export.file.display(),
         lim.name,
         lim.source,
         d.users,
