@@ -4,7 +4,7 @@
 //! `scimload plan` and by everything that projects an onboarding time under a vendor's
 //! limits; `--limit` adds buckets of the same form.
 //!
-//! Figures are as published (see ../shared reference "Published rate limits"); a vendor
+//! Figures are as the vendors publish them (each preset names its source); a vendor
 //! that changes them is caught by the adaptive throttle, which still reacts to 429s.
 
 use std::time::Duration;
