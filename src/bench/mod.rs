@@ -156,16 +156,7 @@ pub async fn run(
                 start_at: cfg.start_at,
                 judged: false,
             };
-            let (tl, st) = engine::run_phase(
-                scenario.clone(),
-                &client,
-                &phase,
-                timeline,
-                &progress,
-                cfg.live.clone(),
-            )
-            .await
-            .map_err(BenchError::Target)?;
+            let (tl, st) = measure(&scenario, &client, &phase, timeline, &progress, cfg).await?;
             timeline = tl;
             created.extend(st.created.iter().cloned());
             (vec![st], None)
@@ -200,16 +191,8 @@ pub async fn run(
                     start_at: None,
                     judged: true,
                 };
-                let (tl, st) = engine::run_phase(
-                    scenario.clone(),
-                    &client,
-                    &phase,
-                    timeline,
-                    &progress,
-                    cfg.live.clone(),
-                )
-                .await
-                .map_err(BenchError::Target)?;
+                let (tl, st) =
+                    measure(&scenario, &client, &phase, timeline, &progress, cfg).await?;
                 timeline = tl;
                 next_request = st.next_request;
                 created.extend(st.created.iter().cloned());
@@ -379,6 +362,27 @@ pub async fn run(
     };
     summary.compute(&timeline, &cfg.thresholds);
     Ok((summary, timeline))
+}
+
+/// One phase (a run, or a step of a sweep) against the client, fed to the live view.
+async fn measure(
+    scenario: &Arc<Scenario>,
+    client: &ScimClient,
+    phase: &Phase,
+    timeline: Timeline,
+    progress: &Progress,
+    cfg: &BenchConfig,
+) -> Result<(Timeline, engine::PhaseStats), BenchError> {
+    engine::run_phase(
+        scenario.clone(),
+        client,
+        phase,
+        timeline,
+        progress,
+        cfg.live.clone(),
+    )
+    .await
+    .map_err(BenchError::Target)
 }
 
 /// How long before `--start-at` the connections are opened: enough for the handshakes,

@@ -109,6 +109,14 @@ fn merge(root: &Path, wait: &str) -> Output {
         .unwrap()
 }
 
+/// [`merge`] on a blocking thread: the server it reads from runs on this runtime.
+async fn merge_off_runtime(root: &Path, wait: &'static str) -> Output {
+    let root = root.to_path_buf();
+    tokio::task::spawn_blocking(move || merge(&root, wait))
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_started_at_one_instant_merge_and_the_merge_names_what_is_missing() {
     let h = spawn(ServerConfig::default(), "127.0.0.1:0".parse().unwrap())
@@ -149,12 +157,7 @@ async fn shards_started_at_one_instant_merge_and_the_merge_names_what_is_missing
         assert_eq!(s["planned"], 400, "{s}");
     }
 
-    let out = tokio::task::spawn_blocking({
-        let root = root.clone();
-        move || merge(&root, "5s")
-    })
-    .await
-    .unwrap();
+    let out = merge_off_runtime(&root, "5s").await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let merged = summary(&root.join("merged"));
     assert_eq!(merged["shards"], 3);
@@ -163,23 +166,13 @@ async fn shards_started_at_one_instant_merge_and_the_merge_names_what_is_missing
         "the single-run plan: 600/s for 2 s"
     );
     // A second merge ignores the merged result beside the shards.
-    let again = tokio::task::spawn_blocking({
-        let root = root.clone();
-        move || merge(&root, "0s")
-    })
-    .await
-    .unwrap();
+    let again = merge_off_runtime(&root, "0s").await;
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
 
     // A shard that never finished: the merge waits, then names it.
     std::fs::remove_file(root.join("shard-1/summary.json")).unwrap();
     let t = std::time::Instant::now();
-    let out = tokio::task::spawn_blocking({
-        let root = root.clone();
-        move || merge(&root, "3s")
-    })
-    .await
-    .unwrap();
+    let out = merge_off_runtime(&root, "3s").await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -206,12 +199,7 @@ async fn shards_started_at_one_instant_merge_and_the_merge_names_what_is_missing
     assert_eq!(failed.status.code(), Some(2), "{}", stderr(&failed));
     assert!(root.join("shard-1/failed.json").exists());
     let t = std::time::Instant::now();
-    let out = tokio::task::spawn_blocking({
-        let root = root.clone();
-        move || merge(&root, "60s")
-    })
-    .await
-    .unwrap();
+    let out = merge_off_runtime(&root, "60s").await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
