@@ -23,8 +23,13 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 pub(crate) fn export(rows: u64, seed: u64) -> PathBuf {
+    // Tests asking for the same export run in parallel: each writes its own copy and
+    // renames it into place (same bytes), so none reads a file another is truncating.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let p = tmp(&format!("workday-{rows}-{seed}.csv"));
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+    let partial = tmp(&format!("workday-{rows}-{seed}.csv.{n}.partial"));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&partial).unwrap());
     Generator::new(GenConfig {
         rows,
         shape: Shape::Workday,
@@ -34,12 +39,18 @@ pub(crate) fn export(rows: u64, seed: u64) -> PathBuf {
     })
     .write_all(&mut f)
     .unwrap();
+    drop(f.into_inner().unwrap());
+    std::fs::rename(&partial, &p).unwrap();
     p
 }
 
 /// externalId → groups, as the export and mapping say.
 fn expected(file: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let emit = tmp("expected.ndjson");
+    // One payload file per call: tests run in parallel, and a shared name let one test
+    // truncate the file another was reading.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let emit = tmp(&format!("expected-{n}.ndjson"));
     dry_run::run(
         file,
         &presets::load("workday").unwrap(),
