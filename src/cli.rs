@@ -438,9 +438,22 @@ pub struct ImportArgs {
     #[arg(long, default_value = "1%", value_parser = clap::value_parser!(crate::import::run::Verify))]
     pub verify: crate::import::run::Verify,
     /// Whose request shapes to send: generic (RFC 7644), entra, entra-legacy, okta,
-    /// okta-aiw, aws — lookups, updates and member batches as that provider sends them.
+    /// okta-aiw, aws — lookups, updates and member batches as that provider sends them;
+    /// entra-inbound — users into Entra ID's inbound provisioning API: --target is the
+    /// job's /bulkUpload URL, users go 50 a request at 40 requests/s, answers are 202 and
+    /// rows stay pending until a status read confirms them (README "Entra inbound").
     #[arg(long, value_enum, default_value = "generic")]
     pub dialect: crate::client::dialect::DialectName,
+    /// With --dialect entra-inbound: where an upload's outcome is read, a URL on the
+    /// target's host with {request_id} (or without: a provisioning log covering every
+    /// upload, e.g. Graph's .../auditLogs/provisioning?$filter=jobId eq '...'). Default:
+    /// the 202's Location, when the service gives one.
+    #[arg(long)]
+    pub inbound_status: Option<String>,
+    /// With --dialect entra-inbound: how long after the last upload outcomes are polled
+    /// for; rows still unconfirmed then end pending with their request id.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub inbound_wait: Duration,
     /// Look users up before creating them: always (as IdPs do), never (fastest on a fresh
     /// tenant), or on-conflict (create, and on 409 look up and update). Default: always
     /// for the entra, okta and aws dialects, on-conflict for generic.
@@ -515,9 +528,14 @@ pub struct ServeArgs {
     /// User and Group schemas: extension attributes answer 201 and are dropped, a PATCH
     /// into one answers 400 invalidPath); slack, github-emu, entra-graph (RFC behaviour
     /// under that service's published rate limits: 429 with Retry-After and
-    /// X-RateLimit-* over a limit; see README "Target limits").
-    #[arg(long, default_value = "rfc", value_parser = ["rfc", "aws", "entra-api", "core-only", "slack", "github-emu", "entra-graph"])]
+    /// X-RateLimit-* over a limit; see README "Target limits"); entra-inbound (Entra ID's
+    /// inbound provisioning: POST /bulkUpload of up to 50 users answers 202 and is
+    /// processed --inbound-delay later, GET /bulkUpload/{request-id} tells the outcome).
+    #[arg(long, default_value = "rfc", value_parser = ["rfc", "aws", "entra-api", "core-only", "slack", "github-emu", "entra-graph", "entra-inbound"])]
     pub profile: String,
+    /// With --profile entra-inbound: how long after its 202 an upload is processed.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub inbound_delay: Duration,
     /// With a rate-limited profile: its limits this many times faster (windows divided),
     /// for demonstrations and tests that must end in seconds.
     #[arg(long, default_value = "1", value_parser = parse_positive)]

@@ -212,6 +212,7 @@ pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
         "slack" => Some(crate::limits::Preset::Slack),
         "github-emu" => Some(crate::limits::Preset::GithubEmu),
         "entra-graph" => Some(crate::limits::Preset::EntraGraph),
+        "entra-inbound" => Some(crate::limits::Preset::EntraInbound),
         _ => None,
     }
     .map(|p| p.limits().scaled(a.limits_speedup));
@@ -222,6 +223,7 @@ pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
         }
     };
     Ok(ServerConfig {
+        inbound_delay: (a.profile == "entra-inbound").then_some(a.inbound_delay),
         rate_limits,
         profile,
         token,

@@ -131,7 +131,7 @@ fn parse_window(w: &str) -> Result<Duration, String> {
 }
 
 /// The operations that change a target.
-pub const WRITES: [Op; 11] = [
+pub const WRITES: [Op; 12] = [
     Op::CreateUser,
     Op::UpdateUser,
     Op::PatchManager,
@@ -143,10 +143,11 @@ pub const WRITES: [Op; 11] = [
     Op::DeactivateUser,
     Op::DeleteUser,
     Op::Bulk,
+    Op::BulkUpload,
 ];
 
 /// The operations that only read.
-pub const READS: [Op; 7] = [
+pub const READS: [Op; 8] = [
     Op::LookupUser,
     Op::LookupGroup,
     Op::GetUser,
@@ -154,7 +155,11 @@ pub const READS: [Op; 7] = [
     Op::ListPage,
     Op::GetGroup,
     Op::GetGroupNoMembers,
+    Op::UploadStatus,
 ];
+
+/// Users per Entra inbound `/bulkUpload` request at most (its published maximum).
+pub const INBOUND_BATCH: u64 = 50;
 
 /// `--target-limits`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -163,6 +168,7 @@ pub enum Preset {
     Slack,
     GithubEmu,
     EntraGraph,
+    EntraInbound,
     Okta,
     Aws,
     None,
@@ -178,6 +184,10 @@ pub struct TargetLimits {
     pub max_in_flight: Option<usize>,
     /// What the preset cannot say (no published figure).
     pub note: String,
+    /// Users one request carries, for a service that takes users only in batches
+    /// (Entra's inbound `/bulkUpload`: 50); `None` for SCIM services.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users_per_request: Option<u64>,
     /// How many times faster than published the windows run ([`TargetLimits::scaled`]);
     /// projections are always of the published limits.
     #[serde(skip)]
@@ -245,6 +255,13 @@ impl Preset {
                 None,
                 "the resource-unit limits per 10 s (3,500 / 5,000 / 8,000 by tenant size) are not modelled",
             ),
+            Preset::EntraInbound => (
+                "entra-inbound",
+                "Microsoft Graph, synchronizationJob: bulkUpload (learn.microsoft.com, 'Perform bulkUpload'): 40 requests per second, at most 50 user operations per request",
+                vec![bucket("bulkUpload requests", &[Op::BulkUpload], 40.0, 1.0, 40.0, r)],
+                None,
+                "users only, 50 a request; processing after the 202 is asynchronous and not limited here",
+            ),
             Preset::Okta => (
                 "okta",
                 "Okta rate limits, concurrency (developer.okta.com, 'Concurrent rate limits'): 75 requests in flight org-wide",
@@ -267,6 +284,7 @@ impl Preset {
             buckets,
             max_in_flight,
             note: note.into(),
+            users_per_request: (self == Preset::EntraInbound).then_some(INBOUND_BATCH),
             speedup: 1.0,
         }
     }
@@ -330,6 +348,22 @@ impl ExportShape {
                 members: self.memberships,
             },
         ]
+    }
+}
+
+impl ExportShape {
+    /// The phases under `limits`: an inbound API that takes users in batches gets one
+    /// phase of batches (managers travel in them as externalId references, groups are
+    /// not its business); a SCIM service gets [`ExportShape::phases`].
+    pub fn phases_under(&self, limits: &TargetLimits, member_batch: u64) -> Vec<PhaseLoad> {
+        match limits.users_per_request {
+            Some(per) => vec![PhaseLoad {
+                phase: "users",
+                requests: vec![(Op::BulkUpload, self.users.div_ceil(per.max(1)))],
+                members: 0,
+            }],
+            None => self.phases(member_batch),
+        }
     }
 }
 
@@ -456,7 +490,7 @@ pub fn classify(method: &hyper::Method, path: &str) -> Op {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let at = segs
         .iter()
-        .rposition(|s| matches!(*s, "Users" | "Groups" | "Bulk" | ".search"));
+        .rposition(|s| matches!(*s, "Users" | "Groups" | "Bulk" | "bulkUpload" | ".search"));
     let (kind, has_id) = match at {
         Some(i) => (segs[i], i + 1 < segs.len()),
         None => ("", false),
@@ -465,6 +499,8 @@ pub fn classify(method: &hyper::Method, path: &str) -> Op {
     use hyper::Method as M;
     match (method, kind, has_id) {
         (&M::POST, "Bulk", _) => Op::Bulk,
+        (&M::POST, "bulkUpload", _) => Op::BulkUpload,
+        (&M::GET, "bulkUpload", _) => Op::UploadStatus,
         (&M::POST, ".search", _) => Op::FilterUsers,
         (_, _, _) if searched => Op::FilterUsers,
         (&M::POST, "Users", _) => Op::CreateUser,
@@ -703,6 +739,22 @@ mod tests {
     }
 
     #[test]
+    fn an_inbound_plan_counts_uploads_of_fifty() {
+        let l = Preset::EntraInbound.limits();
+        let shape = ExportShape {
+            users: 40_000,
+            manager_patches: 900,
+            memberships: 80_000,
+            group_sizes: vec![40_000, 40_000],
+        };
+        let p = project(&l, &shape.phases_under(&l, 100));
+        // 800 uploads: 40 at once, the other 760 at 40 a second; nothing else is sent.
+        assert_eq!(p.requests, 800);
+        assert!((p.seconds - 19.0).abs() < 1e-6, "{}", p.seconds);
+        assert_eq!(p.binding.as_deref(), Some("bulkUpload requests"));
+    }
+
+    #[test]
     fn buckets_pace_a_client_and_refuse_for_a_server() {
         let l = TargetLimits {
             name: "t".into(),
@@ -717,6 +769,7 @@ mod tests {
             )],
             max_in_flight: None,
             note: String::new(),
+            users_per_request: None,
             speedup: 1.0,
         };
         let b = Buckets::new(&l).unwrap();

@@ -19,6 +19,9 @@ pub enum DialectName {
     Okta,
     OktaAiw,
     Aws,
+    /// Entra ID's API-driven inbound provisioning (`/bulkUpload`): users in BulkRequests
+    /// of 50, answered 202 and confirmed later (import only).
+    EntraInbound,
 }
 
 /// How a changed user is sent.
@@ -133,6 +136,13 @@ pub const AWS: Dialect = Dialect {
     ..GENERIC
 };
 
+/// Users only, in `/bulkUpload` requests (src/import/inbound.rs); nothing else of the
+/// row is used, so the RFC's forms stand in.
+pub const ENTRA_INBOUND: Dialect = Dialect {
+    name: DialectName::EntraInbound,
+    ..GENERIC
+};
+
 impl DialectName {
     pub fn table(self) -> &'static Dialect {
         match self {
@@ -142,6 +152,7 @@ impl DialectName {
             DialectName::Okta => &OKTA,
             DialectName::OktaAiw => &OKTA_AIW,
             DialectName::Aws => &AWS,
+            DialectName::EntraInbound => &ENTRA_INBOUND,
         }
     }
 }

@@ -94,6 +94,9 @@ pub struct Reply {
     pub retry_after: Option<Duration>,
     pub etag: Option<String>,
     pub location: Option<String>,
+    /// The service's id for this request (`request-id`, as Microsoft Graph sends it):
+    /// what an asynchronous answer (202) is traced by.
+    pub request_id: Option<String>,
 }
 
 impl Reply {
@@ -111,6 +114,7 @@ impl Reply {
             retry_after: retry_after(&parts.headers),
             etag: header(ETAG),
             location: header(LOCATION),
+            request_id: header(HeaderName::from_static("request-id")),
             body,
         }
     }

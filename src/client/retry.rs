@@ -123,6 +123,7 @@ mod tests {
             retry_after: retry_after.map(Duration::from_secs),
             etag: None,
             location: None,
+            request_id: None,
         })
     }
 

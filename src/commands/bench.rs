@@ -93,6 +93,9 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    if a.dialect == crate::client::dialect::DialectName::EntraInbound {
+        bail!("--dialect entra-inbound is an import target (Entra's /bulkUpload takes users only, answered 202); benchmark with another dialect, or import with `scimload import --dialect entra-inbound`");
+    }
     let run_id = a.run_id.clone().unwrap_or_else(clock_run_id);
     if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_alphanumeric()) {
         bail!("--run-id '{run_id}': use letters and digits only (it goes into userNames)");

@@ -72,7 +72,7 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| format!("cannot read {}", a.export.file.display()))?;
     let lim = a.target_limits.limits().with(a.limits.clone());
-    let p = limits::project(&lim, &shape(&d).phases(a.member_batch));
+    let p = limits::project(&lim, &shape(&d).phases_under(&lim, a.member_batch));
     if a.json {
         say(&serde_json::to_string_pretty(&Plan {
             file: a.export.file.display().to_string(),

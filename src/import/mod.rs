@@ -10,6 +10,7 @@ pub mod dry_run;
 mod group_check;
 mod groups;
 mod ids;
+pub mod inbound;
 pub mod ingest;
 pub mod preflight;
 pub mod readback;

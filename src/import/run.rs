@@ -1152,7 +1152,7 @@ pub async fn run(
         };
         crate::limits::project(
             &cfg.limits.published(),
-            &shape.phases(cfg.member_batch as u64),
+            &shape.phases_under(&cfg.limits, cfg.member_batch as u64),
         )
     });
     Ok(ImportSummary {
@@ -1194,6 +1194,7 @@ pub async fn run(
         missing_refused: sync.refused,
         memberships_skipped: gt.skipped,
         bulk_trial: trial.map(|tr| tr.outcome()),
+        inbound: None,
         managers_set: t.managers_set,
         managers_failed,
         memberships_failed: members_failed,

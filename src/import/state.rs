@@ -41,6 +41,11 @@ pub enum StateError {
 pub struct KnownUser {
     pub scim_id: String,
     pub content_hash: u64,
+    /// Sent to an asynchronous target (Entra's inbound `/bulkUpload`) and not yet
+    /// confirmed: the id of the request that carried it. The SCIM id is empty then.
+    pub request_id: Option<String>,
+    /// Where that request's outcome is read (path below the target's host), if known.
+    pub status_path: Option<String>,
 }
 
 /// What the writer thread records.
@@ -54,6 +59,14 @@ pub enum Record {
     },
     /// A user deleted from the target: forget it.
     ForgetUser { external_id: String },
+    /// A user accepted by an asynchronous target (202) and not yet confirmed: the
+    /// request that carried it, so a re-run asks after it instead of sending it again.
+    Pending {
+        external_id: String,
+        content_hash: u64,
+        request_id: String,
+        status_path: Option<String>,
+    },
     /// A group and the hash of the member ids it was last given.
     Group {
         name: String,
@@ -106,6 +119,17 @@ fn connect(path: &Path) -> Result<Connection, StateError> {
     if !has_finished {
         c.execute_batch("ALTER TABLE runs ADD COLUMN finished TEXT;")
             .map_err(sql(path))?;
+    }
+    // The request of a user still pending at an asynchronous target (added later too).
+    let has_request: bool = c
+        .prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'request_id'")
+        .and_then(|mut st| st.exists([]))
+        .map_err(sql(path))?;
+    if !has_request {
+        c.execute_batch(
+            "ALTER TABLE users ADD COLUMN request_id TEXT; ALTER TABLE users ADD COLUMN status_path TEXT;",
+        )
+        .map_err(sql(path))?;
     }
     Ok(c)
 }
@@ -222,7 +246,7 @@ impl State {
         };
         Ok((
             target,
-            ids("SELECT scim_id FROM users")?,
+            ids("SELECT scim_id FROM users WHERE scim_id != ''")?,
             ids("SELECT scim_id FROM groups")?,
         ))
     }
@@ -250,7 +274,7 @@ fn load(c: &Connection, path: &Path) -> Result<Loaded, StateError> {
     let e = sql(path);
     let mut users = HashMap::new();
     let mut q = c
-        .prepare("SELECT external_id, scim_id, content_hash FROM users")
+        .prepare("SELECT external_id, scim_id, content_hash, request_id, status_path FROM users")
         .map_err(&e)?;
     let rows = q
         .query_map([], |r| {
@@ -258,16 +282,20 @@ fn load(c: &Connection, path: &Path) -> Result<Loaded, StateError> {
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, i64>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
             ))
         })
         .map_err(&e)?;
     for row in rows {
-        let (ext, id, h) = row.map_err(&e)?;
+        let (ext, id, h, request_id, status_path) = row.map_err(&e)?;
         users.insert(
             ext,
             KnownUser {
                 scim_id: id,
                 content_hash: h as u64,
+                request_id,
+                status_path,
             },
         );
     }
@@ -323,8 +351,8 @@ fn write_loop(
         {
             let mut up = tx
                 .prepare_cached(
-                    "INSERT INTO users (external_id, scim_id, content_hash, outcome, run) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(external_id) DO UPDATE SET scim_id = ?2, content_hash = ?3, outcome = ?4, run = ?5",
+                    "INSERT INTO users (external_id, scim_id, content_hash, outcome, run, request_id, status_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(external_id) DO UPDATE SET scim_id = ?2, content_hash = ?3, outcome = ?4, run = ?5, request_id = ?6, status_path = ?7",
                 )
                 .map_err(&e)?;
             let mut gp = tx
@@ -346,7 +374,26 @@ fn write_loop(
                             scim_id,
                             content_hash as i64,
                             outcome,
-                            run
+                            run,
+                            None::<String>,
+                            None::<String>
+                        ])
+                        .map_err(&e)?;
+                    }
+                    Record::Pending {
+                        external_id,
+                        content_hash,
+                        request_id,
+                        status_path,
+                    } => {
+                        up.execute(params![
+                            external_id,
+                            "",
+                            content_hash as i64,
+                            "pending",
+                            run,
+                            request_id,
+                            status_path
                         ])
                         .map_err(&e)?;
                     }

@@ -81,6 +81,9 @@ pub struct ImportSummary {
     /// (`--target-limits`, `--limit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits_projection: Option<crate::limits::Projection>,
+    /// `--dialect entra-inbound`: uploads accepted, outcomes confirmed, rows pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<super::inbound::InboundOutcome>,
     pub managers_set: u64,
     /// Manager PATCHes the target refused (each in failed.csv).
     #[serde(default)]
@@ -125,10 +128,21 @@ impl ImportSummary {
             self.target, self.rows, self.created, self.updated, self.unchanged, self.rejected, self.failed, self.pending,
             if self.interrupted { format!(", {} not sent (interrupted; run the same command again to finish)", self.not_sent) } else { String::new() }
         );
-        s.push_str(&format!(
+        if self.inbound.is_some() {
+            s.push_str("  groups: not sent (the inbound provisioning API takes users; managers travel in them as externalIds)\n");
+        } else {
+            s.push_str(&format!(
             "  groups: {} created, {} existing, {} unchanged, {} failed; {} memberships added, {} skipped ({} refused); {} managers set, {} failed, {} not among the accepted rows\n",
             self.groups_created, self.groups_existing, self.groups_unchanged, self.groups_failed, self.memberships_added, self.memberships_skipped, self.memberships_failed, self.managers_set, self.managers_failed, self.managers_unresolved
         ));
+        }
+        if let Some(i) = &self.inbound {
+            s.push_str(&format!(
+                "  inbound: {} uploads accepted (202), {} refused; {} status reads ({}): {} rows confirmed, {} refused, {} pending{}\n",
+                i.uploads_accepted, i.uploads_failed, i.status_reads, i.status_from, i.confirmed, i.refused, i.pending,
+                if i.pending > 0 { format!(" under {} requests (pending.csv; run again with the same state to ask after them)", i.pending_requests.len()) } else { String::new() }
+            ));
+        }
         if let Some(b) = &self.bulk_trial {
             let r = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.0} users/s"));
             s.push_str(&format!(

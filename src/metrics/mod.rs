@@ -34,6 +34,10 @@ pub enum Op {
     DeleteUser,
     /// A `/Bulk` request carrying many creates.
     Bulk,
+    /// An Entra inbound provisioning `/bulkUpload` request: up to 50 users, answered 202.
+    BulkUpload,
+    /// A read of a `/bulkUpload` request's processing status.
+    UploadStatus,
 }
 
 impl Op {
@@ -57,10 +61,12 @@ impl Op {
             Op::DeactivateUser => "deactivate_user",
             Op::DeleteUser => "delete_user",
             Op::Bulk => "bulk",
+            Op::BulkUpload => "bulk_upload",
+            Op::UploadStatus => "upload_status",
         }
     }
 
-    pub const ALL: [Op; 18] = [
+    pub const ALL: [Op; 20] = [
         Op::CreateUser,
         Op::LookupUser,
         Op::UpdateUser,
@@ -79,6 +85,8 @@ impl Op {
         Op::DeactivateUser,
         Op::DeleteUser,
         Op::Bulk,
+        Op::BulkUpload,
+        Op::UploadStatus,
     ];
 
     /// Position in [`Op::ALL`]: a table index on hot paths instead of a search.

@@ -44,6 +44,7 @@ impl Sandbox<'_> {
                     retry_after: None,
                     etag: None,
                     location: None,
+                    request_id: None,
                 },
                 Value::Null,
             )),

@@ -10,6 +10,7 @@ pub mod bulk;
 pub mod discovery;
 pub mod faults;
 pub mod handlers;
+pub mod inbound;
 pub mod journal;
 pub mod limits;
 pub mod members;
@@ -75,6 +76,9 @@ pub struct ServerConfig {
     /// a request its buckets do not allow answers 429 with the headers that service
     /// sends.
     pub rate_limits: Option<crate::limits::TargetLimits>,
+    /// `--profile entra-inbound`: an Entra inbound provisioning `/bulkUpload` endpoint
+    /// that processes each upload this long after its 202.
+    pub inbound_delay: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -96,6 +100,7 @@ impl Default for ServerConfig {
             allow_duplicates: false,
             drop_members: 0.0,
             rate_limits: None,
+            inbound_delay: None,
         }
     }
 }
@@ -104,12 +109,15 @@ impl Default for ServerConfig {
 pub struct App {
     pub cfg: ServerConfig,
     pub store: Store,
+    /// The uploads of the emulated inbound provisioning endpoint.
+    pub inbox: Option<Arc<inbound::Inbox>>,
 }
 
 impl App {
     pub fn new(cfg: ServerConfig) -> Arc<Self> {
         let store = Store::lax(cfg.allow_duplicates, cfg.drop_members, cfg.faults.seed);
-        Arc::new(App { cfg, store })
+        let inbox = cfg.inbound_delay.map(inbound::Inbox::new);
+        Arc::new(App { cfg, store, inbox })
     }
 }
 
@@ -150,6 +158,12 @@ pub fn app(state: Arc<App>) -> Router {
     let r = resource_routes!(r, "/Groups", Kind::Group);
     r.route("/.search", post(handlers::root_search))
         .route("/Bulk", post(handlers::bulk))
+        .route("/bulkUpload", post(inbound::upload))
+        .route("/bulkUpload/{id}", get(inbound::status))
+        .route(
+            "/servicePrincipals/{sp}/synchronization/jobs/{job}/bulkUpload",
+            post(inbound::upload_graph),
+        )
         .route("/ServiceProviderConfig", get(discovery::spc))
         .route("/Schemas", get(discovery::schemas))
         .route("/Schemas/{id}", get(discovery::schema))

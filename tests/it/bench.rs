@@ -662,6 +662,7 @@ async fn replay_speaks_each_dialect() {
                 assert!(m.iter().any(|r| r.method == "PUT"));
             }
             DialectName::OktaAiw => assert_eq!(d.method, "PUT"),
+            DialectName::EntraInbound => unreachable!("bench refuses it"),
             DialectName::Generic | DialectName::Aws => {
                 assert_eq!(
                     ops(d)[0],

@@ -700,6 +700,7 @@ async fn each_dialect_sends_its_own_request_shapes() {
                     .iter()
                     .any(|o| o["path"] == "active" && o["value"].is_string()));
             }
+            DialectName::EntraInbound => unreachable!("not in the list above"),
             DialectName::Okta | DialectName::OktaAiw => {
                 assert_eq!(user_writes[0].method, "PUT");
                 let gets = second

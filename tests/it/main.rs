@@ -11,6 +11,7 @@ mod fidelity;
 mod fuzz_findings;
 mod harness;
 mod import;
+mod inbound;
 mod ingest;
 mod limits;
 mod plan;
