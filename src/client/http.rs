@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MATCH,
-    LOCATION, RETRY_AFTER, USER_AGENT,
+    LOCATION, USER_AGENT,
 };
 use hyper::{Method, Request, Response};
 
@@ -91,7 +91,12 @@ pub enum ClientError {
 pub struct Reply {
     pub status: u16,
     pub body: bytes::Bytes,
+    /// How long a refused request waits: `Retry-After`, else the reset of a spent
+    /// limit (see `ratelimit`).
     pub retry_after: Option<Duration>,
+    /// On an answer that went through: nothing is left of the service's limit until
+    /// this long from now (`X-RateLimit-Remaining: 0` and its reset).
+    pub exhausted: Option<Duration>,
     pub etag: Option<String>,
     pub location: Option<String>,
     /// The service's id for this request (`request-id`, as Microsoft Graph sends it):
@@ -111,7 +116,11 @@ impl Reply {
         };
         Reply {
             status: parts.status.as_u16(),
-            retry_after: retry_after(&parts.headers),
+            retry_after: super::ratelimit::retry_after(
+                &parts.headers,
+                std::time::SystemTime::now(),
+            ),
+            exhausted: super::ratelimit::exhausted(&parts.headers, std::time::SystemTime::now()),
             etag: header(ETAG),
             location: header(LOCATION),
             request_id: header(HeaderName::from_static("request-id")),
@@ -168,14 +177,6 @@ pub fn id_in(body: &[u8]) -> Option<String> {
 
 /// `Retry-After` as seconds (RFC 9110 §10.2.3; the HTTP-date form is rare from SCIM
 /// servers and treated as absent).
-fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    let v = h.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    v.parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(3600.0)))
-}
-
 /// A SCIM service provider at a base URL.
 #[derive(Clone)]
 pub struct ScimClient {
@@ -460,10 +461,15 @@ impl ScimClient {
             resp = self.once(&method, path, &body, if_match).await?.0;
         }
         let status = resp.status().as_u16();
+        let reply = Reply::from_response(resp);
         if let Some(t) = &self.throttle {
             t.record(status == 429, std::time::Instant::now());
+            // A service that says its limit is spent: nothing more until its reset.
+            if let Some(d) = reply.exhausted.filter(|_| reply.is_success()) {
+                t.pause(d);
+            }
         }
-        Ok(Reply::from_response(resp))
+        Ok(reply)
     }
 }
 
@@ -484,17 +490,5 @@ mod tests {
         )
         .is_err());
         assert!(is_credential_header("X-Api-Key") && !is_credential_header("User-Agent"));
-    }
-
-    #[test]
-    fn retry_after_seconds() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static("2"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), None);
     }
 }

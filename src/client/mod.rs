@@ -11,6 +11,7 @@ pub mod dialect;
 pub mod discovery;
 pub mod fan;
 pub mod http;
+pub mod ratelimit;
 pub mod retry;
 pub mod schemas;
 pub mod throttle;

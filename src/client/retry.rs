@@ -121,6 +121,7 @@ mod tests {
             status,
             body: Default::default(),
             retry_after: retry_after.map(Duration::from_secs),
+            exhausted: None,
             etag: None,
             location: None,
             request_id: None,

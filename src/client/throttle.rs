@@ -16,6 +16,9 @@
 //!   refusals well above it count from then on — instead of crawling toward zero the way
 //!   a plain AIMD does under random refusals (TCP's problem with random loss).
 //!
+//! A successful answer that says the service's limit is spent (`ratelimit`) pauses
+//! every send until its reset, throttled or not.
+//!
 //! The refused request itself waits its Retry-After before it is sent again (see
 //! `retry`), and its retry is paced like any other send, so the refused requests of one
 //! burst do not all come back in the same millisecond.
@@ -79,6 +82,8 @@ struct State {
     refused_at: f64,
     /// Windows in a row without refusals.
     clean: u32,
+    /// No sends before this (`pause`).
+    paused_until: Option<Instant>,
     /// Share of 429s that does not follow the rate (learnt from futile decreases).
     baseline: f64,
     stats: ThrottleStats,
@@ -111,6 +116,7 @@ impl Throttle {
                 fastest: 0.0,
                 refused_at: 0.0,
                 clean: 0,
+                paused_until: None,
                 baseline: 0.0,
                 stats: ThrottleStats::default(),
             }),
@@ -124,10 +130,11 @@ impl Throttle {
     /// How long to wait before sending one request at `now` (and takes its slot).
     pub fn slot(&self, now: Instant) -> Duration {
         let mut s = self.lock();
+        let paused = s.paused_until.filter(|p| *p > now);
         let Some(limit) = s.limit else {
-            return Duration::ZERO;
+            return paused.map_or(Duration::ZERO, |p| p - now);
         };
-        let at = s.next.max(now);
+        let at = s.next.max(now).max(paused.unwrap_or(now));
         s.next = at + Duration::from_secs_f64(1.0 / limit);
         at - now
     }
@@ -138,6 +145,14 @@ impl Throttle {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Holds every send for `d` (a service said its limit is spent until then), limited
+    /// or not.
+    pub fn pause(&self, d: Duration) {
+        let mut s = self.lock();
+        let until = Instant::now() + d;
+        s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
     }
 
     /// Counts one answer; `refused` for a 429.
@@ -312,6 +327,24 @@ mod tests {
         assert!(rates[5..10].iter().all(|r| *r < 1000.0), "{rates:?}");
         assert_eq!(rates.last(), Some(&2000.0), "{rates:?}");
         assert_eq!(th.limit(), None);
+    }
+
+    #[test]
+    fn a_pause_holds_every_send_limited_or_not() {
+        let th = Throttle::default();
+        th.pause(Duration::from_secs(3));
+        let w = th.slot(Instant::now());
+        assert!(w > Duration::from_millis(2900), "{w:?}");
+        th.lock().limit = Some(100.0);
+        let w = th.slot(Instant::now());
+        assert!(w > Duration::from_millis(2900), "{w:?}");
+        // Once it has passed (and the slot taken under it too), sends go at the limit.
+        {
+            let mut s = th.lock();
+            s.paused_until = None;
+            s.next = Instant::now();
+        }
+        assert!(th.slot(Instant::now()) < Duration::from_millis(100));
     }
 
     #[test]

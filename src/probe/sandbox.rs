@@ -42,6 +42,7 @@ impl Sandbox<'_> {
                     status: 0,
                     body: bytes::Bytes::from(e.to_string()),
                     retry_after: None,
+                    exhausted: None,
                     etag: None,
                     location: None,
                     request_id: None,
