@@ -528,10 +528,11 @@ pub struct ServeArgs {
     /// User and Group schemas: extension attributes answer 201 and are dropped, a PATCH
     /// into one answers 400 invalidPath); slack, github-emu, entra-graph (RFC behaviour
     /// under that service's published rate limits: 429 with Retry-After and
-    /// X-RateLimit-* over a limit; see README "Target limits"); entra-inbound (Entra ID's
+    /// X-RateLimit-* over a limit; see README "Target limits"); okta (RFC behaviour with
+    /// Okta's org-wide cap of 75 requests in flight: one more answers 429); entra-inbound (Entra ID's
     /// inbound provisioning: POST /bulkUpload of up to 50 users answers 202 and is
     /// processed --inbound-delay later, GET /bulkUpload/{request-id} tells the outcome).
-    #[arg(long, default_value = "rfc", value_parser = ["rfc", "aws", "entra-api", "core-only", "slack", "github-emu", "entra-graph", "entra-inbound"])]
+    #[arg(long, default_value = "rfc", value_parser = ["rfc", "aws", "entra-api", "core-only", "slack", "github-emu", "entra-graph", "okta", "entra-inbound"])]
     pub profile: String,
     /// With --profile entra-inbound: how long after its 202 an upload is processed.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
@@ -540,6 +541,11 @@ pub struct ServeArgs {
     /// for demonstrations and tests that must end in seconds.
     #[arg(long, default_value = "1", value_parser = parse_positive)]
     pub limits_speedup: f64,
+    /// A rate limit of the server's own, in --limit's form (e.g. 'all=200/s,burst=20'):
+    /// refused with 429 over it, as a service whose limit is not published; repeatable,
+    /// added to the profile's.
+    #[arg(long = "limit", value_parser = crate::limits::Bucket::parse)]
+    pub limits: Vec<crate::limits::Bucket>,
     /// Public base URL used in meta.location (default: from the Host header).
     #[arg(long)]
     pub base_url: Option<String>,

@@ -208,20 +208,30 @@ pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
         return Err(ConfigError::OpenToNetwork(a.listen));
     }
     // Services known by their published rate limits behave as RFC 7644 otherwise.
-    let rate_limits = match a.profile.as_str() {
+    let preset = match a.profile.as_str() {
         "slack" => Some(crate::limits::Preset::Slack),
         "github-emu" => Some(crate::limits::Preset::GithubEmu),
         "entra-graph" => Some(crate::limits::Preset::EntraGraph),
         "entra-inbound" => Some(crate::limits::Preset::EntraInbound),
+        "okta" => Some(crate::limits::Preset::Okta),
         _ => None,
-    }
-    .map(|p| p.limits().scaled(a.limits_speedup));
-    let profile = match rate_limits {
+    };
+    let profile = match preset {
         Some(_) => &crate::server::profile::RFC,
         None => {
             Profile::by_name(&a.profile).ok_or_else(|| ConfigError::Profile(a.profile.clone()))?
         }
     };
+    // Buckets of the server's own (`--limit`) join the preset's, on any profile.
+    let rate_limits = match (preset, a.limits.is_empty()) {
+        (None, true) => None,
+        (p, _) => Some(
+            p.unwrap_or(crate::limits::Preset::None)
+                .limits()
+                .with(a.limits.clone()),
+        ),
+    }
+    .map(|l| l.scaled(a.limits_speedup));
     Ok(ServerConfig {
         inbound_delay: (a.profile == "entra-inbound").then_some(a.inbound_delay),
         rate_limits,

@@ -260,10 +260,8 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         let cfg = ImportConfig {
             base_url: base,
             client: client.clone(),
-            concurrency: {
-                let c = a.concurrency.max(1) as usize;
-                limits.max_in_flight.map_or(c, |m| c.min(m))
-            },
+            // Under a service's concurrency cap (okta) in import::run.
+            concurrency: a.concurrency.max(1) as usize,
             lookup: a.lookup.unwrap_or(if dialect.lookup_before_create {
                 Lookup::Always
             } else {

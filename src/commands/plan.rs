@@ -139,7 +139,11 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     if !lim.note.is_empty() {
         out.push_str(&format!("  note: {}\n", lim.note));
     }
-    out.push_str("  (manager PATCHes are a lower bound: a manager whose create is not answered yet when its report is sent is patched too; the target's own latency adds to these times where no limit binds)\n");
+    if lim.users_per_request.is_none() {
+        out.push_str("  (manager PATCHes are a lower bound: a manager whose create is not answered yet when its report is sent is patched too; the target's own latency adds to these times where no limit binds)\n");
+    } else {
+        out.push_str("  (managers travel in the uploads as externalIds, groups are not sent; the target's own latency adds to these times where no limit binds)\n");
+    }
     say_raw(&out)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -403,7 +403,11 @@ pub async fn run(
     }
     let batch = inbound.batch.clamp(1, INBOUND_BATCH as usize);
     let limits = with_inbound_limit(&cfg.limits);
-    let in_flight = cfg.concurrency.clamp(1, 64);
+    let in_flight = cfg
+        .limits
+        .max_in_flight
+        .map_or(cfg.concurrency, |m| cfg.concurrency.min(m))
+        .clamp(1, 64);
     let client =
         ScimClient::connect(&origin, &cfg.client, in_flight).map_err(|e| sink(e.to_string()))?;
     let throttle = Arc::new(crate::client::throttle::Throttle::default());

@@ -415,6 +415,18 @@ pub async fn run(
 ) -> Result<ImportSummary, IngestError> {
     let t0 = Instant::now();
     let started = std::time::SystemTime::now();
+    // A service that caps requests in flight (Okta: 75 org-wide) is never sent more.
+    let capped;
+    let cfg = match cfg.limits.max_in_flight {
+        Some(m) if m < cfg.concurrency => {
+            capped = ImportConfig {
+                concurrency: m.max(1),
+                ..cfg.clone()
+            };
+            &capped
+        }
+        _ => cfg,
+    };
     let client = ScimClient::connect(&cfg.base_url, &cfg.client, cfg.concurrency)
         .map_err(|e| IngestError::Sink(e.to_string()))?;
     let throttle = Arc::new(crate::client::throttle::Throttle::default());

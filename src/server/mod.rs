@@ -111,13 +111,54 @@ pub struct App {
     pub store: Store,
     /// The uploads of the emulated inbound provisioning endpoint.
     pub inbox: Option<Arc<inbound::Inbox>>,
+    /// A service's cap on requests in flight (`--profile okta`: 75 org-wide).
+    pub in_flight_cap: Option<InFlightCap>,
+}
+
+/// Requests in flight at most, as Okta limits them (a concurrency limit, not a rate):
+/// one over it answers 429 at once.
+#[derive(Debug)]
+pub struct InFlightCap {
+    pub limit: usize,
+    slots: Arc<tokio::sync::Semaphore>,
+    /// The most requests that were in flight at once (tests compare it with the limit).
+    pub peak: std::sync::atomic::AtomicUsize,
+}
+
+impl InFlightCap {
+    fn new(limit: usize) -> Self {
+        InFlightCap {
+            limit,
+            slots: Arc::new(tokio::sync::Semaphore::new(limit.max(1))),
+            peak: Default::default(),
+        }
+    }
+
+    /// A slot for one request, held until it is answered; `None` when all are taken.
+    fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let p = self.slots.clone().try_acquire_owned().ok()?;
+        let busy = self.limit - self.slots.available_permits();
+        self.peak
+            .fetch_max(busy, std::sync::atomic::Ordering::Relaxed);
+        Some(p)
+    }
 }
 
 impl App {
     pub fn new(cfg: ServerConfig) -> Arc<Self> {
         let store = Store::lax(cfg.allow_duplicates, cfg.drop_members, cfg.faults.seed);
         let inbox = cfg.inbound_delay.map(inbound::Inbox::new);
-        Arc::new(App { cfg, store, inbox })
+        let in_flight_cap = cfg
+            .rate_limits
+            .as_ref()
+            .and_then(|l| l.max_in_flight)
+            .map(InFlightCap::new);
+        Arc::new(App {
+            cfg,
+            store,
+            inbox,
+            in_flight_cap,
+        })
     }
 }
 
@@ -330,14 +371,37 @@ pub async fn serve(
         let journal = state.cfg.journal.clone();
         let buckets = buckets.clone();
         let svc_conn = conn.clone();
+        let app = state.clone();
         let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let router = router.clone();
             let faults = faults.clone();
             let journal = journal.clone();
             let buckets = buckets.clone();
             let in_flight = svc_conn.request();
+            let state = app.clone();
             let handle = async move {
                 let mut req = req.map(Body::new);
+                // Held until the answer is written: what a concurrency limit counts.
+                let _slot = match &state.in_flight_cap {
+                    Some(cap) if !auth::is_open(req.uri().path()) => match cap.admit() {
+                        Some(slot) => Some(slot),
+                        None => {
+                            return Ok(rate_limited(
+                                Duration::from_secs(1),
+                                &format!(
+                                    "{} concurrency ({} in flight)",
+                                    state
+                                        .cfg
+                                        .rate_limits
+                                        .as_ref()
+                                        .map_or("", |l| l.name.as_str()),
+                                    cap.limit
+                                ),
+                            ))
+                        }
+                    },
+                    _ => None,
+                };
                 if let Some((b, name)) = buckets
                     .as_ref()
                     .filter(|_| !auth::is_open(req.uri().path()))

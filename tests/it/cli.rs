@@ -136,7 +136,10 @@ fn serve_explains_bad_flag_values() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("between 0 and 1"));
-    let out = bin().args(["serve", "--profile", "okta"]).output().unwrap();
+    let out = bin()
+        .args(["serve", "--profile", "pingone"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("rfc"));
 }
 
