@@ -446,7 +446,8 @@ pub struct ImportArgs {
     pub dialect: crate::client::dialect::DialectName,
     /// With --dialect entra-inbound: where an upload's outcome is read, a URL on the
     /// target's host with {request_id} (or without: a provisioning log covering every
-    /// upload, e.g. Graph's .../auditLogs/provisioning?$filter=jobId eq '...'). Default:
+    /// upload, e.g. Graph's .../auditLogs/provisioning?$filter=jobId%20eq%20'JOB'; spaces
+    /// percent-encoded). Default:
     /// the 202's Location, when the service gives one.
     #[arg(long)]
     pub inbound_status: Option<String>,

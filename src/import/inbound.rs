@@ -105,9 +105,9 @@ struct Open {
 
 /// Scheme and authority of a URL, and its path with the query.
 fn split_url(url: &str) -> Result<(String, String), String> {
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|_| format!("{url} is not a URL; give http(s)://host/…"))?;
+    let uri: hyper::Uri = url.parse().map_err(|_| {
+        format!("{url} is not a URL; give http(s)://host/… with spaces percent-encoded (%20)")
+    })?;
     let (Some(scheme), Some(auth)) = (uri.scheme_str(), uri.authority()) else {
         return Err(format!(
             "{url} is not an absolute URL; give http(s)://host/…"
