@@ -258,6 +258,30 @@ impl ScimClient {
         )
     }
 
+    /// The client an import sends through: at most `max_connections`, under the
+    /// target's published `limits` from the first request, and — with `adaptive` —
+    /// slowed for everyone when the target answers 429 (the limits may be wrong or
+    /// outdated). The throttle is returned for the summary's figures.
+    pub fn paced(
+        base: &str,
+        opts: &ClientOptions,
+        max_connections: usize,
+        adaptive: bool,
+        limits: &crate::limits::TargetLimits,
+    ) -> Result<(Self, Arc<super::throttle::Throttle>), ClientError> {
+        let client = Self::connect(base, opts, max_connections)?;
+        let throttle = Arc::new(super::throttle::Throttle::default());
+        let client = if adaptive {
+            client.with_throttle(throttle.clone())
+        } else {
+            client
+        };
+        Ok((
+            client.with_pacer(crate::limits::Buckets::pacing(limits)),
+            throttle,
+        ))
+    }
+
     /// Paces every request of this client (and its clones) through `throttle`.
     pub fn with_throttle(mut self, throttle: Arc<super::throttle::Throttle>) -> Self {
         self.throttle = Some(throttle);

@@ -427,17 +427,14 @@ pub async fn run(
         }
         _ => cfg,
     };
-    let client = ScimClient::connect(&cfg.base_url, &cfg.client, cfg.concurrency)
-        .map_err(|e| IngestError::Sink(e.to_string()))?;
-    let throttle = Arc::new(crate::client::throttle::Throttle::default());
-    let client = if cfg.adaptive {
-        client.with_throttle(throttle.clone())
-    } else {
-        client
-    };
-    // Under the target's published limits from the first request: the adaptive
-    // throttle above still answers 429s when the limits are wrong or outdated.
-    let client = client.with_pacer(crate::limits::Buckets::pacing(&cfg.limits));
+    let (client, throttle) = ScimClient::paced(
+        &cfg.base_url,
+        &cfg.client,
+        cfg.concurrency,
+        cfg.adaptive,
+        &cfg.limits,
+    )
+    .map_err(|e| IngestError::Sink(e.to_string()))?;
     // What the target offers, asked before a row is read: a target that cannot be
     // reached (or whose certificate is refused) stops the import here.
     let caps = discover(&client).await.map_err(|e| {

@@ -73,6 +73,21 @@ fn uploads(j: &Journal) -> Vec<Value> {
         .collect()
 }
 
+/// The Workday sample through the inbound dialect.
+async fn import(cfg: &ImportConfig, opts: &InboundOptions) -> scimload::import::run::ImportSummary {
+    let spec = presets::load("workday").unwrap();
+    inbound::run(
+        &sample(),
+        &spec,
+        &IngestOptions::default(),
+        cfg,
+        opts,
+        |_| {},
+    )
+    .await
+    .unwrap()
+}
+
 async fn user(srv: &ServerHandle, external_id: &str) -> Value {
     let c = scimload::client::ScimClient::new(&srv.url(), None, Duration::from_secs(5), 1).unwrap();
     let r = c
@@ -94,21 +109,11 @@ async fn the_workday_sample_is_confirmed_row_by_row_and_a_rerun_sends_nothing() 
     let (srv, journal) = server(Duration::from_millis(300), Preset::EntraInbound.limits()).await;
     let (state, failed) = (tmp("confirmed.sqlite"), tmp("confirmed-failed.csv"));
     let cfg = config(&srv, &state, &failed);
-    let spec = presets::load("workday").unwrap();
     let opts = InboundOptions {
         wait: Duration::from_secs(30),
         ..InboundOptions::default()
     };
-    let s = inbound::run(
-        &sample(),
-        &spec,
-        &IngestOptions::default(),
-        &cfg,
-        &opts,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let s = import(&cfg, &opts).await;
     assert_eq!(
         (s.rows, s.created, s.pending, s.failed, s.rejected),
         (1000, 1000, 0, 0, 0),
@@ -146,16 +151,7 @@ async fn the_workday_sample_is_confirmed_row_by_row_and_a_rerun_sends_nothing() 
 
     // Again with the same state: nothing is sent.
     let before = journal.entries().len();
-    let s2 = inbound::run(
-        &sample(),
-        &spec,
-        &IngestOptions::default(),
-        &cfg,
-        &opts,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let s2 = import(&cfg, &opts).await;
     assert_eq!(
         (s2.unchanged, s2.created, s2.pending),
         (1000, 0, 0),
@@ -171,21 +167,11 @@ async fn rows_not_confirmed_in_time_end_pending_and_a_rerun_asks_after_their_req
     let (srv, journal) = server(Duration::from_secs(4), Preset::EntraInbound.limits()).await;
     let (state, failed) = (tmp("pending.sqlite"), tmp("pending-failed.csv"));
     let cfg = config(&srv, &state, &failed);
-    let spec = presets::load("workday").unwrap();
     let mut opts = InboundOptions {
         wait: Duration::from_millis(500),
         ..InboundOptions::default()
     };
-    let s = inbound::run(
-        &sample(),
-        &spec,
-        &IngestOptions::default(),
-        &cfg,
-        &opts,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let s = import(&cfg, &opts).await;
     assert_eq!((s.created, s.pending), (0, 1000), "{}", s.human());
     assert!(s.incomplete(), "a 202 is not a created user");
     let i = s.inbound.clone().unwrap();
@@ -204,16 +190,7 @@ async fn rows_not_confirmed_in_time_end_pending_and_a_rerun_asks_after_their_req
     // Once processed, a re-run confirms them without uploading anything again.
     tokio::time::sleep(Duration::from_secs(4)).await;
     opts.wait = Duration::from_secs(10);
-    let s2 = inbound::run(
-        &sample(),
-        &spec,
-        &IngestOptions::default(),
-        &cfg,
-        &opts,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let s2 = import(&cfg, &opts).await;
     assert_eq!(
         (s2.created, s2.pending, s2.failed),
         (1000, 0, 0),
@@ -238,22 +215,12 @@ async fn uploads_keep_to_forty_a_second() {
         limits: limits.clone(),
         ..config(&srv, &state, &failed)
     };
-    let spec = presets::load("workday").unwrap();
     let opts = InboundOptions {
         batch: 5,
         wait: Duration::from_secs(30),
         ..InboundOptions::default()
     };
-    let s = inbound::run(
-        &sample(),
-        &spec,
-        &IngestOptions::default(),
-        &cfg,
-        &opts,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let s = import(&cfg, &opts).await;
     assert_eq!((s.created, s.pending), (1000, 0), "{}", s.human());
     assert_eq!(s.errors.get("429"), None, "{}", s.human());
     let mut at: Vec<std::time::Instant> = journal
@@ -269,4 +236,33 @@ async fn uploads_keep_to_forty_a_second() {
     let rate = 150.0 / secs;
     eprintln!("bulkUpload: {rate:.1} requests/s at the server");
     assert!((38.0..=42.0).contains(&rate), "{rate:.1} requests/s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_rows_nobody_can_ask_after_are_uploaded_again() {
+    let (srv, journal) = server(Duration::from_secs(4), Preset::EntraInbound.limits()).await;
+    let (state, failed) = (tmp("lost.sqlite"), tmp("lost-failed.csv"));
+    let cfg = config(&srv, &state, &failed);
+    let opts = InboundOptions {
+        wait: Duration::from_millis(300),
+        ..InboundOptions::default()
+    };
+    let s = import(&cfg, &opts).await;
+    assert_eq!(s.pending, 1000, "{}", s.human());
+    // As a service whose 202 names no status resource: the state knows no way to ask.
+    rusqlite::Connection::open(&state)
+        .unwrap()
+        .execute("UPDATE users SET status_path = NULL", [])
+        .unwrap();
+    let opts = InboundOptions {
+        wait: Duration::from_secs(15),
+        ..InboundOptions::default()
+    };
+    let s2 = import(&cfg, &opts).await;
+    assert_eq!((s2.created, s2.pending), (1000, 0), "{}", s2.human());
+    assert_eq!(
+        uploads(&journal).len(),
+        40,
+        "the rows were not uploaded again"
+    );
 }
