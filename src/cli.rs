@@ -706,6 +706,18 @@ pub struct FaultArgs {
     /// Stop answering AT after start for DURATION, e.g. 5s+3s (repeatable).
     #[arg(long = "stall", value_parser = Stall::parse)]
     pub stalls: Vec<Stall>,
+    /// Inject the faults above into requests of this operation only (create_user,
+    /// patch_members, get_user, …: the names of the reports' operation tables).
+    #[arg(long, value_parser = parse_op)]
+    pub faults_on: Option<crate::metrics::Op>,
+}
+
+/// An operation by its report name.
+fn parse_op(s: &str) -> Result<crate::metrics::Op, String> {
+    crate::metrics::Op::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = crate::metrics::Op::ALL.iter().map(|o| o.as_str()).collect();
+        format!("'{s}' is not an operation; use one of {}", names.join(", "))
+    })
 }
 
 /// A factor above 0.

@@ -188,6 +188,7 @@ impl From<&FaultArgs> for FaultConfig {
             lose_answer: f.lose_answer,
             stalls: f.stalls.clone(),
             bulk_op_delay: f.bulk_op_delay,
+            only: f.faults_on,
         }
     }
 }

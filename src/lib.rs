@@ -14,6 +14,8 @@ pub mod metrics;
 pub mod oauth;
 pub mod probe;
 pub mod report;
+pub mod results;
+pub mod rng;
 pub mod scim;
 pub mod server;
 pub mod source;

@@ -81,6 +81,13 @@ pub fn parse_fraction(s: &str) -> Result<f64, String> {
 }
 
 /// An instant in RFC 3339: `2026-12-01T16:30:00Z`, `2026-12-01T17:30:00.5+01:00`.
+/// An instant as RFC 3339 text, as every run record writes it.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 pub fn parse_rfc3339(s: &str) -> Result<std::time::SystemTime, String> {
     time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
         .map(std::time::SystemTime::from)

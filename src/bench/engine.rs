@@ -21,8 +21,9 @@ use super::timer::{self, PreciseTimer};
 use crate::client::conn::{Conn, Negotiated};
 use crate::client::ScimClient;
 use crate::metrics::live::Live;
+use crate::metrics::new_histogram;
+use crate::metrics::sample::{Sample, Tags, Timing};
 use crate::metrics::timeline::{epoch_ms, Timeline};
-use crate::metrics::{new_histogram, Op};
 
 /// How requests arrive.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,31 +59,6 @@ pub struct Phase {
     /// latency climbing within it). A single run does not: ~147 KB a second adds up
     /// over a soak, and its figures come from the interval log.
     pub judged: bool,
-}
-
-/// One answered (or failed) request.
-#[derive(Debug)]
-struct Sample {
-    op: Op,
-    curve: Option<(&'static str, u64)>,
-    intended: Instant,
-    sent: Instant,
-    done: Instant,
-    /// HTTP status, or the kind of transport failure.
-    status: Result<u16, &'static str>,
-}
-
-impl Sample {
-    /// Response time from the intended send, service time from the actual send, and
-    /// send lag, in microseconds (at least 1, as the histograms count).
-    fn times(&self) -> (u64, u64, u64) {
-        let us = |d: Duration| (d.as_micros() as u64).max(1);
-        (
-            us(self.done.saturating_duration_since(self.intended)),
-            us(self.done.saturating_duration_since(self.sent)),
-            us(self.sent.saturating_duration_since(self.intended)),
-        )
-    }
 }
 
 /// What a phase did, counted by the engine itself (not from interval slots).
@@ -128,13 +104,6 @@ impl PhaseStats {
 /// How long a worker holds samples before handing them to the aggregator.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
-/// Tag names per operation, built once.
-struct Tags {
-    response: String,
-    service: String,
-    lag: String,
-}
-
 /// Live progress: a line per second.
 pub type Progress = Option<Box<dyn Fn(&str) + Send + Sync>>;
 
@@ -142,7 +111,7 @@ struct Aggregator {
     timeline: Timeline,
     judged: bool,
     live: Option<Arc<Live>>,
-    tags: Vec<Option<Tags>>,
+    tags: Tags,
     t0: Instant,
     wall0_ms: u64,
     measure_from: Instant,
@@ -166,59 +135,36 @@ impl Aggregator {
         if let Some(live) = self.live.clone() {
             let mut st = live.lock();
             for s in &batch {
-                let (response, service, lag) = s.times();
-                st.observe(s.op, s.status, response, service, Some(lag));
+                let (response, service, lag) = s.timing.times();
+                st.observe(s.op, s.timing.status, response, service, Some(lag));
             }
         }
         batch.into_iter().for_each(|s| self.add(s));
     }
 
     fn add(&mut self, s: Sample) {
-        let (response, service, lag) = s.times();
-        let at = self.ms(s.done);
-        let idx = s.op.index();
-        let tags = self.tags[idx].get_or_insert_with(|| Tags {
-            response: format!("{}.response", s.op.as_str()),
-            service: format!("{}.service", s.op.as_str()),
-            lag: format!("{}.lag", s.op.as_str()),
-        });
-        self.timeline.record(&tags.response, at, response);
-        self.timeline.record(&tags.service, at, service);
-        self.timeline.record(&tags.lag, at, lag);
-        if let Some((name, x)) = s.curve {
-            self.timeline
-                .record(&format!("{}.{name}.{x}", s.op.as_str()), at, response);
-        }
-        let failed = match s.status {
-            Ok(code) if code < 400 => false,
-            Ok(code) => {
-                self.timeline
-                    .record(&format!("{}.error.{code}", s.op.as_str()), at, service);
-                true
-            }
-            Err(kind) => {
-                self.timeline.record(
-                    &format!("{}.error.{}", s.op.as_str(), kind.replace(' ', "_")),
-                    at,
-                    service,
-                );
-                true
-            }
-        };
+        let (response, _, lag) = s.timing.times();
+        let at = self.ms(s.timing.done);
+        self.tags.record(&mut self.timeline, at, &s);
+        let failed = s.timing.failed();
         self.tick_done += 1;
         self.tick_errors += failed as u64;
         let _ = self
             .tick_response
             .record(response.min(self.tick_response.high()));
         let _ = self.tick_lag.record(lag.min(self.tick_lag.high()));
-        if s.intended >= self.measure_from {
+        if s.timing.intended >= self.measure_from {
             if failed {
                 self.errors += 1;
             } else {
                 self.ok += 1;
             }
             if self.judged {
-                let sec = s.intended.duration_since(self.measure_from).as_secs() as usize;
+                let sec = s
+                    .timing
+                    .intended
+                    .duration_since(self.measure_from)
+                    .as_secs() as usize;
                 if self.response_by_second.len() <= sec {
                     self.response_by_second.resize_with(sec + 1, new_histogram);
                 }
@@ -466,10 +412,12 @@ pub async fn run_phase(
                 batch.push(Sample {
                     op: req.op,
                     curve: req.curve,
-                    intended,
-                    sent: sent_at,
-                    done,
-                    status,
+                    timing: Timing {
+                        intended,
+                        sent: sent_at,
+                        done,
+                        status,
+                    },
                 });
                 // Samples travel in batches: one channel wake-up per 64 requests (or
                 // per 50 ms) instead of one per request, measured 0.81x → see
@@ -491,7 +439,7 @@ pub async fn run_phase(
         timeline,
         judged: phase.judged,
         live: live.clone(),
-        tags: (0..Op::ALL.len()).map(|_| None).collect(),
+        tags: Tags::default(),
         t0,
         wall0_ms: epoch_ms(wall0),
         measure_from,

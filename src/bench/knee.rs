@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::engine::PhaseStats;
-use super::threshold::{Metric, Threshold};
+use crate::metrics::threshold::{Metric, Threshold};
 
 #[derive(Debug, Clone)]
 pub struct KneeConfig {

@@ -10,7 +10,6 @@ pub mod scenario;
 pub mod schedule;
 pub mod seed;
 pub mod summary;
-pub mod threshold;
 pub mod timer;
 
 use std::collections::BTreeMap;
@@ -19,13 +18,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::{ClientOptions, ScimClient};
+use crate::metrics::threshold::Threshold;
 use crate::metrics::timeline::{Timeline, TimelineError};
+use crate::units::rfc3339;
 use engine::{Model, Phase, Progress};
 use knee::{KneeConfig, KneeResult, Search};
 use scenario::{Kind, Params, Scenario};
 use schedule::{RateShape, Shard};
 pub use summary::{BenchSummary, Machine};
-use threshold::Threshold;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -86,12 +86,6 @@ pub struct Sweep {
     pub step: Duration,
     /// Fixed rates to step through; `None` searches for the knee.
     pub rates: Option<Vec<f64>>,
-}
-
-pub fn rfc3339(t: std::time::SystemTime) -> String {
-    time::OffsetDateTime::from(t)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// Runs a benchmark; returns its summary and interval log.

@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -19,6 +19,7 @@ use hyper::{Method, Request, Response};
 use super::auth::{Auth, Credentials, Secret};
 use super::tls::{TlsOptions, TlsSetupError};
 use super::transport::{BaseUrl, HttpVersion, Transport, TransportError, UrlError};
+use crate::metrics::sample::Timing;
 use crate::scim::error::ErrorBody;
 use crate::scim::urns;
 
@@ -410,8 +411,10 @@ impl ScimClient {
         path: &str,
         body: &Option<Bytes>,
         if_match: Option<&str>,
+        sent: &mut Instant,
     ) -> Result<(Response<Bytes>, u64), TransportError> {
         let (req, generation) = self.request(method, path, body, if_match).await?;
+        *sent = Instant::now();
         let inner = &*self.inner;
         let resp = inner.transport.exchange(req, &inner.base.host).await?;
         Ok((resp, generation))
@@ -476,18 +479,59 @@ impl ScimClient {
         body: Option<Bytes>,
         if_match: Option<&str>,
     ) -> Result<Reply, TransportError> {
+        self.send_timed(method, path, body, if_match).await.0
+    }
+
+    /// As [`ScimClient::send_bytes`], with the attempt's times. Its intended send is the
+    /// instant the target's limits and the throttle let it go: their waits are the pacing
+    /// an import chose, not the server's latency; what follows (credentials, a free
+    /// connection) is send lag.
+    pub async fn send_timed(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        if_match: Option<&str>,
+    ) -> (Result<Reply, TransportError>, Timing) {
         self.pace(&method, path, body.as_deref()).await;
         if let Some(t) = &self.throttle {
             t.acquire().await;
         }
-        let (mut resp, generation) = self.once(&method, path, &body, if_match).await?;
+        let intended = Instant::now();
+        let mut sent = intended;
+        let outcome = self
+            .exchange_renewing(&method, path, &body, if_match, &mut sent)
+            .await;
+        let timing = Timing {
+            intended,
+            sent,
+            done: Instant::now(),
+            status: match &outcome {
+                Ok(r) => Ok(r.status),
+                Err(e) => Err(e.kind()),
+            },
+        };
+        (outcome, timing)
+    }
+
+    /// One exchange, and once more after renewing credentials a 401 refused; `sent` is
+    /// set when the request is built and handed to the connection.
+    async fn exchange_renewing(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &Option<Bytes>,
+        if_match: Option<&str>,
+        sent: &mut Instant,
+    ) -> Result<Reply, TransportError> {
+        let (mut resp, generation) = self.once(method, path, body, if_match, sent).await?;
         if resp.status() == 401 && self.inner.auth.renew_after_401(generation).await? {
-            resp = self.once(&method, path, &body, if_match).await?.0;
+            resp = self.once(method, path, body, if_match, sent).await?.0;
         }
         let status = resp.status().as_u16();
         let reply = Reply::from_response(resp);
         if let Some(t) = &self.throttle {
-            t.record(status == 429, std::time::Instant::now());
+            t.record(status == 429, Instant::now());
             // A service that says its limit is spent: nothing more until its reset.
             if let Some(d) = reply.exhausted.filter(|_| reply.is_success()) {
                 t.pause(d);

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use super::http::Reply;
 use super::transport::TransportError;
+use crate::metrics::sample::Timing;
+use crate::metrics::Op;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -205,6 +207,14 @@ mod tests {
     }
 }
 
+/// One attempt of a request: its times and status, and its error key when it failed.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub timing: Timing,
+    /// `"429"`, `"409 uniqueness"`, `"transport: timeout"`; `None` for a success.
+    pub error: Option<String>,
+}
+
 /// How one logical request ended, after retries.
 #[derive(Debug)]
 pub struct Executed {
@@ -214,8 +224,23 @@ pub struct Executed {
     pub attempts: u32,
     /// Times the server throttled this request (429).
     pub throttled: u32,
-    /// Every failed attempt, retried or final: `"429"`, `"409 uniqueness"`, `"transport: …"`.
-    pub errors: Vec<String>,
+    /// Every attempt, retried or final, each timed from its own send: the backoff between
+    /// two attempts is in neither (DESIGN: one sample per attempt, backoff never latency).
+    pub tries: Vec<Attempt>,
+}
+
+impl Executed {
+    /// The attempts as samples of `op`, taken out so that each is recorded once.
+    pub fn take_attempts(&mut self, op: Op) -> impl Iterator<Item = (Op, Attempt)> {
+        std::mem::take(&mut self.tries)
+            .into_iter()
+            .map(move |a| (op, a))
+    }
+
+    /// Every failed attempt's error key.
+    pub fn errors(&self) -> impl Iterator<Item = &str> {
+        self.tries.iter().filter_map(|a| a.error.as_deref())
+    }
 }
 
 /// How an attempt failed, for error counts; `None` for a success.
@@ -244,16 +269,17 @@ pub async fn execute(
     let mut rng = crate::gen::Rng::new(seed);
     let mut throttled = 0;
     let mut attempt = 1;
-    let mut errors = Vec::new();
+    let mut tries = Vec::new();
     // Copied once; every attempt shares it.
     let body = body.map(bytes::Bytes::copy_from_slice);
     loop {
-        let outcome = client
-            .send_bytes(method.clone(), path, body.clone(), None)
+        let (outcome, timing) = client
+            .send_timed(method.clone(), path, body.clone(), None)
             .await;
-        if let Some(k) = error_key(&outcome) {
-            errors.push(k);
-        }
+        tries.push(Attempt {
+            timing,
+            error: error_key(&outcome),
+        });
         let d = policy.decide(attempt, creates, &outcome, rng.f64());
         match d {
             Decision::Retry(wait) | Decision::Throttled(wait) => {
@@ -267,7 +293,7 @@ pub async fn execute(
                     decision,
                     attempts: attempt,
                     throttled,
-                    errors,
+                    tries,
                 }
             }
         }

@@ -12,9 +12,9 @@ use super::{say, say_raw};
 use crate::bench::engine::Model;
 use crate::bench::knee::KneeConfig;
 use crate::bench::scenario::{parse_mix, Params};
-use crate::bench::threshold::{Metric, Threshold};
 use crate::bench::{self, BenchConfig, Sweep};
 use crate::cli::{BenchArgs, ReportArgs, ReportFormat};
+use crate::metrics::threshold::{Metric, Threshold};
 use crate::metrics::timeline::Timeline;
 use crate::report::{self, compare::Comparison, ReportData, Run};
 use crate::server::faults::FaultConfig;
@@ -145,7 +145,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             if e.duration() > cfg.interval {
                 bail!(
                     "--start-at {} passed {:.1} s ago; set a time ahead, e.g. --start-at $(date -u -d '+2 min' +%FT%TZ)",
-                    bench::rfc3339(at),
+                    crate::units::rfc3339(at),
                     e.duration().as_secs_f64()
                 );
             }

@@ -123,34 +123,8 @@ pub fn header(shape: Shape) -> Vec<&'static str> {
     columns(shape).iter().map(|(n, _)| *n).collect()
 }
 
-/// SplitMix64: tiny, fast, and stable across versions, so a seed means the same file
-/// forever.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
-    }
-    /// Index in 0..n, small indices far more likely (u^2.2): a few departments, names and
-    /// locations take a large share, as in real organisations.
-    pub fn skewed(&mut self, n: usize) -> usize {
-        ((self.f64().powf(2.2)) * n as f64) as usize % n
-    }
-}
+/// The generator of every seeded file.
+pub use crate::rng::Rng;
 
 /// A defect `--dirty` can inject, and the reject it must cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

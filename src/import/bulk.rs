@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use hyper::Method;
 use serde_json::Value;
@@ -123,11 +122,10 @@ pub(super) async fn provision_bulk(
     bulk_groups::write(&groups, &mut body);
     body.extend_from_slice(b"]}");
 
-    let t = Instant::now();
     // A batch is never re-sent blindly after a lost answer: it creates users (and maybe
     // groups), and a server without uniqueness would keep both copies. Its users are
     // then looked up one by one before anything is sent again, its groups looked up.
-    let e = execute(
+    let mut e = execute(
         &worker.client,
         &worker.retry,
         Method::POST,
@@ -137,7 +135,8 @@ pub(super) async fn provision_bulk(
         batch.first().map_or(0, |(j, _)| j.seq as u64),
     )
     .await;
-    let took = t.elapsed() / e.attempts.max(1);
+    // The request's attempts, counted with the first user of the batch.
+    let mut attempts: Vec<_> = e.take_attempts(Op::Bulk).collect();
     // (bulkId, status, id) in answer order, read without building the echoed resources.
     let answers = answers(&e.outcome);
     let results: HashMap<&str, (&String, &Option<String>)> = answers
@@ -157,8 +156,7 @@ pub(super) async fn provision_bulk(
                 f.manager_in_body = manager.is_some();
                 f.result = UserResult::Created(id.clone());
                 if std::mem::take(&mut first) {
-                    f.timings.push((Op::Bulk, took));
-                    f.errors.extend(e.errors.iter().cloned());
+                    f.attempts.append(&mut attempts);
                 }
                 out.push(f);
             }
@@ -199,8 +197,7 @@ pub(super) async fn provision_bulk(
     if first {
         // Nothing was created by the batch itself: still count the request.
         if let Some(f) = out.first_mut() {
-            f.timings.push((Op::Bulk, took));
-            f.errors.extend(e.errors.iter().cloned());
+            f.attempts.append(&mut attempts);
         }
     }
     (out, done)

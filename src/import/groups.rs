@@ -3,15 +3,13 @@
 //! of the members who left. One group's requests go one after the other (servers that
 //! read-modify-write lose members when one group is patched concurrently).
 
-use std::time::{Duration, Instant};
-
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::run::Lookup;
+use super::config::Lookup;
 use super::worker::{filter_query, id_from};
 use crate::client::dialect::Dialect;
-use crate::client::retry::{execute, Executed};
+use crate::client::retry::{execute, Attempt, Executed};
 use crate::client::{Decision, RetryPolicy, ScimClient};
 use crate::metrics::{Op, Recorder};
 use crate::scim::urns;
@@ -26,8 +24,8 @@ pub(super) struct GroupResult {
     pub(super) added: u64,
     pub(super) removed: u64,
     pub(super) skipped: u64,
-    pub(super) timings: Vec<(Op, Duration)>,
-    pub(super) errors: Vec<String>,
+    /// Every attempt sent for this group, each its own sample.
+    pub(super) attempts: Vec<(Op, Attempt)>,
     /// Members whose add the target refused: (member's SCIM id, status, detail).
     pub(super) refused: Vec<(String, String, String)>,
 }
@@ -55,11 +53,8 @@ impl GroupTotals {
         state: Option<&super::state::State>,
         mut g: GroupResult,
     ) {
-        for (op, d) in g.timings {
-            rec.record(op, d);
-        }
-        for e in g.errors {
-            rec.error(e);
+        for (op, a) in &g.attempts {
+            rec.attempt(*op, &a.timing, a.error.as_deref());
         }
         self.created += g.created as u64;
         self.existing += g.existed as u64;
@@ -94,8 +89,7 @@ pub(super) async fn find_group(
     c: &ScimClient,
     r: &RetryPolicy,
     name: &str,
-) -> (Executed, Instant, Option<String>) {
-    let t = Instant::now();
+) -> (Executed, Option<String>) {
     let path = format!(
         "/Groups?filter={}&excludedAttributes=members",
         filter_query("displayName", name)
@@ -113,7 +107,7 @@ pub(super) async fn find_group(
                 }),
             _ => None,
         };
-    (e, t, id)
+    (e, id)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -140,18 +134,16 @@ pub(super) async fn provision_group(
         added: 0,
         removed: 0,
         skipped: 0,
-        timings: Vec::new(),
-        errors: Vec::new(),
+        attempts: Vec::new(),
         refused: Vec::new(),
     };
-    let call = |op: Op, e: &Executed, t: Instant, g: &mut GroupResult| {
-        g.timings.push((op, t.elapsed() / e.attempts.max(1)));
-        g.errors.extend(e.errors.iter().cloned());
+    let call = |op: Op, e: &mut Executed, g: &mut GroupResult| {
+        g.attempts.extend(e.take_attempts(op));
     };
     let mut id = known_id;
     if id.is_none() && lookup != Lookup::Never {
-        let (e, t, found) = find_group(c, r, name).await;
-        call(Op::LookupGroup, &e, t, &mut g);
+        let (mut e, found) = find_group(c, r, name).await;
+        call(Op::LookupGroup, &mut e, &mut g);
         if found.is_some() {
             g.existed = true;
             id = found;
@@ -165,9 +157,8 @@ pub(super) async fn provision_group(
         if id.is_some() {
             break;
         }
-        let t = Instant::now();
-        let e = execute(c, r, Method::POST, "/Groups", Some(&body), true, 11).await;
-        call(Op::CreateGroup, &e, t, &mut g);
+        let mut e = execute(c, r, Method::POST, "/Groups", Some(&body), true, 11).await;
+        call(Op::CreateGroup, &mut e, &mut g);
         match (&e.decision, &e.outcome) {
             (Decision::Done, Ok(rep)) if rep.is_success() => {
                 id = id_from(rep);
@@ -176,8 +167,8 @@ pub(super) async fn provision_group(
             }
             (d @ (Decision::Conflict | Decision::LookUpFirst), _) => {
                 let conflict = *d == Decision::Conflict;
-                let (e, t, found) = find_group(c, r, name).await;
-                call(Op::LookupGroup, &e, t, &mut g);
+                let (mut e, found) = find_group(c, r, name).await;
+                call(Op::LookupGroup, &mut e, &mut g);
                 if found.is_some() {
                     // Someone else's group on a 409; ours if only the answer was lost.
                     g.existed = conflict;
@@ -214,8 +205,7 @@ pub(super) async fn provision_group(
     // a copy of a 300,000-member list for each of 16 groups in flight was ~80 MB).
     let mut to_add: Vec<&str> = member_ids;
     if g.existed {
-        let t = Instant::now();
-        let e = execute(
+        let mut e = execute(
             c,
             r,
             Method::GET,
@@ -225,7 +215,7 @@ pub(super) async fn provision_group(
             29,
         )
         .await;
-        call(Op::GetGroup, &e, t, &mut g);
+        call(Op::GetGroup, &mut e, &mut g);
         let current: Option<std::collections::HashSet<String>> = e
             .outcome
             .as_ref()
@@ -251,9 +241,8 @@ pub(super) async fn provision_group(
             for chunk in leaving.chunks(batch) {
                 let s = dialect.remove_members(&gid, chunk, batch).swap_remove(0);
                 let body = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
-                let t = Instant::now();
-                let e = execute(c, r, Method::PATCH, &s.path, body.as_deref(), false, 31).await;
-                call(Op::RemoveMembers, &e, t, &mut g);
+                let mut e = execute(c, r, Method::PATCH, &s.path, body.as_deref(), false, 31).await;
+                call(Op::RemoveMembers, &mut e, &mut g);
                 match &e.outcome {
                     Ok(rep) if rep.is_success() => g.removed += chunk.len() as u64,
                     _ => g.skipped += chunk.len() as u64,
@@ -277,9 +266,8 @@ pub(super) async fn provision_group(
                 body.extend_from_slice(&serde_json::to_vec(&op).unwrap_or_default());
             }
             body.extend_from_slice(b"]}");
-            let t = Instant::now();
-            let e = execute(c, r, Method::POST, "/Bulk", Some(&body), false, 37).await;
-            call(Op::Bulk, &e, t, &mut g);
+            let mut e = execute(c, r, Method::POST, "/Bulk", Some(&body), false, 37).await;
+            call(Op::Bulk, &mut e, &mut g);
             let statuses: Vec<String> = super::bulk::answers(&e.outcome)
                 .unwrap_or_default()
                 .into_iter()
@@ -308,9 +296,8 @@ pub(super) async fn provision_group(
     for chunk in to_add.chunks(per) {
         let s = dialect.add_members(&gid, chunk, per).swap_remove(0);
         let body = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
-        let t = Instant::now();
-        let e = execute(c, r, Method::PATCH, &s.path, body.as_deref(), false, 13).await;
-        call(Op::PatchMembers, &e, t, &mut g);
+        let mut e = execute(c, r, Method::PATCH, &s.path, body.as_deref(), false, 13).await;
+        call(Op::PatchMembers, &mut e, &mut g);
         match &e.outcome {
             Ok(rep) if rep.is_success() => g.added += chunk.len() as u64,
             o => {

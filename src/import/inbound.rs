@@ -28,12 +28,13 @@ use hyper::Method;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
+use super::config::ImportConfig;
 use super::dry_run::{Duplicates, RejectSink};
 use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
-use super::run::ImportConfig;
 use super::state::{KnownUser, Record, State};
 use super::summary::ImportSummary;
-use crate::client::retry::{execute, Executed};
+pub use super::summary::InboundOutcome;
+use crate::client::retry::{execute, Attempt, Executed};
 use crate::client::ScimClient;
 use crate::limits::{Preset, TargetLimits, INBOUND_BATCH};
 use crate::mapping::build::with_manager;
@@ -62,24 +63,6 @@ impl Default for InboundOptions {
             batch: INBOUND_BATCH as usize,
         }
     }
-}
-
-/// What the inbound uploads did, for the summary.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct InboundOutcome {
-    /// Uploads answered 2xx (queued), and refused for good.
-    pub uploads_accepted: u64,
-    pub uploads_failed: u64,
-    /// Status reads sent.
-    pub status_reads: u64,
-    /// Rows confirmed by a status read, refused by the service, still unconfirmed.
-    pub confirmed: u64,
-    pub refused: u64,
-    pub pending: u64,
-    /// Requests some row is still pending under.
-    pub pending_requests: Vec<String>,
-    /// Where outcomes were read (`none` when nothing says).
-    pub status_from: String,
 }
 
 /// One row on its way: sent, or pending from an earlier run.
@@ -238,16 +221,11 @@ impl Failures {
     }
 }
 
-/// An upload as its task hands it back: its rows by bulkId, the exchange, the time.
-type Sent = (Vec<(String, Row)>, Executed, Duration);
+/// An upload as its task hands it back: its rows by bulkId, the exchange.
+type Sent = (Vec<(String, Row)>, Executed);
 
-/// A status read: its path, what it said, reads sent (pages), each read's time and error.
-type StatusRead = (
-    String,
-    Vec<StatusEntry>,
-    u64,
-    Vec<(Duration, Option<String>)>,
-);
+/// A status read: its path, what it said, reads sent (pages), each read's attempts.
+type StatusRead = (String, Vec<StatusEntry>, u64, Vec<(Op, Attempt)>);
 
 /// What the uploads came to, owned by the dispatcher alone.
 struct Tally {
@@ -268,10 +246,9 @@ impl Tally {
     }
 
     /// An upload answered: its rows pending under its request id, or failed with it.
-    fn settle(&mut self, (rows, e, took): Sent, origin: &str, template: Option<&str>) {
-        self.rec.record(Op::BulkUpload, took);
-        for k in &e.errors {
-            self.rec.error(k.clone());
+    fn settle(&mut self, (rows, mut e): Sent, origin: &str, template: Option<&str>) {
+        for (op, a) in e.take_attempts(Op::BulkUpload) {
+            self.rec.attempt(op, &a.timing, a.error.as_deref());
         }
         match &e.outcome {
             Ok(r) if r.is_success() => {
@@ -611,16 +588,12 @@ pub async fn run(
             reads.spawn(async move {
                 let mut entries = Vec::new();
                 let mut next = Some(p.clone());
-                let (mut n, mut timings) = (0u64, Vec::new());
+                let (mut n, mut attempts) = (0u64, Vec::new());
                 // A log may page; at most 100 pages a read.
                 while let Some(path) = next.take().filter(|_| n < 100) {
-                    let t = Instant::now();
-                    let e = execute(&c, &retry, Method::GET, &path, None, false, n).await;
+                    let mut e = execute(&c, &retry, Method::GET, &path, None, false, n).await;
                     n += 1;
-                    timings.push((
-                        t.elapsed() / e.attempts.max(1),
-                        crate::client::retry::error_key(&e.outcome),
-                    ));
+                    attempts.extend(e.take_attempts(Op::UploadStatus));
                     if let Ok(r) = &e.outcome {
                         if r.is_success() {
                             let (mut got, more) = read_status(&r.body);
@@ -629,19 +602,16 @@ pub async fn run(
                         }
                     }
                 }
-                (p, entries, n, timings)
+                (p, entries, n, attempts)
             });
         }
         while let Some(r) = reads.join_next().await {
-            let Ok((p, entries, n, timings)) = r else {
+            let Ok((p, entries, n, attempts)) = r else {
                 continue;
             };
             t.out.status_reads += n;
-            for (took, err) in timings {
-                t.rec.record(Op::UploadStatus, took);
-                if let Some(k) = err {
-                    t.rec.error(k);
-                }
+            for (op, a) in &attempts {
+                t.rec.attempt(*op, &a.timing, a.error.as_deref());
             }
             t.apply(&p, &entries, &mut counts);
         }
@@ -709,8 +679,9 @@ pub async fn run(
         inbound: Some(t.out.clone()),
         kind: "import".into(),
         tool: concat!("scimload ", env!("CARGO_PKG_VERSION")).into(),
-        started: crate::bench::rfc3339(started),
-        machine: crate::bench::summary::Machine::this(),
+        samples: "attempt".into(),
+        started: crate::units::rfc3339(started),
+        machine: crate::results::Machine::this(),
         input: path.display().to_string(),
         dialect: "entra-inbound".into(),
         concurrency: in_flight,
@@ -801,10 +772,8 @@ fn send(
     let (c, retry, path) = (client.clone(), cfg.retry.clone(), path.to_string());
     let (b, rows) = (std::mem::take(body), std::mem::take(ops));
     uploads.spawn(async move {
-        let t = Instant::now();
         let e = execute(&c, &retry, Method::POST, &path, Some(&b), false, seq).await;
-        let took = t.elapsed() / e.attempts.max(1);
-        (rows, e, took)
+        (rows, e)
     });
 }
 

@@ -5,6 +5,7 @@
 mod bulk;
 mod bulk_groups;
 pub mod cleanup;
+pub mod config;
 pub mod dedup;
 pub mod dry_run;
 mod group_check;

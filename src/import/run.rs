@@ -10,18 +10,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::bulk;
 use super::bulk_groups::{self, BulkGroups, Slot};
+pub use super::config::{BulkMode, ImportConfig, Interrupt, Lookup, Missing};
 use super::dry_run::{Duplicates, RejectSink};
 use super::groups::{members_hash, provision_group, GroupResult, GroupTotals};
 use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
@@ -31,122 +31,12 @@ pub use super::readback::Verify;
 pub use super::summary::ImportSummary;
 use super::sync::{retire, MissingTotals, Retired};
 use super::worker::{account, verify_pending, Finished, Job, Tally, Worker};
-use crate::client::dialect::Dialect;
 use crate::client::discovery::discover;
 use crate::client::retry::{execute, Executed};
-use crate::client::{RetryPolicy, ScimClient};
+use crate::client::ScimClient;
 use crate::mapping::MappingSpec;
 use crate::metrics::{Op, Recorder};
 use crate::scim::urns;
-
-/// Whether to look a user up before creating it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Lookup {
-    /// `GET /Users?filter=userName eq` before every create (what IdPs do).
-    Always,
-    /// Create directly; a fresh tenant goes fastest.
-    Never,
-    /// Create directly; on 409, look up and update (the default).
-    OnConflict,
-}
-
-#[derive(Debug, Clone)]
-pub struct ImportConfig {
-    pub base_url: String,
-    /// TLS, HTTP version, credentials and headers of every request.
-    pub client: crate::client::ClientOptions,
-    pub concurrency: usize,
-    pub lookup: Lookup,
-    /// Request shapes: how lookups, updates and member changes are sent.
-    pub dialect: &'static Dialect,
-    pub retry: RetryPolicy,
-    pub timeout: Duration,
-    /// Members added per group PATCH.
-    pub member_batch: usize,
-    pub rejects: Option<PathBuf>,
-    pub failed: Option<PathBuf>,
-    /// The state database: skip unchanged rows, resume without duplicates.
-    pub state: Option<PathBuf>,
-    /// Users sent per second at most (`--rate`); `None`: as fast as `concurrency` allows.
-    pub rate: Option<f64>,
-    /// Slow every request down when the target answers 429, then climb back
-    /// (`--no-adaptive` turns it off).
-    pub adaptive: bool,
-    /// Whether new users travel in `/Bulk` requests.
-    pub bulk: BulkMode,
-    /// Operations per Bulk request at most (else the target's maxOperations).
-    pub bulk_size: Option<usize>,
-    /// /Bulk requests in flight at once (`--bulk-in-flight`, at most `concurrency`).
-    pub bulk_in_flight: usize,
-    /// What to do with users the state knows but the export no longer has.
-    pub missing: Missing,
-    /// Refuse to act on missing users when they are more than this fraction of the
-    /// users the state knows (a wrong or truncated file must not empty a directory).
-    pub missing_limit: f64,
-    /// Set (and notified) on Ctrl-C: stop sending, finish what is in flight, record it.
-    pub interrupt: Option<Arc<Interrupt>>,
-    /// Compare the mapping with the target's /Schemas before sending.
-    pub schema_check: SchemaCheck,
-    /// Read users back after the import and compare them with what was sent.
-    pub verify: Verify,
-    /// `--bulk auto`: how long each way is tried before the faster one is kept.
-    pub bulk_trial: Duration,
-    /// `--metrics-listen`: the recorder's requests as live counters.
-    pub live: Option<Arc<crate::metrics::live::Live>>,
-    /// `--target-limits` and `--limit`: what every request is paced under.
-    pub limits: crate::limits::TargetLimits,
-}
-
-/// `--bulk`: whether new users travel in `/Bulk` requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BulkMode {
-    /// One request per user.
-    #[default]
-    Never,
-    /// Bulk when the target's ServiceProviderConfig offers it.
-    Auto,
-    /// Bulk even if the target does not say it offers it (1,000 operations, 1 MB).
-    Always,
-}
-
-/// Users the state knows that are not in this export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Missing {
-    /// Leave them alone (the default).
-    #[default]
-    Keep,
-    /// Deactivate them in the dialect's way (`--deactivate-missing`).
-    Deactivate,
-    /// Delete them and forget them (`--delete-missing`).
-    Delete,
-}
-
-/// A request to stop an import cleanly.
-#[derive(Debug, Default)]
-pub struct Interrupt {
-    flag: std::sync::atomic::AtomicBool,
-    notify: tokio::sync::Notify,
-}
-
-impl Interrupt {
-    pub fn fire(&self) {
-        self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-
-    pub fn fired(&self) -> bool {
-        self.flag.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    async fn wait(&self) {
-        let n = self.notify.notified();
-        if !self.fired() {
-            n.await;
-        }
-    }
-}
 
 /// What the ingest thread learned, for the phases after users.
 #[derive(Default)]
@@ -293,7 +183,7 @@ fn launch(
     batch_bytes: usize,
     (max_ops, max_bytes): (usize, usize),
     groups: Option<&mut BulkGroups>,
-    lookups: &mut JoinSet<(String, Executed, Instant, Option<String>)>,
+    lookups: &mut JoinSet<(String, Executed, Option<String>)>,
     worker: &Arc<Worker>,
     lookup: Lookup,
     inflight: &mut JoinSet<Launched>,
@@ -310,8 +200,8 @@ fn launch(
                         name.to_string(),
                     );
                     lookups.spawn(async move {
-                        let (e, at, id) = super::groups::find_group(&c, &r, &name).await;
-                        (name, e, at, id)
+                        let (e, id) = super::groups::find_group(&c, &r, &name).await;
+                        (name, e, id)
                     });
                 }
             }
@@ -633,7 +523,7 @@ pub async fn run(
         });
         BulkGroups::new(known, cfg.member_batch)
     });
-    let mut group_lookups: JoinSet<(String, Executed, Instant, Option<String>)> = JoinSet::new();
+    let mut group_lookups: JoinSet<(String, Executed, Option<String>)> = JoinSet::new();
     let mut input_open = true;
     let mut last_report = Instant::now();
     // --rate: one user start every 1/rate seconds, scheduled (not reactive), so the
@@ -719,11 +609,8 @@ pub async fn run(
             }
             _ = tokio::time::sleep_until(next_start.into()), if paced && input_open => {}
             Some(found) = group_lookups.join_next(), if !group_lookups.is_empty() => {
-                if let (Ok((name, e, at, id)), Some(bg)) = (found, bulk_groups.as_mut()) {
-                    t.rec.record(Op::LookupGroup, at.elapsed() / e.attempts.max(1));
-                    for err in &e.errors {
-                        t.rec.error(err.clone());
-                    }
+                if let (Ok((name, mut e, id)), Some(bg)) = (found, bulk_groups.as_mut()) {
+                    account(&mut t.rec, Op::LookupGroup, &mut e);
                     let failed = !e.outcome.as_ref().is_ok_and(|r| r.is_success());
                     bg.found(name, id, failed);
                 }
@@ -859,10 +746,10 @@ pub async fn run(
     }
     // A manager PATCH that fails is a failure of that row's reference: in failed.csv
     // with its status and scimType, never counted as set.
-    let mut batch: JoinSet<(Executed, Duration, Deferred)> = JoinSet::new();
+    let mut batch: JoinSet<(Executed, Deferred)> = JoinSet::new();
     let mut managers_failed = 0u64;
-    let mut settle = |t: &mut Tally, (e, d, m): (Executed, Duration, Deferred)| {
-        if account(&mut t.rec, Op::PatchManager, &e, d) == 1 {
+    let mut settle = |t: &mut Tally, (mut e, m): (Executed, Deferred)| {
+        if account(&mut t.rec, Op::PatchManager, &mut e) == 1 {
             t.managers_set += 1;
             if let (Some(st), Some(uid)) = (&t.state, t.ids.get(m.seq)) {
                 // The user is now as its row says: the state can call it unchanged.
@@ -901,7 +788,6 @@ pub async fn run(
             }
         }
         batch.spawn(async move {
-            let t = Instant::now();
             let e = execute(
                 &c,
                 &r,
@@ -912,7 +798,7 @@ pub async fn run(
                 m.seq as u64,
             )
             .await;
-            (e, t.elapsed(), m)
+            (e, m)
         });
     }
     while let Some(Ok(x)) = batch.join_next().await {
@@ -1168,8 +1054,9 @@ pub async fn run(
         limits_projection,
         kind: "import".into(),
         tool: concat!("scimload ", env!("CARGO_PKG_VERSION")).into(),
-        started: crate::bench::rfc3339(started),
-        machine: crate::bench::summary::Machine::this(),
+        samples: "attempt".into(),
+        started: crate::units::rfc3339(started),
+        machine: crate::results::Machine::this(),
         input: path.display().to_string(),
         dialect: value_name(cfg.dialect.name),
         concurrency: cfg.concurrency,

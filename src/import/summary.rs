@@ -24,8 +24,13 @@ pub struct ImportSummary {
     /// `import`: tells `scimload report` what kind of run a result directory holds.
     pub kind: String,
     pub tool: String,
+    /// What one latency sample is: `attempt` (each attempt timed from its own send, the
+    /// waits between attempts in none). Absent from summaries of earlier versions, whose
+    /// samples were logical requests (elapsed over attempts, waits included).
+    #[serde(default = "per_request")]
+    pub samples: String,
     pub started: String,
-    pub machine: crate::bench::summary::Machine,
+    pub machine: crate::results::Machine,
     pub input: String,
     pub dialect: String,
     pub concurrency: usize,
@@ -83,7 +88,7 @@ pub struct ImportSummary {
     pub limits_projection: Option<crate::limits::Projection>,
     /// `--dialect entra-inbound`: uploads accepted, outcomes confirmed, rows pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inbound: Option<super::inbound::InboundOutcome>,
+    pub inbound: Option<InboundOutcome>,
     pub managers_set: u64,
     /// Manager PATCHes the target refused (each in failed.csv).
     #[serde(default)]
@@ -203,4 +208,26 @@ impl ImportSummary {
         ));
         s
     }
+}
+
+/// What the inbound uploads did, for the summary.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct InboundOutcome {
+    /// Uploads answered 2xx (queued), and refused for good.
+    pub uploads_accepted: u64,
+    pub uploads_failed: u64,
+    /// Status reads sent.
+    pub status_reads: u64,
+    /// Rows confirmed by a status read, refused by the service, still unconfirmed.
+    pub confirmed: u64,
+    pub refused: u64,
+    pub pending: u64,
+    /// Requests some row is still pending under.
+    pub pending_requests: Vec<String>,
+    /// Where outcomes were read (`none` when nothing says).
+    pub status_from: String,
+}
+
+fn per_request() -> String {
+    "request".into()
 }

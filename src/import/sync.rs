@@ -1,14 +1,12 @@
 //! Users the state knows that the export no longer has: deactivated in the dialect's
 //! form, or deleted and forgotten (`--deactivate-missing`, `--delete-missing`).
 
-use std::time::{Duration, Instant};
-
 use hyper::Method;
 use serde_json::Value;
 
-use super::run::Missing;
+use super::config::Missing;
 use crate::client::dialect::Dialect;
-use crate::client::retry::{execute, Executed};
+use crate::client::retry::{execute, Attempt, Executed};
 use crate::client::{RetryPolicy, ScimClient};
 use crate::metrics::{Op, Recorder};
 
@@ -19,8 +17,8 @@ pub(super) struct Retired {
     pub(super) mode: Missing,
     /// Deactivated or deleted (or already gone: 404).
     pub(super) ok: bool,
-    pub(super) timings: Vec<(Op, Duration)>,
-    pub(super) errors: Vec<String>,
+    /// Every attempt sent for this user, each its own sample.
+    pub(super) attempts: Vec<(Op, Attempt)>,
 }
 
 /// Deactivates (the dialect's way) or deletes one user the export no longer has.
@@ -37,26 +35,22 @@ pub(super) async fn retire(
         scim_id: scim_id.clone(),
         mode,
         ok: false,
-        timings: Vec::new(),
-        errors: Vec::new(),
+        attempts: Vec::new(),
     };
     let path = format!("/Users/{scim_id}");
-    let mut call = |op: Op, e: &Executed, t: Instant| {
-        out.timings.push((op, t.elapsed() / e.attempts.max(1)));
-        out.errors.extend(e.errors.iter().cloned());
+    let mut call = |op: Op, e: &mut Executed| {
+        out.attempts.extend(e.take_attempts(op));
         matches!(&e.outcome, Ok(rep) if rep.is_success() || rep.status == 404)
     };
     let ok = if mode == Missing::Delete {
-        let t = Instant::now();
-        let e = execute(&c, &r, Method::DELETE, &path, None, false, 17).await;
-        call(Op::DeleteUser, &e, t)
+        let mut e = execute(&c, &r, Method::DELETE, &path, None, false, 17).await;
+        call(Op::DeleteUser, &mut e)
     } else {
         // A dialect that deactivates by PUT sends the whole user back: read it first.
         let mut user = Value::Null;
         if d.deactivate == crate::client::dialect::DeactivateStyle::Put {
-            let t = Instant::now();
-            let e = execute(&c, &r, Method::GET, &path, None, false, 19).await;
-            if !call(Op::GetUser, &e, t) {
+            let mut e = execute(&c, &r, Method::GET, &path, None, false, 19).await;
+            if !call(Op::GetUser, &mut e) {
                 return Retired { ok: false, ..out };
             }
             user = e
@@ -73,9 +67,8 @@ pub(super) async fn retire(
         let s = d.deactivate(&scim_id, &user);
         let body = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
         let method = Method::from_bytes(s.method.as_bytes()).unwrap_or(Method::PATCH);
-        let t = Instant::now();
-        let e = execute(&c, &r, method, &s.path, body.as_deref(), false, 23).await;
-        call(Op::DeactivateUser, &e, t)
+        let mut e = execute(&c, &r, method, &s.path, body.as_deref(), false, 23).await;
+        call(Op::DeactivateUser, &mut e)
     };
     out.ok = ok;
     out
@@ -93,11 +86,8 @@ pub(super) struct MissingTotals {
 
 impl MissingTotals {
     pub(super) fn add(&mut self, rec: &mut Recorder, st: &super::state::State, r: Retired) {
-        for (op, d) in r.timings {
-            rec.record(op, d);
-        }
-        for e in r.errors {
-            rec.error(e);
+        for (op, a) in &r.attempts {
+            rec.attempt(*op, &a.timing, a.error.as_deref());
         }
         match (r.ok, r.mode) {
             (false, _) => self.failed += 1,

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 use serde_json::Value;
 
-use super::run::Lookup;
+use super::config::Lookup;
 use crate::client::dialect::Dialect;
-use crate::client::retry::{error_key, execute, Executed};
+use crate::client::retry::{error_key, execute, Attempt, Executed};
 use crate::client::{Decision, Reply, RetryPolicy, ScimClient, TransportError};
 use crate::mapping::build::with_manager;
 use crate::mapping::MappedUser;
@@ -41,7 +41,9 @@ pub(super) struct Finished {
     pub(super) user_name: String,
     pub(super) content_hash: u64,
     pub(super) result: UserResult,
-    pub(super) timings: Vec<(Op, Duration)>,
+    /// Every attempt sent for this user, each its own sample.
+    pub(super) attempts: Vec<(Op, Attempt)>,
+    /// Errors that were no attempt's answer (one operation of a /Bulk reply).
     pub(super) errors: Vec<String>,
     /// The manager travelled in the create or update body: set if the user was.
     pub(super) manager_in_body: bool,
@@ -64,7 +66,7 @@ impl Finished {
             user_name: job.user.user_name().to_string(),
             content_hash: job.user.content_hash(),
             result: UserResult::Pending,
-            timings: Vec::new(),
+            attempts: Vec::new(),
             errors: Vec::new(),
             manager_in_body: false,
             has_manager: job.user.manager().is_some(),
@@ -122,8 +124,8 @@ pub(super) struct Tally {
 
 impl Tally {
     pub(super) fn finish(&mut self, f: Finished) {
-        for (op, d) in &f.timings {
-            self.rec.record(*op, *d);
+        for (op, a) in &f.attempts {
+            self.rec.attempt(*op, &a.timing, a.error.as_deref());
         }
         for e in f.errors {
             self.rec.error(e);
@@ -207,8 +209,7 @@ impl Worker {
         body: Option<&[u8]>,
         creates: bool,
     ) -> Executed {
-        let t = Instant::now();
-        let e = execute(
+        let mut e = execute(
             &self.client,
             &self.retry,
             method,
@@ -218,8 +219,7 @@ impl Worker {
             f.seq as u64 ^ 0x5eed,
         )
         .await;
-        f.timings.push((op, t.elapsed() / e.attempts.max(1)));
-        f.errors.extend(e.errors.iter().cloned());
+        f.attempts.extend(e.take_attempts(op));
         e
     }
 
@@ -392,7 +392,7 @@ pub(super) async fn verify_pending(
                 user_name: name.clone(),
                 content_hash,
                 result: UserResult::Pending,
-                timings: Vec::new(),
+                attempts: Vec::new(),
                 errors: Vec::new(),
                 manager_in_body: false,
                 has_manager: false,
@@ -403,8 +403,8 @@ pub(super) async fn verify_pending(
                     t.finish(f);
                 }
                 _ => {
-                    for (op, d) in &f.timings {
-                        t.rec.record(*op, *d);
+                    for (op, a) in &f.attempts {
+                        t.rec.attempt(*op, &a.timing, a.error.as_deref());
                     }
                     still.push((seq, name, external_id, content_hash));
                 }
@@ -418,10 +418,10 @@ pub(super) async fn verify_pending(
     }
 }
 
-pub(super) fn account(rec: &mut Recorder, op: Op, e: &Executed, d: Duration) -> u64 {
-    rec.record(op, d / e.attempts.max(1));
-    for k in &e.errors {
-        rec.error(k.clone());
+/// Records every attempt of `e` as `op`; 1 if it ended 2xx.
+pub(super) fn account(rec: &mut Recorder, op: Op, e: &mut Executed) -> u64 {
+    for (op, a) in e.take_attempts(op) {
+        rec.attempt(op, &a.timing, a.error.as_deref());
     }
     matches!(&e.outcome, Ok(r) if r.is_success()) as u64
 }

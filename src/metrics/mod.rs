@@ -9,6 +9,9 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 pub mod live;
+pub mod sample;
+pub mod stats;
+pub mod threshold;
 pub mod timeline;
 
 /// The operations an import or a benchmark sends.
@@ -105,7 +108,8 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("static histogram bounds are valid")
 }
 
-/// Percentiles of one operation, in milliseconds.
+/// Percentiles of one operation's response times (from the intended send), in
+/// milliseconds; `requests` counts attempts, retries included.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct OpSummary {
     pub requests: u64,
@@ -115,17 +119,26 @@ pub struct OpSummary {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
+    /// Service time (from the actual send): the server's share of the response time.
+    #[serde(default)]
+    pub service_p90_ms: f64,
+    #[serde(default)]
+    pub service_p99_ms: f64,
 }
 
-/// Per-operation histograms plus error counts by status and scimType, and the same
-/// latencies over time (the interval log an import leaves in its report).
+/// An import's aggregator: per-operation histograms of response time, service time and
+/// send lag (one sample per attempt), error counts by status and scimType, and the same
+/// samples over time under the tags a benchmark writes (the interval log an import leaves
+/// in its report, which `scimload report` reads as it reads a bench run's).
 #[derive(Debug)]
 pub struct Recorder {
-    hist: BTreeMap<Op, Histogram<u64>>,
+    /// Response, service and send-lag histograms per operation.
+    hist: BTreeMap<Op, [Histogram<u64>; 3]>,
     pub errors: BTreeMap<String, u64>,
     pub timeline: timeline::Timeline,
-    /// `<op>.response` per operation, built once (no allocation per request).
-    tags: Vec<String>,
+    tags: sample::Tags,
+    /// An instant and its epoch ms: samples carry instants, the interval log epoch time.
+    origin: (std::time::Instant, u64),
     /// `--metrics-listen`: the same requests, as live counters and buckets.
     pub live: Option<std::sync::Arc<live::Live>>,
 }
@@ -136,10 +149,11 @@ impl Default for Recorder {
             hist: BTreeMap::new(),
             errors: BTreeMap::new(),
             timeline: timeline::Timeline::new(Duration::from_secs(1)),
-            tags: Op::ALL
-                .iter()
-                .map(|o| format!("{}.response", o.as_str()))
-                .collect(),
+            tags: sample::Tags::default(),
+            origin: (
+                std::time::Instant::now(),
+                timeline::epoch_ms(std::time::SystemTime::now()),
+            ),
             live: None,
         }
     }
@@ -154,25 +168,39 @@ impl Recorder {
         }
     }
 
-    pub fn record(&mut self, op: Op, latency: Duration) {
-        let us = (latency.as_micros() as u64).clamp(1, 60_000_000);
-        let h = self.hist.entry(op).or_insert_with(new_histogram);
-        // Saturated at the upper bound above, so recording cannot fail.
-        let _ = h.record(us);
-        // An import is a closed model: response time is service time.
-        let now = timeline::epoch_ms(std::time::SystemTime::now());
-        self.timeline.record(&self.tags[op.index()], now, us);
+    /// One attempt of `op`; `error` is its key in the error table when it failed
+    /// (`"429"`, `"409 uniqueness"`, `"transport: timeout"`).
+    pub fn attempt(&mut self, op: Op, timing: &sample::Timing, error: Option<&str>) {
+        let s = sample::Sample::new(op, *timing);
+        let (response, service, lag) = timing.times();
+        let hs = self
+            .hist
+            .entry(op)
+            .or_insert_with(|| [new_histogram(), new_histogram(), new_histogram()]);
+        for (h, v) in hs.iter_mut().zip([response, service, lag]) {
+            let _ = h.record(v.min(h.high()));
+        }
+        let at = self.origin.1
+            + timing
+                .done
+                .saturating_duration_since(self.origin.0)
+                .as_millis() as u64;
+        self.tags.record(&mut self.timeline, at, &s);
         if let Some(l) = &self.live {
-            // The status of a failed request reaches the live view through `error`.
-            l.lock().observe(op, Ok(0), us, us, None);
+            l.lock()
+                .observe(op, timing.status, response, service, Some(lag));
             l.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(k) = error {
+            *self.errors.entry(k.to_string()).or_default() += 1;
         }
     }
 
-    /// Counts an error answer: `"409 uniqueness"`, `"503"`, `"transport: timeout"`.
+    /// Counts an error that is not an attempt's answer (one operation of a /Bulk reply,
+    /// a status the target reported later): in the error table, and over time under
+    /// `all.error.<key>`, which no operation's figures include.
     pub fn error(&mut self, key: String) {
-        // Also over time, so a report can show when the errors came (a tag holds no
-        // spaces or commas).
+        // A tag holds no spaces or commas.
         let tag: String = format!("all.error.{key}")
             .chars()
             .map(|c| if c == ' ' || c == ',' { '_' } else { c })
@@ -185,15 +213,16 @@ impl Recorder {
         *self.errors.entry(key).or_default() += 1;
     }
 
+    /// Attempts of `op` recorded so far.
     pub fn count(&self, op: Op) -> u64 {
-        self.hist.get(&op).map_or(0, |h| h.len())
+        self.hist.get(&op).map_or(0, |h| h[0].len())
     }
 
     pub fn summary(&self, elapsed: Duration) -> BTreeMap<String, OpSummary> {
         let ms = |us: u64| us as f64 / 1000.0;
         self.hist
             .iter()
-            .map(|(op, h)| {
+            .map(|(op, [h, service, _])| {
                 (
                     op.as_str().to_string(),
                     OpSummary {
@@ -204,6 +233,8 @@ impl Recorder {
                         p99_ms: ms(h.value_at_quantile(0.99)),
                         p999_ms: ms(h.value_at_quantile(0.999)),
                         max_ms: ms(h.max()),
+                        service_p90_ms: ms(service.value_at_quantile(0.9)),
+                        service_p99_ms: ms(service.value_at_quantile(0.99)),
                     },
                 )
             })

@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{round, Curve, ImportSummary, OpReport, Totals};
-use crate::bench::threshold::{Metric, Threshold};
 use crate::bench::BenchSummary;
+use crate::metrics::threshold::{Metric, Threshold};
 use crate::metrics::timeline::Timeline;
 
 /// Shape of the Workday-style export `scimload gen` writes (measured with `import
@@ -118,7 +118,7 @@ fn slo_parts(slo: &Threshold) -> (f64, f64) {
 
 /// Mean response time (ms) of all operations within `[from, to)`.
 fn mean_ms(tl: &Timeline, from: u64, to: u64) -> f64 {
-    crate::bench::summary::all_responses(tl, from, to).mean() / 1000.0
+    crate::metrics::stats::all_responses(tl, from, to).mean() / 1000.0
 }
 
 fn projections(
@@ -250,7 +250,7 @@ impl Capacity {
             }
             None => {
                 let (q, ms) = slo_parts(default_slo);
-                let all = crate::bench::summary::all_responses(tl, from, to);
+                let all = crate::metrics::stats::all_responses(tl, from, to);
                 let observed = all.value_at_quantile(q) as f64 / 1000.0;
                 let errors: u64 = ops.iter().map(|o| o.errors).sum();
                 let requests: u64 = ops.iter().map(|o| o.requests).sum();
@@ -430,7 +430,7 @@ pub fn percentile_name(q: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::summary::CurvePoint;
+    use crate::metrics::stats::CurvePoint;
 
     fn point(x: u64, p99: f64) -> CurvePoint {
         CurvePoint {

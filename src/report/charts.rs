@@ -339,7 +339,7 @@ pub fn curve(c: &Curve, slo_ms: Option<f64>) -> Result<Chart, ReportError> {
             .x_desc(c.x_label.as_str())
             .y_desc("latency (ms)")
             .draw()?;
-        let lines: [Line<crate::bench::summary::CurvePoint>; 3] = [
+        let lines: [Line<crate::metrics::stats::CurvePoint>; 3] = [
             ("p50", |p| p.p50_ms, colour(0)),
             ("p99", |p| p.p99_ms, colour(1)),
             ("max", |p| p.max_ms, colour(7)),

@@ -9,12 +9,13 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::bench::knee::KneeResult;
-use crate::bench::summary::{operations, CurvePoint, Machine, OpStats, Pcts};
-use crate::bench::threshold::{Threshold, Verdict};
 use crate::bench::{BenchError, BenchSummary};
 pub use crate::import::run::ImportSummary;
 use crate::metrics::new_histogram;
+use crate::metrics::stats::{operations, CurvePoint, OpStats, Pcts};
+use crate::metrics::threshold::{Threshold, Verdict};
 use crate::metrics::timeline::{Timeline, TimelineError};
+use crate::results::Machine;
 
 pub mod capacity;
 pub mod charts;
@@ -432,7 +433,7 @@ impl ReportData {
             .iter()
             .map(|(name, o)| op_report(name, o, tl, window))
             .collect();
-        let all = crate::bench::summary::all_responses(tl, window[0], window[1]);
+        let all = crate::metrics::stats::all_responses(tl, window[0], window[1]);
         let mut totals = totals(&ops, &all, s.measured_seconds, s.dropped);
         totals.send_lag_p99_ms = Some(s.send_lag_p99_ms);
         totals.kept_schedule = s.kept_schedule;
@@ -492,7 +493,7 @@ impl ReportData {
             .iter()
             .map(|(name, o)| op_report(name, o, tl, window))
             .collect();
-        let all = crate::bench::summary::all_responses(tl, window[0], window[1]);
+        let all = crate::metrics::stats::all_responses(tl, window[0], window[1]);
         let mut totals = totals(&ops, &all, secs, 0);
         // Import errors are counted per answer, not per operation.
         totals.errors = i.errors.values().sum();

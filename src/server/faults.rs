@@ -90,6 +90,9 @@ pub struct FaultConfig {
     /// operations one after the other (one real server's /Bulk was 1.5× slower than
     /// one request per user at the same concurrency).
     pub bulk_op_delay: Duration,
+    /// Faults for requests of this operation only (`--faults-on create_user`): services
+    /// throttle their writes and leave reads alone. `None`: every request.
+    pub only: Option<crate::metrics::Op>,
 }
 
 impl Default for FaultConfig {
@@ -105,6 +108,7 @@ impl Default for FaultConfig {
             lose_answer: 0.0,
             stalls: Vec::new(),
             bulk_op_delay: Duration::ZERO,
+            only: None,
         }
     }
 }
@@ -147,12 +151,8 @@ pub struct Faults {
 }
 
 fn mix(seed: u64, n: u64, stream: u64) -> f64 {
-    let mut z =
-        seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
+    let z = seed ^ n.wrapping_mul(crate::rng::GOLDEN) ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    crate::rng::unit(crate::rng::mix(z))
 }
 
 impl Faults {
@@ -192,6 +192,11 @@ impl Faults {
         }
         g.tat = tat + interval;
         false
+    }
+
+    /// Whether requests of `op` get faults at all.
+    pub fn applies_to(&self, op: crate::metrics::Op) -> bool {
+        self.cfg.only.is_none_or(|o| o == op)
     }
 
     /// Decides the fate of one request, sleeping through stalls and added latency.

@@ -429,7 +429,13 @@ pub async fn serve(
                         return Ok(rate_limited(wait, name));
                     }
                 }
-                if let Some(f) = faults.as_ref().filter(|_| !auth::is_open(req.uri().path())) {
+                if let Some(f) = faults.as_ref().filter(|f| {
+                    !auth::is_open(req.uri().path())
+                        && (f.cfg.only.is_none() || {
+                            let path = req.uri().path_and_query().map_or("", |p| p.as_str());
+                            f.applies_to(crate::limits::classify(req.method(), path))
+                        })
+                }) {
                     match f.apply().await {
                         Action::Proceed => {}
                         Action::Drop => return Err(DroppedByFault),

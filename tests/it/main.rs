@@ -1,12 +1,14 @@
 //! One integration-test binary (faster to link than one per file), with a module per
 //! area. Fixtures live in tests/fixtures.
 
+mod architecture;
 mod bench;
 mod cli;
 mod client;
 mod core_filter;
 mod core_models;
 mod core_patch;
+mod engine;
 mod fidelity;
 mod fuzz_findings;
 mod harness;

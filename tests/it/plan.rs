@@ -197,7 +197,7 @@ async fn an_import_paced_by_a_preset_reports_the_plans_numbers() {
     .await
     .unwrap();
     let tl = s.timeline.clone().unwrap();
-    let slo = scimload::bench::threshold::Threshold::parse("p99<300ms").unwrap();
+    let slo = scimload::metrics::threshold::Threshold::parse("p99<300ms").unwrap();
     let report = ReportData::build(&Run::Import(Box::new(s)), &tl, &slo);
     let json = serde_json::to_value(&report).unwrap();
     let mine = &json["capacity"]["under_limits"];

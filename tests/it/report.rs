@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use scimload::bench::threshold::Threshold;
 use scimload::bench::{self, BenchSummary};
+use scimload::metrics::threshold::Threshold;
 use scimload::metrics::timeline::Timeline;
 use scimload::report::{self, ReportData, Run};
 use serde_json::Value;

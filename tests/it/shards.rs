@@ -26,7 +26,7 @@ fn stderr(o: &Output) -> String {
 }
 
 fn rfc3339(t: SystemTime) -> String {
-    scimload::bench::rfc3339(t)
+    scimload::units::rfc3339(t)
 }
 
 fn tmp(name: &str) -> PathBuf {

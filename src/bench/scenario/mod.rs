@@ -256,10 +256,7 @@ pub struct Scenario {
 
 /// A small integer hash: which filter, which user, which mix entry.
 fn pick(m: u64, stream: u64) -> u64 {
-    let mut z = m.wrapping_add(stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    crate::rng::mix(m.wrapping_add(stream.wrapping_mul(crate::rng::GOLDEN)))
 }
 
 fn weighted<T: Copy>(table: &[(T, u32)], x: u64) -> T {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::summary::OpStats;
+use super::stats::OpStats;
 use crate::metrics::timeline::Timeline;
 use crate::units::{parse_duration, parse_fraction};
 
@@ -127,7 +127,7 @@ impl Threshold {
             Metric::Quantile(_) | Metric::Mean => {
                 let h = match &self.op {
                     Some(o) => tl.total(&format!("{o}.response"), tl.slot(from_ms), to_ms),
-                    None => super::summary::all_responses(tl, from_ms, to_ms),
+                    None => super::stats::all_responses(tl, from_ms, to_ms),
                 };
                 let us = match self.metric {
                     Metric::Quantile(q) if q >= 1.0 => h.max() as f64,
