@@ -9,23 +9,25 @@ pub mod knee;
 pub mod scenario;
 pub mod schedule;
 pub mod seed;
-pub mod summary;
 pub mod timer;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::{ClientOptions, ScimClient};
 use crate::metrics::threshold::Threshold;
 use crate::metrics::timeline::{Timeline, TimelineError};
+pub use crate::results::bench::{
+    merge, read_results, write_failure, write_results, BenchSummary, ResultsError, ShardFailure,
+    FAILED_FILE,
+};
 use crate::units::rfc3339;
 use engine::{Model, Phase, Progress};
 use knee::{KneeConfig, KneeResult, Search};
 use scenario::{Kind, Params, Scenario};
 use schedule::{RateShape, Shard};
-pub use summary::{BenchSummary, Machine};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -44,6 +46,8 @@ pub enum BenchError {
     Mismatch(String),
     #[error("{0}")]
     StartPassed(String),
+    #[error(transparent)]
+    Results(#[from] ResultsError),
     #[error("cannot read {path}: {detail}; pass directories written by `scimload bench --report`")]
     Read { path: PathBuf, detail: String },
 }
@@ -321,7 +325,7 @@ pub async fn run(
         duration_seconds: cfg.duration.as_secs_f64(),
         started: rfc3339(first.started),
         first_intended_send: Some(rfc3339(first.first_intended)),
-        machine: Machine::this(),
+        machine: crate::results::Machine::this(),
         // With a warm-up, the window starts at the first interval boundary after it:
         // the interval holding the end of the warm-up is left out whole.
         window_ms: [
@@ -412,144 +416,4 @@ async fn wait_for_start(
             Ok(())
         }
     }
-}
-
-/// What a shard that could not run leaves in its result directory.
-pub const FAILED_FILE: &str = "failed.json";
-
-/// A shard's failure, as `scimload report --shards` reads it.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct ShardFailure {
-    pub run_id: String,
-    /// `i/N`.
-    pub shard: String,
-    pub error: String,
-}
-
-/// Records in `dir` that this shard failed and why (best effort: the error itself is
-/// what the caller reports).
-pub fn write_failure(dir: &Path, run_id: &str, shard: Shard, error: &str) {
-    let f = ShardFailure {
-        run_id: run_id.into(),
-        shard: format!("{}/{}", shard.index + 1, shard.count),
-        error: error.into(),
-    };
-    let _ = std::fs::create_dir_all(dir);
-    let _ = std::fs::remove_file(dir.join("summary.json"));
-    let _ = write_atomic(
-        &dir.join(FAILED_FILE),
-        &serde_json::to_vec_pretty(&f).expect("failure serializes"),
-    );
-}
-
-/// Writes through a temporary name and a rename, so a reader (a merge waiting on a
-/// shared volume) sees the whole file or none.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
-/// Writes `intervals.hlog` and then `summary.json` into `dir`: a summary present means
-/// the results are complete.
-pub fn write_results(dir: &Path, summary: &BenchSummary, tl: &Timeline) -> Result<(), BenchError> {
-    let io = |path: PathBuf| move |source| BenchError::Write { path, source };
-    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
-    let _ = std::fs::remove_file(dir.join(FAILED_FILE));
-    let log = dir.join("intervals.hlog");
-    let mut buf = Vec::new();
-    tl.write_log(
-        &mut buf,
-        &[format!(
-            "scenario={} target={} shard={} run_id={}",
-            summary.scenario, summary.target, summary.shard, summary.run_id
-        )],
-    )?;
-    write_atomic(&log, &buf).map_err(io(log.clone()))?;
-    let path = dir.join("summary.json");
-    let json = serde_json::to_vec_pretty(summary).expect("summary serializes");
-    write_atomic(&path, &json).map_err(io(path.clone()))?;
-    Ok(())
-}
-
-/// Reads a result directory.
-pub fn read_results(dir: &Path) -> Result<(BenchSummary, Timeline), BenchError> {
-    let read = |name: &str| {
-        let p = dir.join(name);
-        std::fs::read(&p).map_err(|e| BenchError::Read {
-            path: p,
-            detail: e.to_string(),
-        })
-    };
-    let summary: BenchSummary =
-        serde_json::from_slice(&read("summary.json")?).map_err(|e| BenchError::Read {
-            path: dir.join("summary.json"),
-            detail: e.to_string(),
-        })?;
-    let tl = Timeline::read_log(&read("intervals.hlog")?)?;
-    Ok((summary, tl))
-}
-
-/// The earlier of two RFC 3339 times (compared as times: their texts need not sort).
-fn earliest(a: &Option<String>, b: &Option<String>) -> Option<String> {
-    let at = |s: &Option<String>| {
-        s.as_deref().and_then(|t| {
-            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-        })
-    };
-    match (at(a), at(b)) {
-        (Some(x), Some(y)) if y < x => b.clone(),
-        (None, Some(_)) => b.clone(),
-        _ => a.clone(),
-    }
-}
-
-/// Merges shard results exactly: histograms added per tag and interval, counts summed,
-/// then every percentile recomputed from the merged log.
-pub fn merge(
-    parts: Vec<(BenchSummary, Timeline)>,
-    thresholds: &[Threshold],
-) -> Result<(BenchSummary, Timeline), BenchError> {
-    let mut it = parts.into_iter();
-    let (mut summary, mut tl) = it.next().ok_or_else(|| BenchError::Read {
-        path: PathBuf::from("(none)"),
-        detail: "no result directories given".into(),
-    })?;
-    let mut measured = summary.measured_seconds;
-    for (s, t) in it {
-        if s.scenario != summary.scenario {
-            return Err(BenchError::Mismatch(format!(
-                "these results come from different scenarios ({} and {}); merge the shards of one run, and compare different runs side by side",
-                summary.scenario, s.scenario
-            )));
-        }
-        tl.merge(&t)?;
-        summary.window_ms[0] = summary.window_ms[0].min(s.window_ms[0]);
-        summary.window_ms[1] = summary.window_ms[1].max(s.window_ms[1]);
-        measured = measured.max(s.measured_seconds);
-        summary.planned += s.planned;
-        summary.sent += s.sent;
-        summary.dropped += s.dropped;
-        summary.ok += s.ok;
-        summary.errors += s.errors;
-        summary.connections += s.connections;
-        summary.first_intended_send =
-            earliest(&summary.first_intended_send, &s.first_intended_send);
-        summary.offered_rate = match (summary.offered_rate, s.offered_rate) {
-            (Some(a), Some(b)) => Some(a + b),
-            _ => None,
-        };
-    }
-    summary.shards = tl.sources;
-    if summary.shards > 1 {
-        summary.shard = "merged".into();
-        if let Some(r) = summary.offered_rate {
-            summary.rate = format!("{r}/s in all");
-        }
-    }
-    summary.measured_seconds = measured;
-    summary.achieved_rate = (summary.ok + summary.errors) as f64 / measured.max(1e-3);
-    summary.compute(&tl, thresholds);
-    Ok((summary, tl))
 }

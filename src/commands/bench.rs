@@ -237,7 +237,12 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             let text = redact(format!("{e:#}"));
             // A merge waiting for this shard learns it failed instead of waiting out.
             if a.report.is_some() {
-                bench::write_failure(&dir, &run_id, shard, &text);
+                bench::write_failure(
+                    &dir,
+                    &run_id,
+                    &format!("{}/{}", shard.index + 1, shard.count),
+                    &text,
+                );
             }
             bail!(text);
         }

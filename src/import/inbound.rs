@@ -32,14 +32,14 @@ use super::config::ImportConfig;
 use super::dry_run::{Duplicates, RejectSink};
 use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
 use super::state::{KnownUser, Record, State};
-use super::summary::ImportSummary;
-pub use super::summary::InboundOutcome;
 use crate::client::retry::{execute, Attempt, Executed};
 use crate::client::ScimClient;
 use crate::limits::{Preset, TargetLimits, INBOUND_BATCH};
 use crate::mapping::build::with_manager;
 use crate::mapping::{MappedUser, MappingSpec};
 use crate::metrics::{Op, Recorder};
+use crate::results::import::ImportSummary;
+pub use crate::results::import::InboundOutcome;
 use crate::scim::urns;
 
 /// What `--dialect entra-inbound` is told beyond the import's configuration.

@@ -17,6 +17,5 @@ pub mod preflight;
 pub mod readback;
 pub mod run;
 pub mod state;
-mod summary;
 mod sync;
 mod worker;

@@ -5,12 +5,13 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::ingest::{IngestError, IngestOptions};
 use crate::client::schemas::{Declared, Published};
 use crate::mapping::target::{self, Place, TARGETS};
 use crate::mapping::MappingSpec;
+pub use crate::results::import::{SchemaFindings, Undeclared};
 
 /// `--schema-check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -22,74 +23,6 @@ pub enum SchemaCheck {
     Strict,
     /// Do not read the target's schemas.
     Off,
-}
-
-/// One mapped attribute the target does not declare, or declares with another type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Undeclared {
-    /// The mapping's name for it (`enterprise.department`).
-    pub mapping: String,
-    /// Its SCIM path.
-    pub attribute: String,
-    /// Why it will not be stored as sent.
-    pub why: String,
-    /// Rows of the export that carry a value for it.
-    pub rows: u64,
-}
-
-/// What the check found, for the summary.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SchemaFindings {
-    /// Whether the target published schemas the mapping could be checked against.
-    pub checked: bool,
-    pub notes: Vec<String>,
-    pub undeclared: Vec<Undeclared>,
-    /// Mapped attributes of schemas published without attribute lists.
-    pub unchecked: Vec<String>,
-}
-
-impl SchemaFindings {
-    /// The warning, one paragraph: what will not be stored and how many rows carry it.
-    pub fn warning(&self) -> Option<String> {
-        if self.undeclared.is_empty() {
-            return None;
-        }
-        let names: Vec<&str> = self.undeclared.iter().map(|u| u.mapping.as_str()).collect();
-        let rows = self.undeclared.iter().map(|u| u.rows).max().unwrap_or(0);
-        // Each reason once, with the attributes it applies to.
-        let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
-        for u in &self.undeclared {
-            match reasons.iter_mut().find(|(w, _)| *w == u.why) {
-                Some((_, v)) => v.push(&u.mapping),
-                None => reasons.push((&u.why, vec![&u.mapping])),
-            }
-        }
-        let why = if reasons.len() == 1 {
-            reasons[0].0.to_string()
-        } else {
-            reasons
-                .iter()
-                .map(|(w, v)| format!("{}: {w}", v.join(", ")))
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
-        let counts = if self.undeclared.iter().all(|u| u.rows == rows) {
-            String::new()
-        } else {
-            format!(
-                " ({})",
-                self.undeclared
-                    .iter()
-                    .map(|u| format!("{} {}", u.mapping, u.rows))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        Some(format!(
-            "{}: not in this target's schemas ({why}); {rows} rows carry them{counts}; they will not be stored",
-            names.join(", ")
-        ))
-    }
 }
 
 /// Types a mapping writes as JSON strings.

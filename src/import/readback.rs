@@ -7,13 +7,12 @@
 //! deterministic and the sequence numbers are the first pass's), so nothing of the
 //! users is kept in memory between sending and checking, whatever the sample size.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::BuildHasher;
 use std::path::Path;
 use std::str::FromStr;
 
 use hyper::Method;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -25,6 +24,7 @@ use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
 use crate::client::retry::execute;
 use crate::client::{RetryPolicy, ScimClient};
 use crate::mapping::MappingSpec;
+pub use crate::results::import::{Difference, Verification};
 use crate::scim::urns;
 
 /// `--verify`: how many users to read back.
@@ -73,74 +73,6 @@ impl std::fmt::Display for Verify {
             Verify::Percent(p) => write!(f, "{p}%"),
             Verify::All => f.write_str("all"),
         }
-    }
-}
-
-/// One attribute of one user that differs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Difference {
-    pub row: u64,
-    pub external_id: String,
-    pub attribute: String,
-    pub sent: Value,
-    /// `null` when the target returned nothing for it.
-    pub returned: Value,
-}
-
-/// What verification found, for the summary.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Verification {
-    /// The sample asked for (`1%`, `500`, `all`).
-    pub sample: String,
-    pub users_checked: u64,
-    pub users_matching: u64,
-    pub users_differing: u64,
-    /// Users the target answered 404 for although it had answered their create.
-    pub users_missing: u64,
-    /// Reads that got no usable answer (not counted as differing).
-    pub read_failures: u64,
-    /// SCIM path → users for which it differs.
-    pub attributes: BTreeMap<String, u64>,
-    /// The first differences, for the report.
-    pub examples: Vec<Difference>,
-    pub groups_checked: u64,
-    /// Groups that lack members the import added.
-    pub groups_differing: u64,
-    /// Members the groups should have and do not.
-    pub members_missing: u64,
-    /// Why groups were not checked, when they were not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub groups_note: Option<String>,
-}
-
-impl Verification {
-    /// Whether the target kept less than it was sent.
-    pub fn differs(&self) -> bool {
-        self.users_differing + self.users_missing + self.groups_differing > 0
-    }
-
-    pub fn human(&self) -> String {
-        let mut s = format!(
-            "  verified ({} sample): {} users read back, {} as sent, {} differing, {} missing, {} unreadable",
-            self.sample,
-            self.users_checked,
-            self.users_matching,
-            self.users_differing,
-            self.users_missing,
-            self.read_failures
-        );
-        s.push_str(&format!(
-            "; {} groups checked, {} lack {} members",
-            self.groups_checked, self.groups_differing, self.members_missing
-        ));
-        if let Some(n) = &self.groups_note {
-            s.push_str(&format!(" ({n})"));
-        }
-        s.push('\n');
-        for (a, n) in &self.attributes {
-            s.push_str(&format!("  not kept as sent: {a} ({n} users)\n"));
-        }
-        s
     }
 }
 

@@ -28,7 +28,6 @@ use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
 pub use super::preflight::SchemaCheck;
 use super::preflight::SchemaFindings;
 pub use super::readback::Verify;
-pub use super::summary::ImportSummary;
 use super::sync::{retire, MissingTotals, Retired};
 use super::worker::{account, verify_pending, Finished, Job, Tally, Worker};
 use crate::client::discovery::discover;
@@ -36,6 +35,7 @@ use crate::client::retry::{execute, Executed};
 use crate::client::ScimClient;
 use crate::mapping::MappingSpec;
 use crate::metrics::{Op, Recorder};
+pub use crate::results::import::ImportSummary;
 use crate::scim::urns;
 
 /// What the ingest thread learned, for the phases after users.
@@ -144,9 +144,9 @@ impl BulkTrial {
         }
     }
 
-    fn outcome(self) -> super::summary::BulkTrialOutcome {
+    fn outcome(self) -> crate::results::import::BulkTrialOutcome {
         let complete = self.phase == TrialPhase::Done;
-        super::summary::BulkTrialOutcome {
+        crate::results::import::BulkTrialOutcome {
             single_users_per_second: self.single,
             bulk_users_per_second: self.bulk,
             chosen: if !complete {

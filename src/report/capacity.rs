@@ -7,9 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{round, Curve, ImportSummary, OpReport, Totals};
-use crate::bench::BenchSummary;
 use crate::metrics::threshold::{Metric, Threshold};
 use crate::metrics::timeline::Timeline;
+use crate::results::bench::BenchSummary;
 
 /// Shape of the Workday-style export `scimload gen` writes (measured with `import
 /// --dry-run` on 1k and 100k rows): 115 groups (departments, locations, cost centers and

@@ -7,7 +7,7 @@ use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use super::{Curve, ReportData, ReportError, SpectrumPoint};
-use crate::bench::knee::KneeResult;
+use crate::results::knee::KneeResult;
 
 const SIZE: (u32, u32) = (880, 400);
 const FONT: &str = "sans-serif";

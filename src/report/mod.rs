@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::bench::knee::KneeResult;
-use crate::bench::{BenchError, BenchSummary};
-pub use crate::import::run::ImportSummary;
 use crate::metrics::new_histogram;
 use crate::metrics::stats::{operations, CurvePoint, OpStats, Pcts};
 use crate::metrics::threshold::{Threshold, Verdict};
 use crate::metrics::timeline::{Timeline, TimelineError};
+use crate::results::bench::{BenchSummary, ResultsError};
+pub use crate::results::import::ImportSummary;
+use crate::results::knee::KneeResult;
 use crate::results::Machine;
 
 pub mod capacity;
@@ -32,7 +32,7 @@ pub const SCHEMA: &str = "scimload-report/1";
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(transparent)]
-    Bench(#[from] BenchError),
+    Results(#[from] ResultsError),
     #[error(transparent)]
     Timeline(#[from] TimelineError),
     #[error("cannot read {path}: {detail}; give a directory written by `scimload bench` or `scimload import --report`")]
@@ -93,7 +93,7 @@ pub fn open(dirs: &[PathBuf], thresholds: &[Threshold]) -> Result<(Run, Timeline
             other => (other, tl),
         });
     }
-    let mut parts: Vec<(crate::bench::summary::BenchSummary, Timeline)> = Vec::new();
+    let mut parts: Vec<(BenchSummary, Timeline)> = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
         match load(d)? {
             (Run::Bench(s), tl) => {
@@ -120,17 +120,14 @@ pub fn open(dirs: &[PathBuf], thresholds: &[Threshold]) -> Result<(Run, Timeline
             }
         }
     }
-    let (s, tl) = crate::bench::merge(parts, thresholds)?;
+    let (s, tl) = crate::results::bench::merge(parts, thresholds)?;
     Ok((Run::Bench(Box::new(s)), tl))
 }
 
 /// Whether two results hold some of the same requests: one run's same shard twice, the
 /// shards of two different splits of it (`1/2` and `1/1` overlap), or a merged result
 /// beside a part of the same run (its shards are not listed, so any part overlaps it).
-fn overlaps(
-    a: &crate::bench::summary::BenchSummary,
-    b: &crate::bench::summary::BenchSummary,
-) -> bool {
+fn overlaps(a: &BenchSummary, b: &BenchSummary) -> bool {
     let count = |s: &str| s.split_once('/').map(|(_, n)| n.to_string());
     a.run_id == b.run_id
         && (a.shard == b.shard
@@ -203,10 +200,10 @@ pub struct ImportOutcome {
     pub managers_failed: u64,
     /// The pre-flight comparison with the target's /Schemas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<crate::import::preflight::SchemaFindings>,
+    pub schema: Option<crate::results::import::SchemaFindings>,
     /// What reading users back found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verification: Option<crate::import::readback::Verification>,
+    pub verification: Option<crate::results::import::Verification>,
 }
 
 /// One point of a percentile spectrum.

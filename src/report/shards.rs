@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::bench::{ShardFailure, FAILED_FILE};
+use crate::results::bench::{ShardFailure, FAILED_FILE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShardsError {

@@ -1,7 +1,12 @@
-//! What a run record says about where it ran, shared by bench and import records so
-//! that neither borrows it from the other.
+//! Run records: what a bench run and an import leave in a result directory, their
+//! writers and readers. Bench and import write them, report reads them; none of the
+//! three needs another's code for that (DESIGN: samples → aggregator → results → report).
 
 use serde::{Deserialize, Serialize};
+
+pub mod bench;
+pub mod import;
+pub mod knee;
 
 /// What ran on which machine.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -1,10 +1,11 @@
-//! What an import did, row by row accounted: the counts that add up to the input rows,
-//! the groups, memberships and managers, what happened to users no longer in the
-//! export, and per-operation latency — for the terminal, summary.json and the report.
+//! The record an import leaves (summary.json of its result directory): what became of
+//! the rows, the requests per operation, what the schema check and the read-back found.
+//! `scimload report` reads it from here, knowing nothing of how an import runs.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::metrics::OpSummary;
 
@@ -30,7 +31,7 @@ pub struct ImportSummary {
     #[serde(default = "per_request")]
     pub samples: String,
     pub started: String,
-    pub machine: crate::results::Machine,
+    pub machine: super::Machine,
     pub input: String,
     pub dialect: String,
     pub concurrency: usize,
@@ -96,10 +97,10 @@ pub struct ImportSummary {
     pub managers_unresolved: u64,
     /// What the target's /Schemas declares against what the mapping writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<super::preflight::SchemaFindings>,
+    pub schema: Option<SchemaFindings>,
     /// Users (and groups) read back after the import and compared with what was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verification: Option<super::readback::Verification>,
+    pub verification: Option<Verification>,
     pub rejects_by_reason: BTreeMap<String, u64>,
     pub operations: BTreeMap<String, OpSummary>,
     pub errors: BTreeMap<String, u64>,
@@ -230,4 +231,140 @@ pub struct InboundOutcome {
 
 fn per_request() -> String {
     "request".into()
+}
+
+/// One mapped attribute the target does not declare, or declares with another type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Undeclared {
+    /// The mapping's name for it (`enterprise.department`).
+    pub mapping: String,
+    /// Its SCIM path.
+    pub attribute: String,
+    /// Why it will not be stored as sent.
+    pub why: String,
+    /// Rows of the export that carry a value for it.
+    pub rows: u64,
+}
+
+/// What the check found, for the summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SchemaFindings {
+    /// Whether the target published schemas the mapping could be checked against.
+    pub checked: bool,
+    pub notes: Vec<String>,
+    pub undeclared: Vec<Undeclared>,
+    /// Mapped attributes of schemas published without attribute lists.
+    pub unchecked: Vec<String>,
+}
+
+impl SchemaFindings {
+    /// The warning, one paragraph: what will not be stored and how many rows carry it.
+    pub fn warning(&self) -> Option<String> {
+        if self.undeclared.is_empty() {
+            return None;
+        }
+        let names: Vec<&str> = self.undeclared.iter().map(|u| u.mapping.as_str()).collect();
+        let rows = self.undeclared.iter().map(|u| u.rows).max().unwrap_or(0);
+        // Each reason once, with the attributes it applies to.
+        let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+        for u in &self.undeclared {
+            match reasons.iter_mut().find(|(w, _)| *w == u.why) {
+                Some((_, v)) => v.push(&u.mapping),
+                None => reasons.push((&u.why, vec![&u.mapping])),
+            }
+        }
+        let why = if reasons.len() == 1 {
+            reasons[0].0.to_string()
+        } else {
+            reasons
+                .iter()
+                .map(|(w, v)| format!("{}: {w}", v.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let counts = if self.undeclared.iter().all(|u| u.rows == rows) {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                self.undeclared
+                    .iter()
+                    .map(|u| format!("{} {}", u.mapping, u.rows))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        Some(format!(
+            "{}: not in this target's schemas ({why}); {rows} rows carry them{counts}; they will not be stored",
+            names.join(", ")
+        ))
+    }
+}
+
+/// One attribute of one user that differs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Difference {
+    pub row: u64,
+    pub external_id: String,
+    pub attribute: String,
+    pub sent: Value,
+    /// `null` when the target returned nothing for it.
+    pub returned: Value,
+}
+
+/// What verification found, for the summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    /// The sample asked for (`1%`, `500`, `all`).
+    pub sample: String,
+    pub users_checked: u64,
+    pub users_matching: u64,
+    pub users_differing: u64,
+    /// Users the target answered 404 for although it had answered their create.
+    pub users_missing: u64,
+    /// Reads that got no usable answer (not counted as differing).
+    pub read_failures: u64,
+    /// SCIM path → users for which it differs.
+    pub attributes: BTreeMap<String, u64>,
+    /// The first differences, for the report.
+    pub examples: Vec<Difference>,
+    pub groups_checked: u64,
+    /// Groups that lack members the import added.
+    pub groups_differing: u64,
+    /// Members the groups should have and do not.
+    pub members_missing: u64,
+    /// Why groups were not checked, when they were not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups_note: Option<String>,
+}
+
+impl Verification {
+    /// Whether the target kept less than it was sent.
+    pub fn differs(&self) -> bool {
+        self.users_differing + self.users_missing + self.groups_differing > 0
+    }
+
+    pub fn human(&self) -> String {
+        let mut s = format!(
+            "  verified ({} sample): {} users read back, {} as sent, {} differing, {} missing, {} unreadable",
+            self.sample,
+            self.users_checked,
+            self.users_matching,
+            self.users_differing,
+            self.users_missing,
+            self.read_failures
+        );
+        s.push_str(&format!(
+            "; {} groups checked, {} lack {} members",
+            self.groups_checked, self.groups_differing, self.members_missing
+        ));
+        if let Some(n) = &self.groups_note {
+            s.push_str(&format!(" ({n})"));
+        }
+        s.push('\n');
+        for (a, n) in &self.attributes {
+            s.push_str(&format!("  not kept as sent: {a} ({n} users)\n"));
+        }
+        s
+    }
 }
