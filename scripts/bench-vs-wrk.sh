@@ -105,7 +105,7 @@ h1_w=(); h1_s=(); tls_w=(); tls_s=(); h2_r=(); h2_s=()
 # Each pair runs in turn, the reference first in odd reps and scimload first in even ones,
 # so that a machine drifting within a rep does not favour either.
 pair() { # reference command, our command (each prints requests/s) -> "ref ours"
-  local a b
+  local a= b=
   if [ $((r % 2)) = 1 ]; then a=$(eval "$1") && b=$(eval "$2"); else b=$(eval "$2") && a=$(eval "$1"); fi
   echo "$a $b"
 }
