@@ -19,15 +19,19 @@ fi
 "$VENV/bin/python" -c 'import PIL, websocket' 2>/dev/null ||
   "$VENV/bin/pip" install --quiet --disable-pip-version-check 'pillow==11.*' 'websocket-client==1.*'
 mkdir -p "$OUT"
+# A benchmark whose verdict failed (exit 1: a step missed its bound, e.g. send lag on a
+# busy machine) has still written its results, and the report is what is checked here;
+# any other failure stops the script.
+report_of() { "$@" || { local rc=$?; [ "$rc" = 1 ] || exit "$rc"; }; }
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 # Rate steps of a mixed workload with 0.5% injected 503s: percentile spectrum, latency
 # and throughput over time, the knee, errors over time.
-"$BIN" bench mixed --steps 100,200,400 --step-duration 2s --error-budget 2% --fail-503 0.5% \
+report_of "$BIN" bench mixed --steps 100,200,400 --step-duration 2s --error-budget 2% --fail-503 0.5% \
   --users 300 --connections 16 --interval 500ms --quiet --report "$WORK/mixed" >/dev/null
 # A group built to 10,000 members and torn down: latency against group size.
-"$BIN" bench group-members --rate 200 --group-size 10000 --connections 32 --interval 500ms \
+report_of "$BIN" bench group-members --rate 200 --group-size 10000 --connections 32 --interval 500ms \
   --quiet --report "$WORK/group" >/dev/null
 # README's quick start: an import of 0.2 s, one 1 s interval: no chart over time.
 "$BIN" import datasets/workday-1k-dirty.csv --report "$WORK/quick" --state "$WORK/quick.sqlite" \
