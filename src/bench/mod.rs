@@ -12,7 +12,6 @@ pub mod seed;
 pub mod timer;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,19 +36,10 @@ pub enum BenchError {
     Target(String),
     #[error(transparent)]
     Timeline(#[from] TimelineError),
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Mismatch(String),
     #[error("{0}")]
     StartPassed(String),
     #[error(transparent)]
     Results(#[from] ResultsError),
-    #[error("cannot read {path}: {detail}; pass directories written by `scimload bench --report`")]
-    Read { path: PathBuf, detail: String },
 }
 
 /// Everything a run was told, validated.

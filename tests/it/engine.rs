@@ -110,6 +110,17 @@ async fn an_import_under_retry_after_records_attempts_not_backoff() {
         all_429, throttled,
         "the error table counts what the log does"
     );
+    // `--faults-on create_user`: no other operation was refused.
+    assert!(
+        r.operations
+            .iter()
+            .all(|o| o.name == "create_user" || !o.errors_by_status.contains_key("429")),
+        "{:?}",
+        r.operations
+            .iter()
+            .map(|o| (&o.name, &o.errors_by_status))
+            .collect::<Vec<_>>()
+    );
     assert!(op.service.is_some() && op.send_lag.is_some(), "{op:?}");
 
     // A bench create against the same server writes the same kinds of tags.
