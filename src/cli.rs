@@ -148,12 +148,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
     /// Offered rate in requests/s (open model): 500, or a ramp 100..2000 over --duration.
-    #[arg(long, default_value = "200", value_parser = crate::bench::schedule::RateShape::parse)]
-    pub rate: crate::bench::schedule::RateShape,
+    #[arg(long, default_value = "200", value_parser = crate::dispatch::schedule::RateShape::parse)]
+    pub rate: crate::dispatch::schedule::RateShape,
     /// Ramp the offered rate linearly over --duration, e.g. 100..2000 (same as
     /// --rate 100..2000).
-    #[arg(long, value_parser = crate::bench::schedule::RateShape::parse)]
-    pub ramp: Option<crate::bench::schedule::RateShape>,
+    #[arg(long, value_parser = crate::dispatch::schedule::RateShape::parse)]
+    pub ramp: Option<crate::dispatch::schedule::RateShape>,
     /// Poisson arrivals (seeded by --seed) instead of evenly spaced ones.
     #[arg(long)]
     pub poisson: bool,
@@ -183,8 +183,8 @@ pub struct BenchArgs {
     pub start_at: Option<std::time::SystemTime>,
     /// Run shard i of N (1-based): a disjoint 1/N of the data and of the rate; `auto`
     /// in a Kubernetes Indexed Job (JOB_COMPLETION_INDEX and SCIMLOAD_SHARDS).
-    #[arg(long, value_parser = crate::bench::schedule::Shard::parse)]
-    pub shard: Option<crate::bench::schedule::Shard>,
+    #[arg(long, value_parser = crate::dispatch::schedule::Shard::parse)]
+    pub shard: Option<crate::dispatch::schedule::Shard>,
     /// Users seeded before measuring (get, filter, update, paginate, mixed).
     #[arg(long, default_value = "1000", value_parser = parse_count)]
     pub users: u64,

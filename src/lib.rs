@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod dispatch;
 pub mod gen;
 pub mod import;
 pub mod limits;

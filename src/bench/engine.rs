@@ -16,10 +16,10 @@ use hdrhistogram::Histogram;
 use tokio::sync::{mpsc, Mutex};
 
 use super::scenario::{Scenario, Walker};
-use super::schedule::{Arrivals, RateShape};
-use super::timer::{self, PreciseTimer};
 use crate::client::conn::{Conn, Negotiated};
 use crate::client::ScimClient;
+use crate::dispatch::schedule::{Arrivals, RateShape};
+use crate::dispatch::timer::{self, PreciseTimer};
 use crate::metrics::live::Live;
 use crate::metrics::new_histogram;
 use crate::metrics::sample::{Sample, Tags, Timing};

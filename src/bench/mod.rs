@@ -7,15 +7,14 @@
 pub mod engine;
 pub mod knee;
 pub mod scenario;
-pub mod schedule;
 pub mod seed;
-pub mod timer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::{ClientOptions, ScimClient};
+use crate::dispatch::schedule::{RateShape, Shard};
 use crate::metrics::threshold::Threshold;
 use crate::metrics::timeline::{Timeline, TimelineError};
 pub use crate::results::bench::{
@@ -26,7 +25,6 @@ use crate::units::rfc3339;
 use engine::{Model, Phase, Progress};
 use knee::{KneeConfig, KneeResult, Search};
 use scenario::{Kind, Params, Scenario};
-use schedule::{RateShape, Shard};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {

@@ -9,11 +9,11 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use super::scenario::{Kind, Paging, Params, Person, SeedData, Seeded};
-use super::schedule::Shard;
 use crate::client::dialect::GENERIC;
 use crate::client::fan::fan_out;
 use crate::client::retry::{execute, Executed};
 use crate::client::{Decision, RetryPolicy, ScimClient};
+use crate::dispatch::schedule::Shard;
 use crate::scim::filter::query_escape;
 use crate::scim::urns;
 

@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use hyper::Method;
 use serde_json::Value;
-use tokio::task::JoinSet;
 
 use super::bulk_groups::{self, Answer, Done, GroupOp};
 use super::worker::{Finished, Job, UserResult, Worker};
 use crate::client::retry::execute;
 use crate::client::{Reply, TransportError};
+use crate::dispatch::InFlight;
 use crate::mapping::build::with_manager;
 use crate::metrics::Op;
 use crate::scim::urns;
@@ -146,7 +146,8 @@ pub(super) async fn provision_bulk(
         .collect();
     let done = (!groups.is_empty()).then(|| bulk_groups::outcome(groups, answers.as_deref()));
     let mut out = Vec::with_capacity(batch.len());
-    let mut again: JoinSet<Finished> = JoinSet::new();
+    // Operations the batch did not create go again one by one, 16 at a time.
+    let mut again: InFlight<Finished> = InFlight::new(16);
     let mut first = true;
     for (job, manager) in batch {
         let key = format!("u{}", job.seq);
@@ -165,13 +166,8 @@ pub(super) async fn provision_bulk(
                 // the batch got no answer at all it may have been applied: look first.
                 let status = other.map_or("no answer", |(s, _)| s.as_str()).to_string();
                 let unanswered = answers.is_none();
-                while again.len() >= 16 {
-                    if let Some(Ok(f)) = again.join_next().await {
-                        out.push(f);
-                    }
-                }
                 let w = worker.clone();
-                again.spawn(async move {
+                let task = async move {
                     if unanswered {
                         let mut f = Finished::new(&job);
                         if let Ok(Some(id)) = w.find(&mut f, job.user.user_name()).await {
@@ -185,15 +181,12 @@ pub(super) async fn provision_bulk(
                     let mut f = w.provision(job, manager, None).await;
                     f.errors.push(format!("bulk operation {status}"));
                     f
-                });
+                };
+                again.start(task, |f| out.push(f)).await;
             }
         }
     }
-    while let Some(r) = again.join_next().await {
-        if let Ok(f) = r {
-            out.push(f);
-        }
-    }
+    again.drain(|f| out.push(f)).await;
     if first {
         // Nothing was created by the batch itself: still count the request.
         if let Some(f) = out.first_mut() {

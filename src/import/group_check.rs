@@ -16,11 +16,11 @@ use bytes::{Buf, Bytes};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
 use super::ids::IdTable;
 use crate::client::retry::Decision;
 use crate::client::{RetryPolicy, ScimClient};
+use crate::dispatch::InFlight;
 
 /// What the groups should hold: name, SCIM id, and the sequence numbers of the users
 /// the import put in (their ids are in the [`IdTable`]).
@@ -218,14 +218,10 @@ pub(super) async fn check_groups(
         v.note = Some("the target does not return members on a group read".into());
         return v;
     }
-    let mut set: JoinSet<(usize, GroupRead)> = JoinSet::new();
+    // Two group reads at a time: a group of 100k members is megabytes a read.
+    let mut set: InFlight<(usize, GroupRead)> = InFlight::new(2);
     let mut results: Vec<GroupRead> = vec![None; groups.len()];
     for (i, (_, id, seqs)) in groups.iter().enumerate() {
-        while set.len() >= 2 {
-            if let Some(Ok((j, got))) = set.join_next().await {
-                results[j] = got;
-            }
-        }
         let mut expected: Vec<u64> = seqs
             .iter()
             .filter_map(|&s| ids.get(s))
@@ -234,9 +230,10 @@ pub(super) async fn check_groups(
         expected.sort_unstable();
         expected.dedup();
         let (c, r, id) = (client.clone(), retry.clone(), id.clone());
-        set.spawn(async move { (i, read_group(c, r, id, expected, i as u64).await) });
+        let task = async move { (i, read_group(c, r, id, expected, i as u64).await) };
+        set.start(task, |(j, got)| results[j] = got).await;
     }
-    while let Some(Ok((j, got))) = set.join_next().await {
+    while let Some((j, got)) = set.next().await {
         results[j] = got;
     }
     let mut any_listed = false;

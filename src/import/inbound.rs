@@ -26,14 +26,15 @@ use std::time::{Duration, Instant};
 
 use hyper::Method;
 use serde_json::Value;
-use tokio::task::JoinSet;
 
 use super::config::ImportConfig;
-use super::dry_run::{Duplicates, RejectSink};
 use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
+use super::rejects::RejectSink;
+use super::screen::Duplicates;
 use super::state::{KnownUser, Record, State};
 use crate::client::retry::{execute, Attempt, Executed};
 use crate::client::ScimClient;
+use crate::dispatch::InFlight;
 use crate::limits::{Preset, TargetLimits, INBOUND_BATCH};
 use crate::mapping::build::with_manager;
 use crate::mapping::{MappedUser, MappingSpec};
@@ -465,7 +466,7 @@ pub async fn run(
     let (mut unchanged, mut users) = (0u64, 0u64);
     // Rows pending from an earlier run, by their request: asked after, not sent again.
     let mut earlier: HashMap<String, Open> = HashMap::new();
-    let mut uploads: JoinSet<Sent> = JoinSet::new();
+    let mut uploads: InFlight<Sent> = InFlight::new(in_flight);
     let mut body = Vec::new();
     let mut ops: Vec<(String, Row)> = Vec::new();
     let mut seq = 0u64;
@@ -516,20 +517,10 @@ pub async fn run(
             }
             if ops.len() >= batch {
                 seq += 1;
-                send(
-                    &mut uploads,
-                    &client,
-                    cfg,
-                    &upload_path,
-                    &mut body,
-                    &mut ops,
-                    seq,
-                );
-                while uploads.len() >= in_flight {
-                    if let Some(Ok(sent)) = uploads.join_next().await {
-                        t.settle(sent, &origin, template);
-                    }
-                }
+                let task = upload(&client, cfg, &upload_path, &mut body, &mut ops, seq);
+                uploads
+                    .start(task, |sent| t.settle(sent, &origin, template))
+                    .await;
             }
         }
         if last {
@@ -538,21 +529,14 @@ pub async fn run(
     }
     if !ops.is_empty() {
         seq += 1;
-        send(
-            &mut uploads,
-            &client,
-            cfg,
-            &upload_path,
-            &mut body,
-            &mut ops,
-            seq,
-        );
+        let task = upload(&client, cfg, &upload_path, &mut body, &mut ops, seq);
+        uploads
+            .start(task, |sent| t.settle(sent, &origin, template))
+            .await;
     }
-    while let Some(r) = uploads.join_next().await {
-        if let Ok(sent) = r {
-            t.settle(sent, &origin, template);
-        }
-    }
+    uploads
+        .drain(|sent| t.settle(sent, &origin, template))
+        .await;
     let (rows, rejected_by) = reader
         .await
         .map_err(|e| sink(format!("the reader thread failed: {e}")))??;
@@ -582,10 +566,12 @@ pub async fn run(
             .filter(|o| !o.rows.is_empty())
             .filter_map(|o| o.status.clone())
             .collect();
-        let mut reads: JoinSet<StatusRead> = JoinSet::new();
+        // One read per status resource, all at once: they are few (one per open upload,
+        // or a single provisioning log).
+        let mut reads: InFlight<StatusRead> = InFlight::new(usize::MAX);
         for p in paths {
             let (c, retry, origin) = (client.clone(), cfg.retry.clone(), origin.clone());
-            reads.spawn(async move {
+            reads.start_now(async move {
                 let mut entries = Vec::new();
                 let mut next = Some(p.clone());
                 let (mut n, mut attempts) = (0u64, Vec::new());
@@ -605,10 +591,7 @@ pub async fn run(
                 (p, entries, n, attempts)
             });
         }
-        while let Some(r) = reads.join_next().await {
-            let Ok((p, entries, n, attempts)) = r else {
-                continue;
-            };
+        while let Some((p, entries, n, attempts)) = reads.next().await {
             t.out.status_reads += n;
             for (op, a) in &attempts {
                 t.rec.attempt(*op, &a.timing, a.error.as_deref());
@@ -757,24 +740,23 @@ fn push_op(body: &mut Vec<u8>, ops: &mut Vec<(String, Row)>, u: &MappedUser, row
     ops.push((bulk_id, row));
 }
 
-/// Sends the upload built so far. An upload is idempotent (users are matched on their
-/// externalId), so a lost answer may be resent.
-fn send(
-    uploads: &mut JoinSet<Sent>,
+/// The upload built so far, to send. An upload is idempotent (users are matched on
+/// their externalId), so a lost answer may be resent.
+fn upload(
     client: &ScimClient,
     cfg: &ImportConfig,
     path: &str,
     body: &mut Vec<u8>,
     ops: &mut Vec<(String, Row)>,
     seq: u64,
-) {
+) -> impl std::future::Future<Output = Sent> + Send + 'static {
     body.extend_from_slice(br#"],"failOnErrors":null}"#);
     let (c, retry, path) = (client.clone(), cfg.retry.clone(), path.to_string());
     let (b, rows) = (std::mem::take(body), std::mem::take(ops));
-    uploads.spawn(async move {
+    async move {
         let e = execute(&c, &retry, Method::POST, &path, Some(&b), false, seq).await;
         (rows, e)
-    });
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `scimload import`: the input half of the pipeline (read, map, validate, deduplicate),
-//! the dry run built on it, and the provisioning half (dispatcher, worker, groups, sync
-//! of missing users, state, cleanup).
+//! the dry run built on it, and the provisioning half as phases that `run` calls in
+//! order — reader, users (the dispatcher), managers, sync (missing users), memberships,
+//! readback — over the worker, the state and the reject sink.
 
 mod bulk;
 mod bulk_groups;
@@ -13,9 +14,16 @@ mod groups;
 mod ids;
 pub mod inbound;
 pub mod ingest;
+mod managers;
+mod memberships;
 pub mod preflight;
 pub mod readback;
+mod reader;
+pub mod rejects;
 pub mod run;
+mod screen;
 pub mod state;
 mod sync;
+mod trial;
+mod users;
 mod worker;

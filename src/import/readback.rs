@@ -15,14 +15,14 @@ use std::str::FromStr;
 use hyper::Method;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
-use super::dry_run::Duplicates;
 use super::group_check::{check_groups, ExpectedGroup};
 use super::ids::IdTable;
 use super::ingest::{ingest, IngestError, IngestOptions, RowOutcome};
+use super::screen::Duplicates;
 use crate::client::retry::execute;
 use crate::client::{RetryPolicy, ScimClient};
+use crate::dispatch::InFlight;
 use crate::mapping::MappingSpec;
 pub use crate::results::import::{Difference, Verification};
 use crate::scim::urns;
@@ -414,7 +414,7 @@ pub(super) async fn verify(
         }
         Ok(())
     });
-    let mut set: JoinSet<(Sample, Read)> = JoinSet::new();
+    let mut set: InFlight<(Sample, Read)> = InFlight::new(inp.concurrency);
     let tally = |v: &mut Verification, (s, read): (Sample, Read)| {
         v.users_checked += 1;
         match read {
@@ -457,22 +457,16 @@ pub(super) async fn verify(
                 }
             }
         }
-        while set.len() >= inp.concurrency.max(1) {
-            if let Some(Ok(r)) = set.join_next().await {
-                tally(&mut v, r);
-            }
-        }
         let sample = Sample {
             row: u.row,
             external_id: u.external_id().to_string(),
             id: id.to_string(),
             sent,
         };
-        set.spawn(read_back(inp.client.clone(), inp.retry.clone(), sample));
+        let task = read_back(inp.client.clone(), inp.retry.clone(), sample);
+        set.start(task, |r| tally(&mut v, r)).await;
     }
-    while let Some(Ok(r)) = set.join_next().await {
-        tally(&mut v, r);
-    }
+    set.drain(|r| tally(&mut v, r)).await;
     reader
         .await
         .map_err(|e| IngestError::Sink(format!("verification failed: {e}")))??;

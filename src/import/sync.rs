@@ -1,13 +1,18 @@
 //! Users the state knows that the export no longer has: deactivated in the dialect's
 //! form, or deleted and forgotten (`--deactivate-missing`, `--delete-missing`).
 
+use std::collections::HashSet;
+
 use hyper::Method;
 use serde_json::Value;
 
-use super::config::Missing;
+use super::config::{ImportConfig, Missing};
+use super::state::KnownUser;
+use super::worker::Tally;
 use crate::client::dialect::Dialect;
 use crate::client::retry::{execute, Attempt, Executed};
 use crate::client::{RetryPolicy, ScimClient};
+use crate::dispatch::InFlight;
 use crate::metrics::{Op, Recorder};
 
 /// How one missing user was handled.
@@ -110,4 +115,57 @@ impl MissingTotals {
             }
         }
     }
+}
+
+/// Users the state knows that the export no longer has (rejected rows are still in it):
+/// deactivated or deleted at most `--concurrency` at a time, unless more of them are
+/// missing than `--missing-limit` allows (a truncated file must not empty a tenant).
+pub(super) async fn sync_missing(
+    client: &ScimClient,
+    cfg: &ImportConfig,
+    t: &mut Tally,
+    rejected_ids: &[String],
+    known_at_start: usize,
+) -> MissingTotals {
+    let mut sync = MissingTotals::default();
+    let Some(st) = t.state.as_mut() else {
+        return sync;
+    };
+    let rejected: HashSet<&str> = rejected_ids.iter().map(String::as_str).collect();
+    let missing: Vec<(String, KnownUser)> = st
+        .users
+        .drain()
+        .filter(|(ext, _)| !rejected.contains(ext.as_str()))
+        .collect();
+    sync.missing = missing.len() as u64;
+    // A content hash of 0 marks a user already deactivated by an earlier run.
+    let todo: Vec<_> = missing
+        .into_iter()
+        .filter(|(_, k)| cfg.missing == Missing::Delete || k.content_hash != 0)
+        .collect();
+    let limit = (cfg.missing_limit * known_at_start as f64).max(10.0);
+    if cfg.missing == Missing::Keep {
+        return sync;
+    }
+    if sync.missing as f64 > limit {
+        sync.refused = Some(format!(
+            "{} of the {} users the state knows are not in this export, more than --missing-limit {:.0}%; check that the file is complete, or raise --missing-limit",
+            sync.missing,
+            known_at_start,
+            cfg.missing_limit * 100.0
+        ));
+        return sync;
+    }
+    let (rec, st) = (&mut t.rec, &*st);
+    let mut inflight: InFlight<Retired> = InFlight::new(cfg.concurrency);
+    for (external_id, k) in todo {
+        let (c, r, d, mode) = (client.clone(), cfg.retry.clone(), cfg.dialect, cfg.missing);
+        inflight
+            .start(retire(c, r, d, mode, external_id, k.scim_id), |r| {
+                sync.add(rec, st, r)
+            })
+            .await;
+    }
+    inflight.drain(|r| sync.add(rec, st, r)).await;
+    sync
 }

@@ -104,6 +104,9 @@ pub(super) fn filter_query(attr: &str, value: &str) -> String {
     ))
 }
 
+/// failed.csv: one line per row reference the target refused.
+pub(super) type FailedWriter = csv::Writer<BufWriter<File>>;
+
 /// The dispatcher's results, owned by the dispatcher alone.
 pub(super) struct Tally {
     pub(super) rec: Recorder,
@@ -117,12 +120,31 @@ pub(super) struct Tally {
     /// (seq, userName, externalId, content hash).
     pub(super) pending: Vec<(u32, String, String, u64)>,
     pub(super) failed: u64,
-    pub(super) failed_out: Option<csv::Writer<BufWriter<File>>>,
+    pub(super) failed_out: Option<FailedWriter>,
     /// Managers that travelled in a body the target accepted.
     pub(super) managers_set: u64,
 }
 
 impl Tally {
+    pub(super) fn new(
+        rec: Recorder,
+        state: Option<super::state::State>,
+        failed_out: Option<FailedWriter>,
+    ) -> Self {
+        Tally {
+            rec,
+            ids: Default::default(),
+            created: 0,
+            updated: 0,
+            unchanged: 0,
+            state,
+            pending: Vec::new(),
+            failed: 0,
+            failed_out,
+            managers_set: 0,
+        }
+    }
+
     pub(super) fn finish(&mut self, f: Finished) {
         for (op, a) in &f.attempts {
             self.rec.attempt(*op, &a.timing, a.error.as_deref());

@@ -108,32 +108,12 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("static histogram bounds are valid")
 }
 
-/// Percentiles of one operation's response times (from the intended send), in
-/// milliseconds; `requests` counts attempts, retries included.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct OpSummary {
-    pub requests: u64,
-    pub per_second: f64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
-    /// Service time (from the actual send): the server's share of the response time.
-    #[serde(default)]
-    pub service_p90_ms: f64,
-    #[serde(default)]
-    pub service_p99_ms: f64,
-}
-
 /// An import's aggregator: per-operation histograms of response time, service time and
 /// send lag (one sample per attempt), error counts by status and scimType, and the same
 /// samples over time under the tags a benchmark writes (the interval log an import leaves
 /// in its report, which `scimload report` reads as it reads a bench run's).
 #[derive(Debug)]
 pub struct Recorder {
-    /// Response, service and send-lag histograms per operation.
-    hist: BTreeMap<Op, [Histogram<u64>; 3]>,
     pub errors: BTreeMap<String, u64>,
     pub timeline: timeline::Timeline,
     tags: sample::Tags,
@@ -146,7 +126,6 @@ pub struct Recorder {
 impl Default for Recorder {
     fn default() -> Self {
         Recorder {
-            hist: BTreeMap::new(),
             errors: BTreeMap::new(),
             timeline: timeline::Timeline::new(Duration::from_secs(1)),
             tags: sample::Tags::default(),
@@ -173,13 +152,6 @@ impl Recorder {
     pub fn attempt(&mut self, op: Op, timing: &sample::Timing, error: Option<&str>) {
         let s = sample::Sample::new(op, *timing);
         let (response, service, lag) = timing.times();
-        let hs = self
-            .hist
-            .entry(op)
-            .or_insert_with(|| [new_histogram(), new_histogram(), new_histogram()]);
-        for (h, v) in hs.iter_mut().zip([response, service, lag]) {
-            let _ = h.record(v.min(h.high()));
-        }
         let at = self.origin.1
             + timing
                 .done
@@ -213,32 +185,14 @@ impl Recorder {
         *self.errors.entry(key).or_default() += 1;
     }
 
-    /// Attempts of `op` recorded so far.
-    pub fn count(&self, op: Op) -> u64 {
-        self.hist.get(&op).map_or(0, |h| h[0].len())
-    }
-
-    pub fn summary(&self, elapsed: Duration) -> BTreeMap<String, OpSummary> {
-        let ms = |us: u64| us as f64 / 1000.0;
-        self.hist
-            .iter()
-            .map(|(op, [h, service, _])| {
-                (
-                    op.as_str().to_string(),
-                    OpSummary {
-                        requests: h.len(),
-                        per_second: h.len() as f64 / elapsed.as_secs_f64().max(1e-9),
-                        p50_ms: ms(h.value_at_quantile(0.5)),
-                        p90_ms: ms(h.value_at_quantile(0.9)),
-                        p99_ms: ms(h.value_at_quantile(0.99)),
-                        p999_ms: ms(h.value_at_quantile(0.999)),
-                        max_ms: ms(h.max()),
-                        service_p90_ms: ms(service.value_at_quantile(0.9)),
-                        service_p99_ms: ms(service.value_at_quantile(0.99)),
-                    },
-                )
-            })
-            .collect()
+    /// Per-operation statistics of everything recorded: computed from the interval log,
+    /// exactly as `scimload report` computes them from the log it is written to, so the
+    /// summary and the report cannot disagree.
+    pub fn summary(&self, elapsed: Duration) -> BTreeMap<String, stats::OpStats> {
+        let Some((from, to)) = self.timeline.span() else {
+            return BTreeMap::new();
+        };
+        stats::operations(&self.timeline, from, to, elapsed.as_secs_f64()).0
     }
 }
 

@@ -7,7 +7,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::metrics::OpSummary;
+use crate::metrics::stats::OpStats;
+
+/// The operations of a summary in today's shape, or none from one written before.
+fn operations_or_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, OpStats>, D::Error> {
+    let v = Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).unwrap_or_default())
+}
 
 /// How `--bulk auto` chose between /Bulk and one request per user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -102,7 +110,12 @@ pub struct ImportSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
     pub rejects_by_reason: BTreeMap<String, u64>,
-    pub operations: BTreeMap<String, OpSummary>,
+    /// Per operation, as a bench run's summary has them (response, service and send-lag
+    /// percentiles, errors by status), computed from the interval log. Summaries written
+    /// before had flat `p50_ms`… fields; those read as empty (the report recomputes
+    /// every figure from the log anyway).
+    #[serde(default, deserialize_with = "operations_or_empty")]
+    pub operations: BTreeMap<String, OpStats>,
     pub errors: BTreeMap<String, u64>,
     pub elapsed_seconds: f64,
     pub users_per_second: f64,
@@ -197,7 +210,13 @@ impl ImportSummary {
         for (op, o) in &self.operations {
             s.push_str(&format!(
                 "  {op:<15} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}\n",
-                o.requests, o.per_second, o.p50_ms, o.p90_ms, o.p99_ms, o.p999_ms, o.max_ms
+                o.requests,
+                o.per_second,
+                o.response.p50_ms,
+                o.response.p90_ms,
+                o.response.p99_ms,
+                o.response.p999_ms,
+                o.response.max_ms
             ));
         }
         for (e, n) in &self.errors {

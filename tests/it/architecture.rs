@@ -218,7 +218,7 @@ fn the_engines_modules_form_no_rings() {
     let g = graph();
     assert!(g.contains_key("import::run") && g.contains_key("bench::knee"));
     for parent in [
-        "import", "bench", "metrics", "report", "server", "source", "mapping",
+        "import", "bench", "dispatch", "metrics", "report", "server", "source", "mapping",
     ] {
         let rings = rings_under(&g, parent);
         assert!(rings.is_empty(), "rings among {parent}/*: {rings:?}");
@@ -241,6 +241,13 @@ fn bench_import_and_report_meet_only_in_results_and_metrics() {
         ("report", "import"),
         ("client", "import"),
         ("client", "bench"),
+        // Dispatch knows when and how many, never what: no unit types, no client.
+        ("dispatch", "bench"),
+        ("dispatch", "import"),
+        ("dispatch", "client"),
+        ("dispatch", "metrics"),
+        ("dispatch", "results"),
+        ("dispatch", "report"),
     ] {
         let edges = reaches(&g, from, to);
         assert!(edges.is_empty(), "{from} must not use {to}: {edges:?}");

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use scimload::bench::engine::Model;
 use scimload::bench::scenario::{Kind, Params};
-use scimload::bench::schedule::Shard;
 use scimload::bench::{self, BenchConfig};
+use scimload::dispatch::schedule::Shard;
 use scimload::import::ingest::IngestOptions;
 use scimload::import::run;
 use scimload::mapping::presets;
@@ -72,9 +72,15 @@ async fn an_import_under_retry_after_records_attempts_not_backoff() {
     let throttled = s.errors.get("429").copied().unwrap_or(0);
     assert!(throttled > 0, "429s were injected: {:?}", s.errors);
     assert!(
-        create.p90_ms < 50.0,
+        create.response.p90_ms < 50.0,
         "create_user response p90 {} ms: backoff counted as latency",
-        create.p90_ms
+        create.response.p90_ms
+    );
+    // summary.json's operations are the bench's shape, computed from the same log.
+    assert_eq!(
+        create.errors_by_status.get("429").copied().unwrap_or(0) + s.created,
+        create.requests,
+        "{create:?}"
     );
 
     // The report reads the import's log as it reads a bench run's: per operation, the

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use hyper::Method;
 use serde_json::json;
 
-use super::schedule::Shard;
+use crate::dispatch::schedule::Shard;
 
 mod group;
 mod replay;

@@ -7,7 +7,7 @@
 //! is k modulo N, so N generators together send exactly what one would, each at 1/N of
 //! the rate, and no two send the same request.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::gen::Rng;
 
@@ -200,6 +200,41 @@ impl Arrivals {
     }
 }
 
+/// A capped rate (`import --rate`): unit k starts no earlier than one gap after unit
+/// k−1's slot. Unlike `Arrivals` it is a ceiling, not a plan: a slot missed while the
+/// target was slow is not made up by a burst, so the cap holds over any window.
+#[derive(Debug, Clone)]
+pub struct CappedRate {
+    gap: Duration,
+    next: Instant,
+}
+
+impl CappedRate {
+    /// `None` for a rate of 0 or less: no cap.
+    pub fn new(per_second: f64, now: Instant) -> Option<Self> {
+        (per_second > 0.0 && per_second.is_finite()).then(|| CappedRate {
+            gap: Duration::from_secs_f64(1.0 / per_second),
+            next: now,
+        })
+    }
+
+    /// Whether the next unit may start at `now`.
+    pub fn ready(&self, now: Instant) -> bool {
+        now >= self.next
+    }
+
+    /// When the next unit may start.
+    pub fn next_at(&self) -> Instant {
+        self.next
+    }
+
+    /// A unit started at `now`: the next slot is one gap after this one's, which is
+    /// never taken as more than one gap in the past (a credit of one slot, no burst).
+    pub fn take(&mut self, now: Instant) {
+        self.next = self.next.max(now.checked_sub(self.gap).unwrap_or(now)) + self.gap;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +298,27 @@ mod tests {
             RateShape::parse("100..2000/s").unwrap(),
             RateShape::Ramp(100.0, 2000.0)
         );
+    }
+
+    /// 100/s: ten starts as fast as allowed take 90 ms of slots; after a stall of two
+    /// seconds one slot of credit is left, not the ~190 missed ones.
+    #[test]
+    fn a_capped_rate_spaces_starts_and_does_not_catch_up() {
+        let t0 = Instant::now();
+        let mut c = CappedRate::new(100.0, t0).unwrap();
+        for k in 0..10 {
+            assert!(c.ready(c.next_at()));
+            let at = c.next_at();
+            assert_eq!(at, t0 + Duration::from_millis(10) * k);
+            c.take(at);
+        }
+        let late = t0 + Duration::from_secs(2);
+        assert!(c.ready(late));
+        c.take(late);
+        assert_eq!(c.next_at(), late);
+        c.take(late);
+        assert_eq!(c.next_at(), late + Duration::from_millis(10));
+        assert!(!c.ready(late + Duration::from_millis(5)));
+        assert!(CappedRate::new(0.0, t0).is_none());
     }
 }

@@ -1,0 +1,11 @@
+//! The dispatch stage of the pipeline (source → map → dispatch → target): when a unit of
+//! work may start and how many may be out at once, for bench scenarios and import phases
+//! alike. `schedule` fixes send times in advance (open model, capped rate), `timer`
+//! sleeps to them with microsecond precision, `inflight` bounds the tasks in flight.
+//! Nothing here parses input or knows what a unit is.
+
+pub mod inflight;
+pub mod schedule;
+pub mod timer;
+
+pub use inflight::InFlight;
