@@ -34,8 +34,8 @@ if [ "$QUICK" = "--quick" ]; then REPS=3; DUR=3; H1_MIN=0.75; TLS_MIN=0.7; H2_MI
 PORT=${PORT:-18191}; TPORT=$((PORT + 1))
 need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 need wrk wrk; need h2load nghttp2-client; need curl curl; need openssl openssl; need taskset util-linux
-cargo build --release --quiet
-BIN=$PWD/target/release/scimload
+# BIN=/path/to/scimload measures another build (an A/B against an older commit).
+if [ -z "${BIN:-}" ]; then cargo build --release --quiet; BIN=$PWD/target/release/scimload; fi
 WORK=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT

@@ -31,8 +31,8 @@ PORT=${PORT:-18501}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
-cargo build --release --quiet
-BIN=$PWD/target/release/scimload
+# BIN=/path/to/scimload measures another build (an A/B against an older commit).
+if [ -z "${BIN:-}" ]; then cargo build --release --quiet; BIN=$PWD/target/release/scimload; fi
 WORK=$(mktemp -d)
 SERVER=
 trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT

@@ -401,7 +401,7 @@ pub async fn run_phase(
                     Ok(r) => {
                         scenario.on_reply(&mut walker, &req, &r.body);
                         if req.keep_id && r.status == 201 {
-                            if let Some(id) = super::seed::id_of(&r.body) {
+                            if let Some(id) = crate::client::http::id_in(&r.body) {
                                 created.push(id);
                             }
                         }

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::scenario::{Kind, Paging, Params, Person, SeedData, Seeded};
 use crate::client::dialect::GENERIC;
 use crate::client::fan::fan_out;
+use crate::client::http::id_in;
 use crate::client::retry::{execute, Executed};
 use crate::client::{Decision, RetryPolicy, ScimClient};
 use crate::dispatch::schedule::Shard;
@@ -37,11 +38,6 @@ fn detail(e: &Executed) -> String {
     }
 }
 
-/// The `id` of a created resource.
-pub fn id_of(body: &[u8]) -> Option<String> {
-    crate::client::http::id_in(body)
-}
-
 /// Creates one resource, or finds it when it exists already (a re-run with the same
 /// `--run-id`).
 async fn create_or_find(
@@ -65,7 +61,7 @@ async fn create_or_find(
     .await;
     if let (Decision::Done, Ok(r)) = (&e.decision, &e.outcome) {
         if r.is_success() {
-            if let Some(id) = id_of(&r.body) {
+            if let Some(id) = id_in(&r.body) {
                 return Ok(id);
             }
         }

@@ -13,16 +13,9 @@ use hyper_util::client::legacy::connect::Connection;
 use hyper_util::rt::TokioExecutor;
 use tower::Service;
 
-use super::http::ScimClient;
+use super::http::{Reply, ScimClient};
 use super::transport::{classify, HttpVersion, TransportError};
 use crate::scim::urns;
-
-/// An HTTP answer as a benchmark needs it.
-#[derive(Debug)]
-pub struct RawReply {
-    pub status: u16,
-    pub body: Bytes,
-}
 
 enum Sender {
     H1(http1::SendRequest<Full<Bytes>>),
@@ -148,7 +141,7 @@ impl Conn {
         method: Method,
         path: &str,
         body: Option<Bytes>,
-    ) -> Result<RawReply, TransportError> {
+    ) -> Result<Reply, TransportError> {
         if self.is_closed() {
             self.tx = None;
             self.connect().await?;
@@ -196,7 +189,13 @@ impl Conn {
                 .await
                 .map_err(|e| classify(&e, host))?
                 .to_bytes();
-            Ok::<_, TransportError>(RawReply { status, body })
+            // Status and body only: a benchmark's hot path reads no headers (the
+            // limits and ids an import needs are the pooled client's business).
+            Ok::<_, TransportError>(Reply {
+                status,
+                body,
+                ..Reply::default()
+            })
         };
         match tokio::time::timeout(self.client.options().timeout, exchange).await {
             Ok(Ok(r)) => {

@@ -87,8 +87,8 @@ pub enum ClientError {
     Auth(#[from] TransportError),
 }
 
-/// An HTTP answer.
-#[derive(Debug, Clone)]
+/// An HTTP answer: the one reply type of the pooled client and the load connections.
+#[derive(Debug, Clone, Default)]
 pub struct Reply {
     pub status: u16,
     pub body: bytes::Bytes,

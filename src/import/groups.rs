@@ -7,7 +7,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use super::config::Lookup;
-use super::worker::{filter_query, id_from};
+use super::worker::filter_query;
 use crate::client::dialect::Dialect;
 use crate::client::retry::{execute, Attempt, Executed};
 use crate::client::{Decision, RetryPolicy, ScimClient};
@@ -161,7 +161,7 @@ pub(super) async fn provision_group(
         call(Op::CreateGroup, &mut e, &mut g);
         match (&e.decision, &e.outcome) {
             (Decision::Done, Ok(rep)) if rep.is_success() => {
-                id = id_from(rep);
+                id = rep.resource_id();
                 g.created = id.is_some();
                 break;
             }

@@ -74,10 +74,6 @@ impl Finished {
     }
 }
 
-pub(super) fn id_from(reply: &Reply) -> Option<String> {
-    reply.resource_id()
-}
-
 pub(super) fn detail(o: &Result<Reply, TransportError>) -> String {
     match o {
         Ok(r) => {
@@ -357,7 +353,7 @@ impl Worker {
                 .await;
             f.result = match (&e.decision, &e.outcome) {
                 (Decision::Done, Ok(r)) if r.status == 202 => UserResult::Pending,
-                (Decision::Done, Ok(r)) if r.is_success() => match id_from(r) {
+                (Decision::Done, Ok(r)) if r.is_success() => match r.resource_id() {
                     Some(id) => UserResult::Created(id),
                     // A 201 without an id: an asynchronous provider; verified later.
                     None => UserResult::Pending,

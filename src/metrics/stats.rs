@@ -90,12 +90,7 @@ pub fn operations(
         let prefix = format!("{op}.error.");
         let errors_by_status: BTreeMap<String, u64> = tl
             .tags_with_prefix(&prefix)
-            .map(|t| {
-                (
-                    t[prefix.len()..].to_string(),
-                    tl.total(t, from, to_ms).len(),
-                )
-            })
+            .map(|t| (t[prefix.len()..].to_string(), tl.count(t, from, to_ms)))
             .filter(|(_, n)| *n > 0)
             .collect();
         let late_starts = lag.count_between(1001, lag.high());

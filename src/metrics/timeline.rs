@@ -224,6 +224,14 @@ impl Timeline {
         sum
     }
 
+    /// How many samples `tag` has within `[from_ms, to_ms)`: the slots' counts, without
+    /// decoding a sealed histogram (an error tag is counted, never read for latency).
+    pub fn count(&self, tag: &str, from_ms: u64, to_ms: u64) -> u64 {
+        self.series.get(tag).map_or(0, |slots| {
+            slots.range(from_ms..to_ms).map(|(_, h)| h.len()).sum()
+        })
+    }
+
     /// The first and one-past-last interval starts present.
     pub fn span(&self) -> Option<(u64, u64)> {
         let first = self.series.values().filter_map(|s| s.keys().next()).min()?;
