@@ -110,6 +110,11 @@ pub(super) async fn find_group(
     (e, id)
 }
 
+/// The body of a group's create: its name, no members (they go in by PATCH).
+pub(super) fn group_body(name: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"schemas": [urns::GROUP], "displayName": name})).unwrap_or_default()
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn provision_group(
     c: &ScimClient,
@@ -151,8 +156,7 @@ pub(super) async fn provision_group(
     }
     // As for users: a create that may have reached the server is looked up, and sent
     // again only if it did not.
-    let body = serde_json::to_vec(&json!({"schemas": [urns::GROUP], "displayName": name}))
-        .unwrap_or_default();
+    let body = group_body(name);
     for _ in 0..3 {
         if id.is_some() {
             break;

@@ -9,6 +9,7 @@ pub mod cleanup;
 pub mod config;
 pub mod dedup;
 pub mod dry_run;
+mod early_groups;
 mod group_check;
 mod groups;
 mod ids;

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use super::bulk;
 use super::bulk_groups::{self, BulkGroups};
 use super::config::{BulkMode, ImportConfig, Lookup};
+use super::early_groups::{EarlyGroups, Step};
 use super::reader::{Deferred, JobFeed};
 use super::trial::{BulkTrial, TrialPhase};
-use super::worker::{account, Finished, Job, Tally, Worker};
+use super::worker::{account, Finished, Job, Tally, UserResult, Worker};
 use crate::client::retry::Executed;
 use crate::client::throttle::Throttle;
 use crate::dispatch::schedule::CappedRate;
@@ -184,6 +185,19 @@ pub(super) async fn provision(
     });
     let mut group_lookups: InFlight<(String, Executed, Option<String>)> =
         InFlight::new(cfg.concurrency);
+    // One request per user: big groups take their members while the users go on (see
+    // early_groups.rs). Not with a --rate cap, which paces users alone.
+    let mut early =
+        (bulk_limits.is_none() && lookup == Lookup::Never && cfg.rate.is_none()).then(|| {
+            let known = t
+                .state
+                .as_ref()
+                .map(|st| st.groups.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default();
+            EarlyGroups::new(worker.clone(), cfg.member_batch, known, cfg.concurrency)
+        });
+    // The groups of each user in flight alone, for `early`.
+    let mut groups_of: HashMap<u32, Vec<String>> = HashMap::new();
     let mut input_open = true;
     let mut last_report = Instant::now();
     // --rate: one user start every 1/rate seconds, scheduled (not reactive), so the
@@ -258,6 +272,9 @@ pub(super) async fn provision(
                 && (bulk_running >= bulk_parallel || creating > 0)
         });
         let paced = !stopping && cap.as_ref().is_some_and(|c| !c.ready(Instant::now()));
+        // Early group requests count against --concurrency with the users.
+        let early_len = early.as_ref().map_or(0, EarlyGroups::len);
+        let room = inflight.has_room() && inflight.len() + early_len < cfg.concurrency;
         tokio::select! {
             biased;
             _ = interrupt.wait(), if !stopping => {
@@ -272,6 +289,11 @@ pub(super) async fn provision(
                     bg.found(name, id, failed);
                 }
             }
+            Some(step) = next_step(&mut early), if early_len > 0 => {
+                if let Some(e) = early.as_mut() {
+                    e.settle(step, &mut t.rec, t.state.as_ref(), &t.ids, stopping);
+                }
+            }
             Some(done) = inflight.next(), if !inflight.is_empty() => {
                 {
                     let (was_bulk, fs, groups) = done;
@@ -280,7 +302,14 @@ pub(super) async fn provision(
                         tr.finished(fs.len() as u64);
                     }
                     for f in fs {
+                        let joined = matches!(f.result, UserResult::Created(_) | UserResult::Updated(_));
+                        let seq = f.seq;
                         t.finish(f);
+                        if let (Some(e), Some(names)) = (early.as_mut(), groups_of.remove(&seq)) {
+                            if joined && !stopping {
+                                e.joined(seq, names.iter().map(String::as_str), &t.ids);
+                            }
+                        }
                     }
                     if let (Some(bg), Some(d)) = (bulk_groups.as_mut(), groups) {
                         creating -= d.had_creates as usize;
@@ -304,7 +333,7 @@ pub(super) async fn provision(
                     progress(meter.line(t, inflight.len()));
                 }
             }
-            job = rx.recv(), if input_open && (stopping || (!paced && !draining && !batch_blocked && inflight.has_room())) => {
+            job = rx.recv(), if input_open && (stopping || (!paced && !draining && !batch_blocked && room)) => {
                 match job {
                     // After Ctrl-C the rest of the file is read (to count it) but not sent.
                     Some(job) if stopping => {
@@ -353,6 +382,9 @@ pub(super) async fn provision(
                                 batch.push((job, manager_id));
                             }
                             k => {
+                                if early.is_some() {
+                                    groups_of.insert(job.seq, job.user.groups().map(String::from).collect());
+                                }
                                 let w = worker.clone();
                                 let known_id = k.map(|k| k.scim_id);
                                 inflight.start_now(async move { (false, vec![w.provision(job, manager_id, known_id).await], None) });
@@ -364,11 +396,26 @@ pub(super) async fn provision(
             }
         }
     }
+    // The early group requests still in flight finish; the phase sends the rest.
+    if let Some(mut e) = early {
+        while let Some(step) = e.next().await {
+            e.settle(step, &mut t.rec, t.state.as_ref(), &t.ids, true);
+        }
+        bulk_groups = Some(e.finish());
+    }
     UsersDone {
         stopping,
         not_sent,
         deferred_managers,
         trial,
         bulk_groups,
+    }
+}
+
+/// The next early group request to finish; never, without early groups.
+async fn next_step(early: &mut Option<EarlyGroups>) -> Option<Step> {
+    match early {
+        Some(e) => e.next().await,
+        None => std::future::pending().await,
     }
 }
