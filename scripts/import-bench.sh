@@ -19,14 +19,20 @@
 # 3. A 1,000,000-row import into an external `scimload serve`, with the defaults (--bulk
 #    auto's trial, --verify 1%): the importer's peak RSS. Target: < 300 MB. (Skipped by
 #    --quick.)
-# Exits 1 if a target is missed. --quick (CI): one run each, no 1M import, and the
-# throughput targets relaxed to 60% of their value for a busy machine.
+# The ratios are taken pair by pair (each import against the wrk run of the same round,
+# on the same fresh server) and their median judged: the machine's speed drifts between
+# rounds (wrk alone read 28,000-39,000 creates/s within one hour), and a pair shares it.
+# Exits 1 if a target is missed. --quick (CI): one embedded run, the three rounds, no 1M
+# import, and the throughput targets relaxed to 60% of their value for a busy machine (a
+# CI run of one round read 0.35x). wrk runs 8 s in both modes: the server's create rate
+# falls as its store grows, and 4 s runs read 54,600 creates/s beside 8 s ones at 39,000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=${1:-}
 REPS=${REPS:-3}
+EMB_REPS=$REPS; WRK_DUR=8
 SLACK=1.0
-[ "$QUICK" = "--quick" ] && { REPS=1; SLACK=0.6; }
+[ "$QUICK" = "--quick" ] && { EMB_REPS=1; SLACK=0.6; }
 PORT=${PORT:-18501}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
@@ -54,7 +60,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 
 # 1. embedded
 emb=()
-for r in $(seq "$REPS"); do
+for r in $(seq "$EMB_REPS"); do
   /usr/bin/time -v "$BIN" import "$WORK/wd100k.csv" --lookup never --concurrency 64 --quiet --json \
     >"$WORK/emb-$r.json" 2>"$WORK/emb-$r.time"
   python3 -c "import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if s['created']==100000 and s['failed']==0 else 1)" "$WORK/emb-$r.json" \
@@ -87,23 +93,28 @@ external() { # extra flags -> RESULT: users/s (wall clock) of a 100k import into
 }
 
 # 2. wrk and the importer against the same server, alternated; 2b. the same over HTTPS
-wrk_v=(); same_v=(); bulk_v=(); single_v=(); tls_v=()
+wrk_v=(); same_v=(); bulk_v=(); single_v=(); tls_v=(); bulk_r=(); single_r=(); same_r=(); tls_r=()
+ratio() { python3 -c "print($1/$2)"; }
 for r in $(seq "$REPS"); do
   SCHEME=http
   start_server
-  out=$(RUN="imp-$r-$$" wrk -t2 -c64 -d8s -s scripts/wrk/create-users.lua "http://127.0.0.1:$PORT")
+  out=$(RUN="imp-$r-$$" wrk -t2 -c64 -d${WRK_DUR}s -s scripts/wrk/create-users.lua "http://127.0.0.1:$PORT")
   wrk_v+=("$(echo "$out" | awk '/Requests\/sec/ {print $2}')")
   start_server
-  out=$(BODIES="$WORK/bodies.ndjson" wrk -t2 -c64 -d8s -s scripts/wrk/post-bodies.lua "http://127.0.0.1:$PORT")
+  out=$(BODIES="$WORK/bodies.ndjson" wrk -t2 -c64 -d${WRK_DUR}s -s scripts/wrk/post-bodies.lua "http://127.0.0.1:$PORT")
   if echo "$out" | grep -q Non-2xx; then echo "wrk (import bodies) got errors:" >&2; echo "$out" >&2; exit 1; fi
   same_v+=("$(echo "$out" | awk '/Requests\/sec/ {print $2}')")
   external --bulk always; bulk_v+=("$RESULT")
   external --bulk never; single_v+=("$RESULT")
   SCHEME=https
   external --bulk always; tls_v+=("$RESULT")
+  w=${wrk_v[-1]}
+  bulk_r+=("$(ratio "${bulk_v[-1]}" "$w")"); single_r+=("$(ratio "${single_v[-1]}" "$w")")
+  same_r+=("$(ratio "${single_v[-1]}" "${same_v[-1]}")"); tls_r+=("$(ratio "${tls_v[-1]}" "${bulk_v[-1]}")")
 done
 SCHEME=http
 WRK=$(median "${wrk_v[@]}"); SAME=$(median "${same_v[@]}"); BULK=$(median "${bulk_v[@]}"); SINGLE=$(median "${single_v[@]}"); TLS=$(median "${tls_v[@]}")
+BULK_R=$(median "${bulk_r[@]}"); SINGLE_R=$(median "${single_r[@]}"); SAME_R=$(median "${same_r[@]}"); TLS_R=$(median "${tls_r[@]}")
 
 # 3. 1M-row import, importer RSS
 RSS="skipped"; RSS1M_S="skipped"
@@ -117,20 +128,20 @@ if [ "$QUICK" != "--quick" ]; then
   RSS1M_S=$(python3 -c "print(round(1000000/$(wall "$WORK/1m.time")))")
 fi
 
-printf '| measurement (median of %s) | figure | target |\n|---|---:|---:|\n' "$REPS"
+printf '| measurement (median of %s; ratios: median of the rounds'"'"' own ratios) | figure | target |\n|---|---:|---:|\n' "$REPS"
 printf '| 100k Workday rows into the embedded server, wall clock | %.0f users/s | >= 15,000 |\n' "$EMB"
 printf '| wrk -t2 -c64 POST /Users on scimload serve | %.0f creates/s | |\n' "$WRK"
-printf '| import into scimload serve, 64 connections, /Bulk | %.0f users/s (%.2fx wrk) | >= 0.9x |\n' "$BULK" "$(python3 -c "print($BULK/$WRK)")"
-printf '| import into scimload serve, 64 connections, --bulk never | %.0f users/s (%.2fx wrk) | >= 0.6x |\n' "$SINGLE" "$(python3 -c "print($SINGLE/$WRK)")"
-printf '| reference: wrk -t2 -c64 POSTing the import'"'"'s own user bodies | %.0f creates/s (--bulk never: %.2fx) | |\n' "$SAME" "$(python3 -c "print($SINGLE/$SAME)")"
-printf '| the /Bulk import over HTTPS (--ca-cert) | %.0f users/s (%.2fx plain HTTP) | >= 0.85x |\n' "$TLS" "$(python3 -c "print($TLS/$BULK)")"
+printf '| import into scimload serve, 64 connections, /Bulk | %.0f users/s (%.2fx wrk) | >= 0.9x |\n' "$BULK" "$BULK_R"
+printf '| import into scimload serve, 64 connections, --bulk never | %.0f users/s (%.2fx wrk) | >= 0.6x |\n' "$SINGLE" "$SINGLE_R"
+printf '| reference: wrk -t2 -c64 POSTing the import'"'"'s own user bodies | %.0f creates/s (--bulk never: %.2fx) | |\n' "$SAME" "$SAME_R"
+printf '| the /Bulk import over HTTPS (--ca-cert) | %.0f users/s (%.2fx plain HTTP) | >= 0.85x |\n' "$TLS" "$TLS_R"
 printf '| 1M rows into scimload serve: importer peak RSS | %s MB (%s users/s) | < 300 MB |\n' "$RSS" "$RSS1M_S"
 
 fail=0
 ok() { python3 -c "import sys; sys.exit(0 if $1 else 1)"; }
 ok "$EMB >= 15000 * $SLACK" || { echo "MISSED: embedded import below 15,000 users/s"; fail=1; }
-ok "$BULK >= 0.9 * $SLACK * $WRK" || { echo "MISSED: /Bulk import below 0.9x wrk"; fail=1; }
-ok "$SINGLE >= 0.6 * $SLACK * $WRK" || { echo "MISSED: --bulk never import below 0.6x wrk"; fail=1; }
-ok "$TLS >= 0.85 * $SLACK * $BULK" || { echo "MISSED: HTTPS import below 0.85x plain HTTP"; fail=1; }
+ok "$BULK_R >= 0.9 * $SLACK" || { echo "MISSED: /Bulk import below 0.9x wrk"; fail=1; }
+ok "$SINGLE_R >= 0.6 * $SLACK" || { echo "MISSED: --bulk never import below 0.6x wrk"; fail=1; }
+ok "$TLS_R >= 0.85 * $SLACK" || { echo "MISSED: HTTPS import below 0.85x plain HTTP"; fail=1; }
 [ "$RSS" = skipped ] || ok "$RSS < 300" || { echo "MISSED: importer RSS not below 300 MB"; fail=1; }
 exit $fail
