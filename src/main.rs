@@ -43,21 +43,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    if let Some(t) = threads {
-        b.worker_threads(t.max(1));
-    }
-    b.enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             let cfg = config::serve_config(&args)?;
-            let rt = runtime(args.threads)?;
+            let rt = commands::runtime(args.threads)?;
             rt.block_on(async {
                 let listener = tokio::net::TcpListener::bind(args.listen)
                     .await

@@ -154,10 +154,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let dir = a.report.clone().unwrap_or_else(|| {
         PathBuf::from("scimload-results").join(format!("bench-{}-{run_id}", a.scenario.name()))
     });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = super::runtime(None)?;
     let tty = std::io::stderr().is_terminal();
     let quiet = a.quiet;
     let shard = cfg.shard;

@@ -35,6 +35,18 @@ pub(crate) fn say_raw(text: &str) -> io::Result<()> {
     io::stdout().lock().write_all(text.as_bytes())
 }
 
+/// The one async runtime every command runs on: a worker per core (or `threads`), I/O
+/// and timers on. Commands differ in what they run on it, not in how it is built.
+pub fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(t) = threads {
+        b.worker_threads(t.max(1));
+    }
+    b.enable_all().build().context(
+        "cannot start the async runtime: check the limits on threads and open files (ulimit -u, ulimit -n)",
+    )
+}
+
 pub fn gen(a: GenArgs) -> anyhow::Result<ExitCode> {
     let cfg = GenConfig {
         rows: a.rows,
@@ -210,10 +222,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
     }
     let client = client_options(&a.connect, a.timeout)?;
     let dialect = a.dialect.table();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = runtime(None)?;
     let mut summary = rt.block_on(async {
         let (base, embedded) = match &a.target {
             Some(t) => (t.trim_end_matches('/').to_string(), None),
@@ -445,10 +454,7 @@ pub fn cleanup(a: crate::cli::CleanupArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let client = client_options(&a.connect, std::time::Duration::from_secs(30))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = runtime(None)?;
     let s = rt.block_on(crate::import::cleanup::cleanup(
         &a.state,
         a.target.as_deref(),
@@ -470,10 +476,7 @@ pub fn cleanup(a: crate::cli::CleanupArgs) -> anyhow::Result<ExitCode> {
 pub fn probe(a: crate::cli::ProbeArgs) -> anyhow::Result<ExitCode> {
     check_target(&a.url)?;
     let opts = client_options(&a.connect, a.timeout)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = runtime(None)?;
     let url = a.url.trim_end_matches('/').to_string();
     let spec = match (&a.map, &a.preset) {
         (Some(p), _) => Some(presets::load_file(p)?),
