@@ -1507,6 +1507,40 @@ async fn an_imports_live_metrics_count_what_its_summary_counts() {
     assert_eq!(live_errors, errors, "{text}");
 }
 
+/// A `--bulk never --lookup never` import of a Workday export into a server with
+/// `faults`: the server, the export and the summary.
+async fn early_import(
+    rows: u64,
+    seed: u64,
+    faults: FaultConfig,
+    allow_duplicates: bool,
+    concurrency: usize,
+    member_batch: usize,
+) -> (scimload::server::ServerHandle, PathBuf, run::ImportSummary) {
+    let file = export(rows, seed);
+    let srv = spawn(
+        ServerConfig {
+            faults,
+            allow_duplicates,
+            ..ServerConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let cfg = ImportConfig {
+        lookup: Lookup::Never,
+        concurrency,
+        member_batch,
+        ..config(srv.url())
+    };
+    let spec = presets::load("workday").unwrap();
+    let s = run::run(&file, &spec, &IngestOptions::default(), &cfg, |_| {})
+        .await
+        .unwrap();
+    (srv, file, s)
+}
+
 /// The first and last interval (ms) in which `op` has samples.
 fn slots_of(s: &run::ImportSummary, op: &str) -> (u64, u64) {
     let t = s.timeline.as_ref().expect("the summary keeps its timeline");
@@ -1527,32 +1561,14 @@ fn slots_of(s: &run::ImportSummary, op: &str) -> (u64, u64) {
 /// the export's memberships exactly, each group created once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn big_groups_take_their_members_while_users_are_created() {
-    let file = export(1200, 17);
-    let srv = spawn(
-        ServerConfig {
-            faults: FaultConfig {
-                latency: Some(scimload::server::faults::Latency::Fixed(
-                    Duration::from_millis(20),
-                )),
-                only: Some(scimload::metrics::Op::CreateUser),
-                ..FaultConfig::default()
-            },
-            ..ServerConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let cfg = ImportConfig {
-        lookup: Lookup::Never,
-        concurrency: 8,
-        member_batch: 50,
-        ..config(srv.url())
+    let faults = FaultConfig {
+        latency: Some(scimload::server::faults::Latency::Fixed(
+            Duration::from_millis(20),
+        )),
+        only: Some(scimload::metrics::Op::CreateUser),
+        ..FaultConfig::default()
     };
-    let spec = presets::load("workday").unwrap();
-    let s = run::run(&file, &spec, &IngestOptions::default(), &cfg, |_| {})
-        .await
-        .unwrap();
+    let (srv, file, s) = early_import(1200, 17, faults, false, 8, 50).await;
     assert_eq!(
         (s.created, s.failed, s.groups_failed, s.memberships_skipped),
         (1200, 0, 0, 0),
@@ -1589,32 +1605,15 @@ async fn big_groups_take_their_members_while_users_are_created() {
 /// that did not go in is added there, and the memberships come out exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_member_batches_survive_lost_answers() {
-    let file = export(2000, 13);
-    let srv = spawn(
-        ServerConfig {
-            faults: FaultConfig {
-                seed: 5,
-                error_503: 0.05,
-                drop: 0.02,
-                lose_answer: 0.03,
-                ..FaultConfig::default()
-            },
-            ..ServerConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let cfg = ImportConfig {
-        lookup: Lookup::Never,
-        concurrency: 16,
-        member_batch: 20,
-        ..config(srv.url())
+    let faults = FaultConfig {
+        seed: 5,
+        error_503: 0.05,
+        drop: 0.02,
+        lose_answer: 0.03,
+        ..FaultConfig::default()
     };
-    let spec = presets::load("workday").unwrap();
-    let s = run::run(&file, &spec, &IngestOptions::default(), &cfg, |_| {})
-        .await
-        .unwrap();
+    // No uniqueness: a group created twice would be two groups.
+    let (srv, file, s) = early_import(2000, 13, faults, true, 16, 20).await;
     assert_eq!(
         (s.failed, s.pending, s.groups_failed, s.memberships_skipped),
         (0, 0, 0, 0),
