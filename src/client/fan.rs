@@ -1,47 +1,56 @@
 //! Many independent requests on a few tasks: seeding a benchmark, deleting what an
 //! import or a benchmark created. Results come back in input order.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hyper::Method;
 
 use super::retry::execute;
 use super::{RetryPolicy, ScimClient};
+use crate::dispatch::InFlight;
 
-/// Runs `f(k)` for k in 0..n on `workers` tasks; results by k.
+/// Runs `f(k)` for k in 0..n, at most `workers` at a time (the one in-flight bound every
+/// phase uses); results by k. On the first error nothing more starts, and what is still
+/// in flight is dropped (a JoinSet aborts its tasks when dropped).
 pub async fn fan_out<T, E, F, Fut>(n: usize, workers: usize, f: F) -> Result<Vec<T>, E>
 where
     T: Send + 'static,
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     E: Send + 'static,
-    Fut: std::future::Future<Output = Result<T, E>> + Send,
+    Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
 {
-    let next = Arc::new(AtomicUsize::new(0));
-    let out: Arc<Mutex<Vec<Option<T>>>> = Arc::new(Mutex::new((0..n).map(|_| None).collect()));
     let f = Arc::new(f);
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..workers.max(1).min(n.max(1)) {
-        let (next, out, f) = (next.clone(), out.clone(), f.clone());
-        set.spawn(async move {
-            loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= n {
-                    return Ok(());
-                }
-                let v = f(k).await?;
-                out.lock().expect("no panics while holding")[k] = Some(v);
-            }
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        if let Ok(Err(e)) = r {
-            set.abort_all();
-            return Err(e);
+    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    let mut flight = InFlight::new(workers);
+    let mut failed: Option<E> = None;
+    let mut keep = |(k, r): (usize, Result<T, E>), failed: &mut Option<E>| match r {
+        Ok(v) => out[k] = Some(v),
+        Err(e) => {
+            failed.get_or_insert(e);
+        }
+    };
+    for k in 0..n {
+        if failed.is_some() {
+            break;
+        }
+        let f = f.clone();
+        let task = async move { (k, f(k).await) };
+        let mut now_failed = None;
+        flight.start(task, |d| keep(d, &mut now_failed)).await;
+        if let Some(e) = now_failed {
+            failed.get_or_insert(e);
         }
     }
-    let v = std::mem::take(&mut *out.lock().expect("no panics while holding"));
-    Ok(v.into_iter().flatten().collect())
+    while failed.is_none() {
+        match flight.next().await {
+            Some(d) => keep(d, &mut failed),
+            None => break,
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// Deletes the given resources (`/Users/ID`, `/Groups/ID`) on `workers` tasks with the
@@ -70,4 +79,54 @@ pub async fn delete_all(client: &ScimClient, paths: Vec<String>, workers: usize)
     })
     .await
     .unwrap_or_else(|e| match e {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Results come back by k whatever order the tasks finish in, never more than
+    /// `workers` run at once, and the first error ends the fan-out.
+    #[tokio::test]
+    async fn results_in_input_order_within_the_bound_and_errors_stop_it() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (r2, p2) = (running.clone(), peak.clone());
+        let got = fan_out(50, 4, move |k| {
+            let (running, peak) = (r2.clone(), p2.clone());
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                // Later k finish sooner: order must come from k, not from completion.
+                tokio::time::sleep(std::time::Duration::from_millis(5 - (k % 5) as u64)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, String>(k * 10)
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, (0..50).map(|k| k * 10).collect::<Vec<_>>());
+        assert_eq!(peak.load(Ordering::SeqCst), 4);
+
+        let started = Arc::new(AtomicUsize::new(0));
+        let s2 = started.clone();
+        let err = fan_out(1000, 2, move |k| {
+            s2.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if k == 3 {
+                    Err(format!("row {k}"))
+                } else {
+                    Ok(k)
+                }
+            }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err, "row 3");
+        assert!(
+            started.load(Ordering::SeqCst) < 1000,
+            "nothing more starts after an error"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! The one bound on work in flight. Every phase that fans requests out (users, /Bulk
-//! resends, managers, missing users, groups, read-back, inbound uploads) keeps at most
-//! `limit` tasks running and hands each result back to its single owner as it
-//! finishes, so results are never shared under a lock.
+//! resends, managers, missing users, groups, read-back, inbound uploads, bench seeding,
+//! cleanup deletes) keeps at most `limit` tasks running and hands each result back to
+//! its single owner as it finishes, so results are never shared under a lock.
 
 use std::future::Future;
 
