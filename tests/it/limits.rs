@@ -12,7 +12,7 @@ use scimload::server::journal::Journal;
 use scimload::server::{spawn, ServerConfig};
 
 /// Cost-units per second a bucket's requests arrived at, once its burst was spent.
-fn steady_rate(b: &Bucket, journal: &Journal) -> Option<(f64, usize)> {
+fn steady_rate(b: &Bucket, journal: &Journal) -> Option<(f64, usize, f64)> {
     let mut seen: Vec<(std::time::Instant, f64)> = journal
         .entries()
         .iter()
@@ -40,7 +40,7 @@ fn steady_rate(b: &Bucket, journal: &Journal) -> Option<(f64, usize)> {
     let (t0, t1) = (seen[start].0, seen.last()?.0);
     let after: f64 = seen[start + 1..].iter().map(|(_, c)| c).sum();
     let secs = t1.duration_since(t0).as_secs_f64();
-    (secs > 0.3).then(|| (after / secs, seen.len()))
+    (secs > 0.3).then(|| (after / secs, seen.len(), secs))
 }
 
 async fn paced(limits: TargetLimits, binding: &[&str]) {
@@ -74,7 +74,7 @@ async fn paced(limits: TargetLimits, binding: &[&str]) {
         sent + refused
     );
     for b in &limits.buckets {
-        let Some((rate, n)) = steady_rate(b, &journal) else {
+        let Some((rate, n, secs)) = steady_rate(b, &journal) else {
             continue;
         };
         eprintln!(
@@ -84,10 +84,12 @@ async fn paced(limits: TargetLimits, binding: &[&str]) {
             b.rate(),
             sent + refused
         );
-        // Never above a bucket's rate; at it (within 5%) where the bucket is the one
-        // that sets the pace.
+        // Never above what the bucket admits: its rate, plus at most one burst refilled
+        // while the importer was held up (a stalled CI machine: the bucket refills, and
+        // the server rightly takes the catch-up without a 429; a CI run read 606/s against
+        // 500/s). At the rate (within 5%) where the bucket is the one that sets the pace.
         assert!(
-            rate <= b.rate() * 1.05,
+            rate <= b.rate() * 1.05 + b.burst / secs,
             "{} {}: {rate:.1}/s over {n} requests, above {:.1}/s",
             limits.name,
             b.name,
