@@ -895,9 +895,9 @@ async fn adaptive_throttling_lowers_the_rate_for_everyone_on_429() {
     // (4,871 429s when every wait was exactly the Retry-After).
     assert!(refused[1] <= 1200, "{why}");
     assert!(refused[0] * 3 < refused[1] * 2, "{why}");
-    // Without throttling every refused request waits out its 1 s Retry-After (and up
-    // to half of it more), which sets a floor on the time.
-    assert!(took[1] >= 10.0, "{why}");
+    // No absolute floor on the unthrottled time: on a loaded machine it offers less,
+    // is refused less and finishes sooner (a CI run: 251 429s in 9.6 s); only the
+    // comparison below holds everywhere.
     // Alone 9.3 s against 17 s; with the suite on a loaded 2-core machine the adaptive
     // run was seen at 11.2 s against 12.9 s (the unthrottled one then offers less).
     assert!(took[0] < took[1] * 0.9, "{why}");
