@@ -35,11 +35,7 @@ where
         }
         let f = f.clone();
         let task = async move { (k, f(k).await) };
-        let mut now_failed = None;
-        flight.start(task, |d| keep(d, &mut now_failed)).await;
-        if let Some(e) = now_failed {
-            failed.get_or_insert(e);
-        }
+        flight.start(task, |d| keep(d, &mut failed)).await;
     }
     while failed.is_none() {
         match flight.next().await {
