@@ -34,7 +34,8 @@ fn kinds(tl: &Timeline, op: &str) -> BTreeSet<String> {
 /// request (elapsed over attempts, as before), a create that waited out one Retry-After
 /// counted half of it: p90 was ~550 ms. Timed per attempt, each answer is fast and the
 /// p90 is the server's; the 429s are attempts of their own, in the error table and in
-/// the interval log as a bench run writes them.
+/// the interval log as a bench run writes them. The bound sits at half of what half a
+/// Retry-After would add (a CI run beside a heavy test read a p90 of 51.7 ms).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_under_retry_after_records_attempts_not_backoff() {
     let file = export(400, 41);
@@ -72,7 +73,7 @@ async fn an_import_under_retry_after_records_attempts_not_backoff() {
     let throttled = s.errors.get("429").copied().unwrap_or(0);
     assert!(throttled > 0, "429s were injected: {:?}", s.errors);
     assert!(
-        create.response.p90_ms < 50.0,
+        create.response.p90_ms < 250.0,
         "create_user response p90 {} ms: backoff counted as latency",
         create.response.p90_ms
     );

@@ -840,66 +840,70 @@ async fn rate_caps_the_import() {
 /// A target that admits 800 requests/s and answers 429 (Retry-After 1 s) beyond: with
 /// adaptive throttling the import lowers its rate for every request and gets far fewer
 /// refusals than the same import that only waits out each 429 on its own.
+///
+/// The two imports run at the same time, each against its own capped server, so they
+/// share whatever else the machine is doing: run one after the other, a neighbour test
+/// that loaded only the second run made it offer less, be refused less and finish sooner,
+/// and the comparison read the neighbour, not the throttle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adaptive_throttling_lowers_the_rate_for_everyone_on_429() {
-    let file = export(2000, 47);
+    const USERS: u64 = 1000;
+    const CAP: f64 = 300.0;
+    let file = export(USERS, 47);
     let spec = presets::load("workday").unwrap();
-    let mut refused = Vec::new();
-    let mut took = Vec::new();
-    for adaptive in [true, false] {
-        let srv = spawn(
-            ServerConfig {
-                faults: FaultConfig {
-                    rate_cap: Some(800.0),
-                    retry_after: Duration::from_secs(1),
-                    ..FaultConfig::default()
+    let import = |adaptive: bool| {
+        let (file, spec) = (&file, &spec);
+        async move {
+            let srv = spawn(
+                ServerConfig {
+                    faults: FaultConfig {
+                        rate_cap: Some(CAP),
+                        retry_after: Duration::from_secs(1),
+                        ..FaultConfig::default()
+                    },
+                    ..ServerConfig::default()
                 },
-                ..ServerConfig::default()
-            },
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
-        let cfg = ImportConfig {
-            adaptive,
-            ..config(srv.url())
-        };
-        let s = run::run(&file, &spec, &IngestOptions::default(), &cfg, |_| {})
+                "127.0.0.1:0".parse().unwrap(),
+            )
             .await
             .unwrap();
-        assert_eq!((s.created, s.failed), (2000, 0), "adaptive {adaptive}");
-        let n429 = s.errors.get("429").copied().unwrap_or(0);
-        if adaptive {
-            assert!(s.throttle.decreases >= 1, "{:?}", s.throttle);
-            let lowest = s.throttle.lowest.unwrap();
-            assert!(
-                lowest <= 900.0,
-                "lowered to the cap or below: {:?}",
-                s.throttle
-            );
-        } else {
-            assert_eq!(s.throttle.decreases, 0);
+            let cfg = ImportConfig {
+                adaptive,
+                ..config(srv.url())
+            };
+            let s = run::run(file, spec, &IngestOptions::default(), &cfg, |_| {})
+                .await
+                .unwrap();
+            srv.shutdown().await;
+            s
         }
-        refused.push(n429);
-        took.push(s.elapsed_seconds);
-        srv.shutdown().await;
+    };
+    let (with, without) = tokio::join!(import(true), import(false));
+    for (s, adaptive) in [(&with, true), (&without, false)] {
+        assert_eq!((s.created, s.failed), (USERS, 0), "adaptive {adaptive}");
     }
+    assert!(with.throttle.decreases >= 1, "{:?}", with.throttle);
+    let lowest = with.throttle.lowest.unwrap();
+    assert!(
+        lowest <= CAP * 1.125,
+        "lowered to the cap or below: {:?}",
+        with.throttle
+    );
+    assert_eq!(without.throttle.decreases, 0);
+    let n429 =
+        |s: &scimload::results::import::ImportSummary| s.errors.get("429").copied().unwrap_or(0);
+    let refused = [n429(&with), n429(&without)];
+    let took = [with.elapsed_seconds, without.elapsed_seconds];
     eprintln!("429s {refused:?}, seconds {took:?}");
-    // README quotes these figures: 125–130 429s in 9.3–9.4 s with throttling, 414–437 in
-    // 16.8–17.2 s without, measured alone. Asserted with slack for a machine the whole
-    // test suite shares (the import without throttling then offers less).
+    // README quotes these figures (alone: 126-130 429s in 11.6-12.1 s against 496-553 in
+    // 25.7-28.2 s); asserted with slack for a machine the whole test suite shares.
     let why = format!("429s {refused:?}, seconds {took:?} (adaptive, then not)");
     assert!(refused[0] <= 325, "{why}");
-    assert!(refused[1] >= 200, "{why}");
+    assert!(refused[1] >= 150, "{why}");
     // Requests refused together come back spread out, not as one burst refused again
-    // (4,871 429s when every wait was exactly the Retry-After).
+    // (4,871 429s when every wait was exactly the Retry-After, at 800/s and 2,000 users).
     assert!(refused[1] <= 1200, "{why}");
     assert!(refused[0] * 3 < refused[1] * 2, "{why}");
-    // No absolute floor on the unthrottled time: on a loaded machine it offers less,
-    // is refused less and finishes sooner (a CI run: 251 429s in 9.6 s); only the
-    // comparison below holds everywhere.
-    // Alone 9.3 s against 17 s; with the suite on a loaded 2-core machine the adaptive
-    // run was seen at 11.2 s against 12.9 s (the unthrottled one then offers less).
     assert!(took[0] < took[1] * 0.9, "{why}");
 }
 
