@@ -10,7 +10,7 @@ use scimload::bench::scenario::{Kind, Params};
 use scimload::bench::{self, BenchConfig};
 use scimload::dispatch::schedule::Shard;
 use scimload::import::ingest::IngestOptions;
-use scimload::import::run;
+use scimload::import::run::{self, ImportConfig};
 use scimload::mapping::presets;
 use scimload::metrics::threshold::Threshold;
 use scimload::metrics::timeline::Timeline;
@@ -34,8 +34,8 @@ fn kinds(tl: &Timeline, op: &str) -> BTreeSet<String> {
 /// request (elapsed over attempts, as before), a create that waited out one Retry-After
 /// counted half of it: p90 was ~550 ms. Timed per attempt, each answer is fast and the
 /// p90 is the server's; the 429s are attempts of their own, in the error table and in
-/// the interval log as a bench run writes them. The bound sits at half of what half a
-/// Retry-After would add (a CI run beside a heavy test read a p90 of 51.7 ms).
+/// the interval log as a bench run writes them. With the suite's 64 in flight a CI run
+/// beside a heavy test read a p90 of 51.7 ms, the queue on the machine, not backoff.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_under_retry_after_records_attempts_not_backoff() {
     let file = export(400, 41);
@@ -58,7 +58,13 @@ async fn an_import_under_retry_after_records_attempts_not_backoff() {
         &file,
         &presets::load("workday").unwrap(),
         &IngestOptions::default(),
-        &config(srv.url()),
+        // 32 in flight, not the suite's 64: the figure is the server's time per attempt,
+        // not a queue on a loaded 2-core machine (p90 5.7 ms alone, 14.7 ms beside four
+        // busy loops; with 8 in flight the Retry-After waits stretched it to 59 s).
+        &ImportConfig {
+            concurrency: 32,
+            ..config(srv.url())
+        },
         |_| {},
     )
     .await
@@ -72,8 +78,9 @@ async fn an_import_under_retry_after_records_attempts_not_backoff() {
     let create = &s.operations["create_user"];
     let throttled = s.errors.get("429").copied().unwrap_or(0);
     assert!(throttled > 0, "429s were injected: {:?}", s.errors);
+    eprintln!("create_user response p90 {} ms", create.response.p90_ms);
     assert!(
-        create.response.p90_ms < 250.0,
+        create.response.p90_ms < 50.0,
         "create_user response p90 {} ms: backoff counted as latency",
         create.response.p90_ms
     );
