@@ -8,12 +8,11 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use crate::cli::{GenArgs, ImportArgs};
-use crate::client::RetryPolicy;
 use crate::config;
 use crate::gen::{GenConfig, Generator};
 use crate::import::dry_run::{self, DryRunOptions};
 use crate::import::ingest::IngestOptions;
-use crate::import::run::{self, ImportConfig, Lookup};
+use crate::import::run;
 use crate::mapping::{presets, MappingSpec};
 use crate::server::{self, ServerConfig};
 use crate::source;
@@ -167,10 +166,8 @@ pub(crate) fn read_export(
 }
 
 pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
-    // A flag that would be ignored is refused: an import writes no payload file.
-    if a.emit.is_some() && !a.dry_run {
-        bail!("--emit writes the mapped payloads of a dry run; add --dry-run, or drop --emit to import");
-    }
+    // A flag that would be ignored, or two that cannot work together, are refused first.
+    config::check_import_args(&a)?;
     let (spec, opts) = read_export(&a.export, a.batch_rows as usize)?;
     for (column, fed) in crate::import::ingest::absent_columns(&a.export.file, &spec, &opts)? {
         eprintln!(
@@ -187,7 +184,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot create the report directory {}", dir.display()))?;
     }
     let in_report = |name: &str| a.report.as_ref().map(|d| d.join(name));
-    let rejects = a.rejects.clone().or_else(|| in_report("rejects.csv"));
+    let rejects = config::import_report_file(&a, a.rejects.as_ref(), "rejects.csv");
     if a.dry_run {
         let summary = dry_run::run(
             &a.export.file,
@@ -216,12 +213,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
     if let Some(t) = &a.target {
         check_target(t)?;
     }
-    if a.inbound_status.is_some() && a.dialect != crate::client::dialect::DialectName::EntraInbound
-    {
-        bail!("--inbound-status reads the outcome of Entra inbound uploads; add --dialect entra-inbound, or drop it");
-    }
     let client = client_options(&a.connect, a.timeout)?;
-    let dialect = a.dialect.table();
     let rt = runtime(None)?;
     let mut summary = rt.block_on(async {
         let (base, embedded) = match &a.target {
@@ -245,14 +237,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
                 (url, Some(h))
             }
         };
-        // The inbound endpoint's own limit (40 requests/s) unless a preset is named.
-        let preset = match a.target_limits {
-            crate::limits::Preset::None if a.dialect == crate::client::dialect::DialectName::EntraInbound => {
-                crate::limits::Preset::EntraInbound
-            }
-            p => p,
-        };
-        let limits = preset.limits().with(a.limits.clone());
+        let limits = config::import_limits(&a);
         if !limits.buckets.is_empty() || limits.max_in_flight.is_some() {
             eprintln!(
                 "scimload: paced under the {} limits: {}",
@@ -266,72 +251,19 @@ pub fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
                     .join(", ")
             );
         }
-        let cfg = ImportConfig {
-            base_url: base,
-            client: client.clone(),
-            // Under a service's concurrency cap (okta) in import::run.
-            concurrency: a.concurrency.max(1) as usize,
-            lookup: a.lookup.unwrap_or(if dialect.lookup_before_create {
-                Lookup::Always
-            } else {
-                Lookup::OnConflict
-            }),
-            dialect,
-            retry: RetryPolicy {
-                max_attempts: a.max_attempts.max(1),
-                ..RetryPolicy::default()
-            },
-            timeout: a.timeout,
-            member_batch: a
-                .member_batch
-                .map_or(dialect.member_add_batch, |b| b.max(1) as usize),
-            rejects: rejects.clone(),
-            failed: a.failed.clone().or_else(|| in_report("failed.csv")),
-            state: a.state.clone().or_else(|| {
-                a.target.as_ref().map(|_| {
-                    let mut p = a.export.file.clone().into_os_string();
-                    p.push(".scimload-state.sqlite");
-                    std::path::PathBuf::from(p)
-                })
-            }),
-            rate: a.rate,
-            adaptive: !a.no_adaptive,
-            bulk: a.bulk.unwrap_or(if a.dialect == crate::client::dialect::DialectName::Generic {
-                run::BulkMode::Auto
-            } else {
-                run::BulkMode::Never
-            }),
-            bulk_size: a.bulk_size.map(|b| b.max(1) as usize),
-            bulk_in_flight: a.bulk_in_flight.max(1) as usize,
-            missing: if a.delete_missing {
-                run::Missing::Delete
-            } else if a.deactivate_missing {
-                run::Missing::Deactivate
-            } else {
-                run::Missing::Keep
-            },
-            missing_limit: a.missing_limit,
-            interrupt: Some(std::sync::Arc::new(run::Interrupt::default())),
-            schema_check: a.schema_check,
-            verify: a.verify,
-            bulk_trial: std::time::Duration::from_millis(1500),
-            limits: limits.clone(),
-            live: match a.metrics_listen {
-                Some(addr) => {
-                    let live = crate::metrics::live::Live::new("import", "import", "1/1");
-                    live.lock().set_offered_rate(a.rate);
-                    let bound = crate::metrics::live::serve(addr, live.clone()).await?;
-                    if !a.quiet {
-                        eprintln!("scimload: live metrics at http://{bound}/metrics");
-                    }
-                    Some(live)
+        let live = match a.metrics_listen {
+            Some(addr) => {
+                let live = crate::metrics::live::Live::new("import", "import", "1/1");
+                live.lock().set_offered_rate(a.rate);
+                let bound = crate::metrics::live::serve(addr, live.clone()).await?;
+                if !a.quiet {
+                    eprintln!("scimload: live metrics at http://{bound}/metrics");
                 }
-                None => None,
-            },
+                Some(live)
+            }
+            None => None,
         };
-        if cfg.missing != run::Missing::Keep && cfg.state.is_none() {
-            bail!("--deactivate-missing and --delete-missing compare the export with a state file; give --state (the embedded server keeps none)");
-        }
+        let cfg = config::import_config(&a, client.clone(), base, live);
         let quiet = a.quiet;
         // Ctrl-C: stop sending, finish what is in flight, record it, print the summary;
         // a second Ctrl-C aborts at once.

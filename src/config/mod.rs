@@ -4,6 +4,11 @@
 
 use std::path::Path;
 
+mod import;
+pub use import::{
+    check_import_args, import_config, import_limits, import_report_file, import_state_path,
+};
+
 use crate::cli::{ConnectArgs, FaultArgs, ServeArgs};
 use crate::client::auth::{Credentials, OAuthClient, Secret};
 use crate::client::tls::{ClientIdentity, TlsOptions};
@@ -14,6 +19,14 @@ use crate::server::ServerConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error(
+        "--emit writes the mapped payloads of a dry run; add --dry-run, or drop --emit to import"
+    )]
+    EmitWithoutDryRun,
+    #[error("--inbound-status reads the outcome of Entra inbound uploads; add --dialect entra-inbound, or drop it")]
+    InboundStatusWithoutInbound,
+    #[error("--deactivate-missing and --delete-missing compare the export with a state file; give --state (the embedded server keeps none)")]
+    MissingWithoutState,
     #[error("refusing to listen on {0} without a token: anyone on the network could write to it; set SCIM_TOKEN, --token-file or --token (or --oauth), or listen on 127.0.0.1")]
     OpenToNetwork(std::net::SocketAddr),
     #[error("cannot read the token file {path}: {source}; check the path and permissions")]
