@@ -9,23 +9,14 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use super::{say, say_raw};
-use crate::bench::engine::Model;
-use crate::bench::knee::KneeConfig;
-use crate::bench::scenario::{parse_mix, Params};
-use crate::bench::{self, BenchConfig, Sweep};
+use crate::bench;
 use crate::cli::{BenchArgs, ReportArgs, ReportFormat};
+use crate::config;
 use crate::metrics::threshold::{Metric, Threshold};
 use crate::metrics::timeline::Timeline;
 use crate::report::{self, compare::Comparison, ReportData, Run};
 use crate::server::faults::FaultConfig;
 use crate::server::{self, ServerConfig};
-
-fn thresholds(list: &[String]) -> anyhow::Result<Vec<Threshold>> {
-    list.iter()
-        .map(|t| Threshold::parse(t).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<_>>()
-        .context("bad --threshold")
-}
 
 /// A run id from the clock: short, and distinct between runs a second apart.
 fn clock_run_id() -> String {
@@ -48,109 +39,8 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         super::check_target(t)?;
     }
     let client = super::client_options(&a.connect, a.timeout)?;
-    let steps = match &a.steps {
-        Some(list) => Some(
-            list.split(',')
-                .map(|r| crate::units::parse_rate(r.trim()))
-                .collect::<Result<Vec<f64>, _>>()
-                .map_err(anyhow::Error::msg)
-                .context("bad --steps; give rates like 100,200,400")?,
-        ),
-        None => None,
-    };
-    if steps
-        .as_ref()
-        .is_some_and(|v| v.is_empty() || v.iter().any(|r| *r <= 0.0))
-    {
-        bail!("--steps needs rates above 0, like 100,200,400");
-    }
-    if (a.find_knee || steps.is_some()) && a.scenario == crate::bench::scenario::Kind::GroupMembers
-    {
-        bail!("group-members builds one group to --group-size and tears it down, so its length is set by the group, not by a rate; run it at one --rate (and --find-knee with another scenario)");
-    }
-    let knee = if a.find_knee || steps.is_some() {
-        let slo = Threshold::parse(&a.slo)
-            .map_err(anyhow::Error::msg)
-            .context("bad --slo")?;
-        if !matches!(slo.metric, Metric::Quantile(_)) || slo.op.is_some() {
-            bail!("--slo must bound a percentile of all requests, e.g. p99<300ms");
-        }
-        if a.closed {
-            bail!("--find-knee and --steps drive the open model; drop --closed");
-        }
-        Some(Sweep {
-            judge: KneeConfig {
-                slo,
-                error_budget: a.error_budget,
-                start_rate: a.knee_start.max(1.0),
-                max_rate: a.knee_max.max(a.knee_start),
-                precision: 0.05,
-                max_send_lag_ms: a.max_send_lag.as_secs_f64() * 1000.0,
-            },
-            step: a.step_duration,
-            rates: steps,
-        })
-    } else {
-        None
-    };
-    if a.dialect == crate::client::dialect::DialectName::EntraInbound {
-        bail!("--dialect entra-inbound is an import target (Entra's /bulkUpload takes users only, answered 202); benchmark with another dialect, or import with `scimload import --dialect entra-inbound`");
-    }
     let run_id = a.run_id.clone().unwrap_or_else(clock_run_id);
-    if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        bail!("--run-id '{run_id}': use letters and digits only (it goes into userNames)");
-    }
-    let cfg = BenchConfig {
-        scenario: a.scenario,
-        params: Params {
-            users: a.users.max(1),
-            page_size: a.page_size.max(1),
-            paging: a.paging.unwrap_or(crate::bench::scenario::Paging::Index),
-            group_size: a.group_size.max(1),
-            member_batch: a.member_batch.max(1),
-            dialect: a.dialect,
-            mix: parse_mix(&a.mix)
-                .map_err(anyhow::Error::msg)
-                .context("bad --mix")?,
-        },
-        paging_chosen: a.paging.is_some(),
-        base_url: String::new(),
-        client,
-        timeout: a.timeout,
-        model: if a.closed {
-            Model::Closed
-        } else {
-            Model::Open {
-                shape: a.ramp.unwrap_or(a.rate),
-                poisson: a.poisson.then_some(a.seed),
-            }
-        },
-        connections: a.connections.max(1) as usize,
-        streams: a.streams.max(1) as usize,
-        warmup: a.warmup,
-        duration: a.duration,
-        max_requests: a.requests,
-        shard: a.shard.unwrap_or_default(),
-        run_id: run_id.clone(),
-        cleanup: a.cleanup,
-        knee,
-        thresholds: thresholds(&a.thresholds)?,
-        interval: a.interval.max(std::time::Duration::from_millis(100)),
-        start_at: a.start_at,
-        live: None,
-    };
-    // Refused before anything is seeded; checked again once seeding is done.
-    if let Some(at) = a.start_at {
-        if let Err(e) = at.duration_since(std::time::SystemTime::now()) {
-            if e.duration() > cfg.interval {
-                bail!(
-                    "--start-at {} passed {:.1} s ago; set a time ahead, e.g. --start-at $(date -u -d '+2 min' +%FT%TZ)",
-                    crate::units::rfc3339(at),
-                    e.duration().as_secs_f64()
-                );
-            }
-        }
-    }
+    let cfg = config::bench_config(&a, client, run_id.clone(), std::time::SystemTime::now())?;
     let dir = a.report.clone().unwrap_or_else(|| {
         PathBuf::from("scimload-results").join(format!("bench-{}-{run_id}", a.scenario.name()))
     });
@@ -335,7 +225,7 @@ pub fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
             dirs
         }
     };
-    let (run, tl) = report::open(&dirs, &thresholds(&a.thresholds)?)?;
+    let (run, tl) = report::open(&dirs, &config::thresholds(&a.thresholds)?)?;
     let data = ReportData::build(&run, &tl, &slo);
     if let Some(out) = &a.out {
         if let (Run::Bench(s), true) = (&run, dirs.len() > 1) {

@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
+mod bench;
 mod import;
+pub use bench::{bench_config, thresholds};
 pub use import::{
     check_import_args, import_config, import_limits, import_report_file, import_state_path,
 };
@@ -19,6 +21,18 @@ use crate::server::ServerConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("bad {0}: {1}")]
+    Flag(&'static str, String),
+    #[error("group-members builds one group to --group-size and tears it down, so its length is set by the group, not by a rate; run it at one --rate (and --find-knee with another scenario)")]
+    SweepOfGroupMembers,
+    #[error("--find-knee and --steps drive the open model; drop --closed")]
+    SweepClosed,
+    #[error("--dialect entra-inbound is an import target (Entra's /bulkUpload takes users only, answered 202); benchmark with another dialect, or import with `scimload import --dialect entra-inbound`")]
+    InboundBench,
+    #[error("--run-id '{0}': use letters and digits only (it goes into userNames)")]
+    RunId(String),
+    #[error("--start-at {at} passed {ago:.1} s ago; set a time ahead, e.g. --start-at $(date -u -d '+2 min' +%FT%TZ)")]
+    StartAtPassed { at: String, ago: f64 },
     #[error(
         "--emit writes the mapped payloads of a dry run; add --dry-run, or drop --emit to import"
     )]
