@@ -1,16 +1,51 @@
 //! The one bound on work in flight. Every phase that fans requests out (users, /Bulk
 //! resends, managers, missing users, groups, read-back, inbound uploads, bench seeding,
 //! cleanup deletes) keeps at most `limit` tasks running and hands each result back to
-//! its single owner as it finishes, so results are never shared under a lock.
+//! its single owner as it finishes, so results are never shared under a lock. Sets that
+//! serve one phase side by side (the users, the big groups' early member batches, the
+//! /Bulk groups' lookups) share one [`Budget`], so `--concurrency` bounds them together.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use tokio::task::{JoinError, JoinSet};
 
-/// Tasks in flight, at most `limit` of them.
+/// Requests in flight across every set that shares it: one `--concurrency`.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    limit: usize,
+    used: Arc<AtomicUsize>,
+}
+
+impl Budget {
+    /// At most `limit` (at least 1) in flight over all sets that share it.
+    pub fn new(limit: usize) -> Self {
+        Budget {
+            limit: limit.max(1),
+            used: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Tasks started and not yet handed back, in every set.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    fn has_room(&self) -> bool {
+        self.used() < self.limit
+    }
+}
+
+/// Tasks in flight, at most `limit` of them and within the [`Budget`] they share.
 pub struct InFlight<T> {
     set: JoinSet<T>,
     limit: usize,
+    budget: Budget,
 }
 
 /// A task that panicked is a bug: its panic continues in the owner rather than the
@@ -25,11 +60,18 @@ fn joined<T>(r: Result<T, JoinError>) -> Option<T> {
 }
 
 impl<T: Send + 'static> InFlight<T> {
-    /// At most `limit` (at least 1) at a time.
+    /// At most `limit` (at least 1) at a time, a budget of its own.
     pub fn new(limit: usize) -> Self {
+        Self::within(&Budget::new(limit), limit)
+    }
+
+    /// At most `limit` of this set at a time, and its tasks count against `budget` with
+    /// those of every other set sharing it.
+    pub fn within(budget: &Budget, limit: usize) -> Self {
         InFlight {
             set: JoinSet::new(),
             limit: limit.max(1),
+            budget: budget.clone(),
         }
     }
 
@@ -41,12 +83,34 @@ impl<T: Send + 'static> InFlight<T> {
         self.set.is_empty()
     }
 
-    /// Whether one more may start now.
+    /// Whether one more may start now: below this set's limit and the shared budget's.
     pub fn has_room(&self) -> bool {
+        self.set.len() < self.limit && self.budget.has_room()
+    }
+
+    /// Whether this set is below its own limit, whatever the others sharing its budget
+    /// hold: for work that goes ahead of theirs (the early member batches, which the
+    /// users then leave room for).
+    pub fn below_own_limit(&self) -> bool {
         self.set.len() < self.limit
     }
 
+    fn spawn<F>(&mut self, task: F)
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        self.budget.used.fetch_add(1, Ordering::Relaxed);
+        self.set.spawn(task);
+    }
+
+    fn joined(&mut self, r: Result<T, JoinError>) -> Option<T> {
+        self.budget.used.fetch_sub(1, Ordering::Relaxed);
+        joined(r)
+    }
+
     /// Starts `task` once a slot is free; what finishes while it waits goes to `done`.
+    /// When the budget is held by the other sets alone, it starts with nothing of its
+    /// own in flight (it has nothing of its own to wait for; they hand theirs back).
     pub async fn start<F>(&mut self, task: F, mut done: impl FnMut(T))
     where
         F: Future<Output = T> + Send + 'static,
@@ -54,14 +118,14 @@ impl<T: Send + 'static> InFlight<T> {
         while !self.has_room() {
             match self.set.join_next().await {
                 Some(r) => {
-                    if let Some(v) = joined(r) {
+                    if let Some(v) = self.joined(r) {
                         done(v)
                     }
                 }
                 None => break,
             }
         }
-        self.set.spawn(task);
+        self.spawn(task);
     }
 
     /// Starts `task` now: for a dispatcher that checked `has_room` itself (or that lets a
@@ -70,7 +134,7 @@ impl<T: Send + 'static> InFlight<T> {
     where
         F: Future<Output = T> + Send + 'static,
     {
-        self.set.spawn(task);
+        self.spawn(task);
     }
 
     /// The next task to finish, `None` when none is in flight. Cancel-safe (for
@@ -79,7 +143,7 @@ impl<T: Send + 'static> InFlight<T> {
         loop {
             match self.set.join_next().await {
                 Some(r) => {
-                    if let Some(v) = joined(r) {
+                    if let Some(v) = self.joined(r) {
                         return Some(v);
                     }
                 }
@@ -93,6 +157,16 @@ impl<T: Send + 'static> InFlight<T> {
         while let Some(v) = self.next().await {
             done(v);
         }
+    }
+}
+
+/// Tasks still in the set are aborted with it (JoinSet's drop): their share of the
+/// budget is given back.
+impl<T> Drop for InFlight<T> {
+    fn drop(&mut self) {
+        self.budget
+            .used
+            .fetch_sub(self.set.len(), Ordering::Relaxed);
     }
 }
 
@@ -137,5 +211,59 @@ mod tests {
         let mut f: InFlight<()> = InFlight::new(2);
         f.start_now(async { panic!("a bug") });
         f.drain(|_| {}).await;
+    }
+
+    /// Two sets under one budget of 4: the second has no room while the first holds all
+    /// four, together they never run more than four, and what one hands back (or drops
+    /// unfinished) the other can use.
+    #[tokio::test]
+    async fn sets_sharing_a_budget_are_bounded_together() {
+        let budget = Budget::new(4);
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let task = |ms: u64| {
+            let (running, peak) = (running.clone(), peak.clone());
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+        };
+        let mut users: InFlight<()> = InFlight::within(&budget, 4);
+        let mut groups: InFlight<()> = InFlight::within(&budget, 2);
+        for _ in 0..4 {
+            assert!(users.has_room());
+            users.start_now(task(5));
+        }
+        assert!(!groups.has_room(), "the users hold the whole budget");
+        assert!(groups.below_own_limit());
+        assert_eq!(budget.used(), 4);
+        for k in 0..30u64 {
+            if k % 3 == 0 {
+                groups.start(task(1 + k % 4), |_| {}).await;
+            } else {
+                while !users.has_room() {
+                    tokio::select! {
+                        Some(_) = users.next(), if !users.is_empty() => {}
+                        Some(_) = groups.next(), if !groups.is_empty() => {}
+                    }
+                }
+                users.start_now(task(1 + k % 5));
+            }
+            assert!(
+                budget.used() <= 5,
+                "at most one beyond: a start with none of its own"
+            );
+        }
+        users.drain(|_| {}).await;
+        groups.drain(|_| {}).await;
+        assert_eq!(budget.used(), 0);
+        groups.start_now(task(50));
+        groups.start_now(task(50));
+        assert_eq!(budget.used(), 2);
+        drop(groups);
+        assert_eq!(budget.used(), 0, "a dropped set gives its share back");
+        assert!(peak.load(Ordering::SeqCst) <= 5, "{peak:?}");
     }
 }

@@ -21,6 +21,7 @@ use super::bulk_groups::{BulkGroups, Slot};
 use super::ids::IdTable;
 use super::worker::{account, Worker};
 use crate::client::retry::{execute, Executed};
+use crate::dispatch::inflight::Budget;
 use crate::dispatch::InFlight;
 use crate::metrics::{Op, Recorder};
 
@@ -52,12 +53,11 @@ pub(super) struct EarlyGroups {
     groups: HashMap<String, Group>,
     /// Groups the state knows: the phase compares them with the target.
     skip: HashSet<String>,
+    /// At most a quarter of `--concurrency` (1 to 16) of these requests; they count in
+    /// the users' budget and go ahead of them: the users take what is left.
     inflight: InFlight<Step>,
     /// Groups with a full batch waiting for a slot, oldest first.
     waiting: VecDeque<String>,
-    /// Requests of this kind in flight at most: the users keep the rest of
-    /// `--concurrency`.
-    limit: usize,
 }
 
 impl EarlyGroups {
@@ -65,17 +65,16 @@ impl EarlyGroups {
         worker: Arc<Worker>,
         per: usize,
         known: impl IntoIterator<Item = String>,
-        concurrency: usize,
+        budget: &Budget,
     ) -> Self {
-        let limit = (concurrency / 4).clamp(1, 16);
+        let limit = (budget.limit() / 4).clamp(1, 16);
         EarlyGroups {
             worker,
             per: per.max(1),
             groups: HashMap::new(),
             skip: known.into_iter().collect(),
-            inflight: InFlight::new(limit),
+            inflight: InFlight::within(budget, limit),
             waiting: VecDeque::new(),
-            limit,
         }
     }
 
@@ -113,7 +112,7 @@ impl EarlyGroups {
         if g.busy || g.left || g.queued || g.pending.len() < self.per {
             return;
         }
-        if self.inflight.len() >= self.limit {
+        if !self.inflight.below_own_limit() {
             g.queued = true;
             self.waiting.push_back(name);
             return;
@@ -214,7 +213,7 @@ impl EarlyGroups {
         if stopping {
             return;
         }
-        while self.inflight.len() < self.limit {
+        while self.inflight.below_own_limit() {
             let Some(n) = self.waiting.pop_front() else {
                 break;
             };

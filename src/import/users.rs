@@ -19,6 +19,7 @@ use super::trial::{BulkTrial, TrialPhase};
 use super::worker::{account, Finished, Job, Tally, UserResult, Worker};
 use crate::client::retry::Executed;
 use crate::client::throttle::Throttle;
+use crate::dispatch::inflight::Budget;
 use crate::dispatch::schedule::CappedRate;
 use crate::dispatch::timer::{self, PreciseTimer};
 use crate::dispatch::InFlight;
@@ -171,7 +172,10 @@ pub(super) async fn provision(
         meter,
     } = u;
     let mut deferred_managers: Vec<Deferred> = Vec::new();
-    let mut inflight: InFlight<Launched> = InFlight::new(cfg.concurrency);
+    // One --concurrency for the users (or /Bulk batches), the early member batches and
+    // the /Bulk groups' lookups together.
+    let budget = Budget::new(cfg.concurrency);
+    let mut inflight: InFlight<Launched> = InFlight::within(&budget, cfg.concurrency);
     // Memberships travel with their users' batches (groups created there, members by
     // bulkId); group lookups run beside the batches.
     let mut bulk_groups = bulk_limits.map(|_| {
@@ -184,7 +188,7 @@ pub(super) async fn provision(
         BulkGroups::new(known, cfg.member_batch)
     });
     let mut group_lookups: InFlight<(String, Executed, Option<String>)> =
-        InFlight::new(cfg.concurrency);
+        InFlight::within(&budget, cfg.concurrency);
     // One request per user: big groups take their members while the users go on (see
     // early_groups.rs). Not with a --rate cap, which paces users alone.
     let mut early =
@@ -194,7 +198,7 @@ pub(super) async fn provision(
                 .as_ref()
                 .map(|st| st.groups.keys().cloned().collect::<Vec<_>>())
                 .unwrap_or_default();
-            EarlyGroups::new(worker.clone(), cfg.member_batch, known, cfg.concurrency)
+            EarlyGroups::new(worker.clone(), cfg.member_batch, known, &budget)
         });
     // The groups of each user in flight alone, for `early`.
     let mut groups_of: HashMap<u32, Vec<String>> = HashMap::new();
@@ -272,9 +276,9 @@ pub(super) async fn provision(
                 && (bulk_running >= bulk_parallel || creating > 0)
         });
         let paced = !stopping && cap.as_ref().is_some_and(|c| !c.ready(Instant::now()));
-        // Early group requests count against --concurrency with the users.
         let early_len = early.as_ref().map_or(0, EarlyGroups::len);
-        let room = inflight.has_room() && inflight.len() + early_len < cfg.concurrency;
+        // Within the budget the early member batches and group lookups share.
+        let room = inflight.has_room();
         tokio::select! {
             biased;
             _ = interrupt.wait(), if !stopping => {
