@@ -7,7 +7,7 @@
 pub mod engine;
 pub mod knee;
 pub mod scenario;
-pub mod seed;
+pub(crate) mod seed;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -6,17 +6,17 @@
 //! (load connections) → the rest.
 
 pub mod auth;
-pub mod conn;
+pub(crate) mod conn;
 pub mod dialect;
-pub mod discovery;
-pub mod fan;
-pub mod http;
-pub mod ratelimit;
+pub(crate) mod discovery;
+pub(crate) mod fan;
+pub(crate) mod http;
+pub(crate) mod ratelimit;
 pub mod retry;
-pub mod schemas;
-pub mod throttle;
+pub(crate) mod schemas;
+pub(crate) mod throttle;
 pub mod tls;
-pub mod transport;
+pub(crate) mod transport;
 
 pub use auth::{Auth, Credentials, Secret};
 pub use http::{ClientError, ClientOptions, Reply, ScimClient};

@@ -4,8 +4,8 @@
 //! sleeps to them with microsecond precision, `inflight` bounds the tasks in flight.
 //! Nothing here parses input or knows what a unit is.
 
-pub mod inflight;
+pub(crate) mod inflight;
 pub mod schedule;
-pub mod timer;
+pub(crate) mod timer;
 
 pub use inflight::InFlight;

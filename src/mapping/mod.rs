@@ -3,14 +3,14 @@
 //! [`MappedUser`] (SCIM JSON, group names, manager reference) or a [`Rejected`] row that
 //! says which field is wrong and why.
 
-pub mod build;
+pub(crate) mod build;
 pub(crate) mod bytes;
-pub mod custom;
+pub(crate) mod custom;
 mod eval;
 pub mod presets;
-pub mod spec;
-pub mod target;
-pub mod template;
+pub(crate) mod spec;
+pub(crate) mod target;
+pub(crate) mod template;
 mod user;
 
 use std::hash::BuildHasher;

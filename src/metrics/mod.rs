@@ -9,8 +9,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 pub mod live;
-pub mod sample;
-pub mod stats;
+pub(crate) mod sample;
+pub(crate) mod stats;
 pub mod threshold;
 pub mod timeline;
 

@@ -17,14 +17,14 @@ pub use crate::results::import::ImportSummary;
 use crate::results::knee::KneeResult;
 use crate::results::Machine;
 
-pub mod capacity;
+pub(crate) mod capacity;
 pub mod charts;
-pub mod compare;
+pub(crate) mod compare;
 pub mod html;
 pub mod markdown;
-pub mod shards;
-pub mod tables;
-pub mod terminal;
+pub(crate) mod shards;
+pub(crate) mod tables;
+pub(crate) mod terminal;
 
 /// Names the report format; bumped when a field changes meaning.
 pub const SCHEMA: &str = "scimload-report/1";

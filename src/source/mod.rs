@@ -6,7 +6,7 @@
 //! becomes a [`ReadReject`] with its row number; the rest of the file goes on.
 
 mod csv;
-pub mod flat_json;
+pub(crate) mod flat_json;
 mod json;
 pub mod wrapped;
 
