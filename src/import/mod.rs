@@ -23,7 +23,7 @@ mod reader;
 pub(crate) mod rejects;
 pub mod run;
 mod screen;
-pub mod state;
+pub(crate) mod state;
 mod sync;
 mod trial;
 mod users;

@@ -77,7 +77,6 @@ pub enum Record {
 
 pub struct State {
     path: PathBuf,
-    pub run: i64,
     pub users: HashMap<String, KnownUser>,
     /// displayName → (SCIM id, hash of the members last sent).
     pub groups: HashMap<String, (String, u64)>,
@@ -202,7 +201,6 @@ impl State {
             })?;
         Ok(State {
             path: path.to_path_buf(),
-            run,
             users,
             groups,
             unclean,
