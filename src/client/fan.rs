@@ -86,24 +86,20 @@ mod tests {
     /// `workers` run at once, and the first error ends the fan-out.
     #[tokio::test]
     async fn results_in_input_order_within_the_bound_and_errors_stop_it() {
-        let running = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let (r2, p2) = (running.clone(), peak.clone());
+        let gauge = crate::dispatch::inflight::Gauge::default();
+        let g = gauge.clone();
         let got = fan_out(50, 4, move |k| {
-            let (running, peak) = (r2.clone(), p2.clone());
+            // Later k finish sooner: order must come from k, not from completion.
+            let held = g.task(5 - (k % 5) as u64);
             async move {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                peak.fetch_max(now, Ordering::SeqCst);
-                // Later k finish sooner: order must come from k, not from completion.
-                tokio::time::sleep(std::time::Duration::from_millis(5 - (k % 5) as u64)).await;
-                running.fetch_sub(1, Ordering::SeqCst);
+                held.await;
                 Ok::<_, String>(k * 10)
             }
         })
         .await
         .unwrap();
         assert_eq!(got, (0..50).map(|k| k * 10).collect::<Vec<_>>());
-        assert_eq!(peak.load(Ordering::SeqCst), 4);
+        assert_eq!(gauge.peak(), 4);
 
         let started = Arc::new(AtomicUsize::new(0));
         let s2 = started.clone();

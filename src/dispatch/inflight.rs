@@ -170,28 +170,50 @@ impl<T> Drop for InFlight<T> {
     }
 }
 
+/// For tests of every bound on work in flight: counts the tasks running at once and
+/// the most that ever were.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct Gauge {
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+#[cfg(test)]
+impl Gauge {
+    /// A task that counts itself as running for `ms` milliseconds.
+    pub(crate) fn task(&self, ms: u64) -> impl Future<Output = ()> + Send + 'static {
+        let g = self.clone();
+        async move {
+            let now = g.running.fetch_add(1, Ordering::SeqCst) + 1;
+            g.peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            g.running.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The most tasks that ran at once.
+    pub(crate) fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
 
     /// 40 tasks under a limit of 3: never more than 3 run at once, and every result
     /// comes back exactly once.
     #[tokio::test]
     async fn never_more_than_the_limit_and_every_result_once() {
-        let running = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
+        let gauge = Gauge::default();
         let mut f = InFlight::new(3);
         let mut got = Vec::new();
         for k in 0..40u32 {
-            let (running, peak) = (running.clone(), peak.clone());
+            let held = gauge.task(1 + (k % 3) as u64);
             f.start(
                 async move {
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    tokio::time::sleep(std::time::Duration::from_millis(1 + (k % 3) as u64)).await;
-                    running.fetch_sub(1, Ordering::SeqCst);
+                    held.await;
                     k
                 },
                 |v| got.push(v),
@@ -202,7 +224,7 @@ mod tests {
         f.drain(|v| got.push(v)).await;
         got.sort();
         assert_eq!(got, (0..40).collect::<Vec<_>>());
-        assert_eq!(peak.load(Ordering::SeqCst), 3);
+        assert_eq!(gauge.peak(), 3);
     }
 
     #[tokio::test]
@@ -219,17 +241,8 @@ mod tests {
     #[tokio::test]
     async fn sets_sharing_a_budget_are_bounded_together() {
         let budget = Budget::new(4);
-        let running = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let task = |ms: u64| {
-            let (running, peak) = (running.clone(), peak.clone());
-            async move {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                peak.fetch_max(now, Ordering::SeqCst);
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                running.fetch_sub(1, Ordering::SeqCst);
-            }
-        };
+        let gauge = Gauge::default();
+        let task = |ms: u64| gauge.task(ms);
         let mut users: InFlight<()> = InFlight::within(&budget, 4);
         let mut groups: InFlight<()> = InFlight::within(&budget, 2);
         for _ in 0..4 {
@@ -264,6 +277,6 @@ mod tests {
         assert_eq!(budget.used(), 2);
         drop(groups);
         assert_eq!(budget.used(), 0, "a dropped set gives its share back");
-        assert!(peak.load(Ordering::SeqCst) <= 5, "{peak:?}");
+        assert!(gauge.peak() <= 5, "{}", gauge.peak());
     }
 }

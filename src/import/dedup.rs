@@ -44,10 +44,6 @@ impl KeyIndex {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The row that recorded `key`, if any.
     pub fn get(&self, key: u64) -> Option<u64> {
         if self.keys.is_empty() {
@@ -123,11 +119,6 @@ impl KeyIndex {
         for (k, r) in keys.into_iter().zip(rows).filter(|(k, _)| *k != 0) {
             self.insert(k, r as u64);
         }
-    }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.keys.len() * 12
     }
 }
 
@@ -264,10 +255,6 @@ impl Bloom {
         let (b, mut bits) = self.bits(key);
         bits.all(|(w, bit)| self.blocks[b][w] & bit != 0)
     }
-
-    fn bytes(&self) -> usize {
-        self.blocks.len() * 64
-    }
 }
 
 /// First-row-wins key index whose memory stays within a budget of keys plus 2 bytes a
@@ -279,7 +266,8 @@ pub struct SpillIndex {
     expect: Option<RowEstimate>,
     runs: Vec<Run>,
     bloom: Bloom,
-    spilled: usize,
+    /// Keys written to disk so far.
+    pub(super) spilled: usize,
     buf: Vec<u8>,
 }
 
@@ -382,23 +370,23 @@ impl SpillIndex {
         self.runs.push(run);
         self.mem.clear();
     }
-
-    /// Bytes held in memory.
-    pub fn bytes(&self) -> usize {
-        self.mem.bytes()
-            + self.bloom.bytes()
-            + self.runs.iter().map(|r| r.fences.len() * 8).sum::<usize>()
-    }
-
-    /// Keys written to disk so far.
-    pub fn spilled(&self) -> usize {
-        self.spilled
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bytes a table holds.
+    fn table_bytes(ix: &KeyIndex) -> usize {
+        ix.keys.len() * 12
+    }
+
+    /// Bytes an index holds in memory: its table, its filter, its runs' fences.
+    fn bytes(ix: &SpillIndex) -> usize {
+        table_bytes(&ix.mem)
+            + ix.bloom.blocks.len() * 64
+            + ix.runs.iter().map(|r| r.fences.len() * 8).sum::<usize>()
+    }
 
     #[test]
     fn first_row_wins_across_growth() {
@@ -416,7 +404,7 @@ mod tests {
             );
         }
         assert_eq!(ix.len(), 100_000);
-        assert!(ix.bytes() < 100_000 * 12 * 2);
+        assert!(table_bytes(&ix) < 100_000 * 12 * 2);
     }
 
     #[test]
@@ -427,7 +415,7 @@ mod tests {
             assert_eq!(ix.get(key(i)), None, "{i} is new");
             ix.insert_new(key(i), i + 1);
         }
-        assert!(ix.spilled() >= 18_000, "{}", ix.spilled());
+        assert!(ix.spilled >= 18_000, "{}", ix.spilled);
         assert!(ix.runs.len() >= 18);
         for i in (0..20_000u64).step_by(7) {
             assert_eq!(ix.get(key(i)), Some(i + 1), "{i}");
@@ -444,9 +432,9 @@ mod tests {
         assert!(fp < 100, "filter false positives: {fp} of 20,000");
         // Memory: the table's budget plus ~2 bytes a spilled key.
         assert!(
-            ix.bytes() < 1024 * 5 / 4 * 12 + ix.spilled() * 4 + 4096,
+            bytes(&ix) < 1024 * 5 / 4 * 12 + ix.spilled * 4 + 4096,
             "{}",
-            ix.bytes()
+            bytes(&ix)
         );
     }
 }

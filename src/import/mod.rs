@@ -7,7 +7,7 @@ mod bulk;
 mod bulk_groups;
 pub mod cleanup;
 pub mod config;
-pub mod dedup;
+pub(crate) mod dedup;
 pub mod dry_run;
 mod early_groups;
 mod group_check;

@@ -134,9 +134,9 @@ mod tests {
         .unwrap();
         let _ = std::fs::remove_file(&path);
         assert!(
-            small.external_ids.spilled() > 25_000,
+            small.external_ids.spilled > 25_000,
             "{}",
-            small.external_ids.spilled()
+            small.external_ids.spilled
         );
         assert!(dups > 100, "the export repeats keys: {dups}");
     }
