@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::dispatch::schedule::CappedRate;
+
 const WINDOW: Duration = Duration::from_millis(500);
 /// A window is judged once it holds this many answers (or after MAX_WINDOW).
 const MIN_ANSWERS: u64 = 20;
@@ -67,7 +69,9 @@ enum Last {
 #[derive(Debug)]
 struct State {
     limit: Option<f64>,
-    next: Instant,
+    /// The send slots under the limit: the capped rate `import --rate` paces by, here
+    /// shared by every sender (each reserves its slot and sleeps to it).
+    slots: CappedRate,
     window_start: Instant,
     /// First and last answer of the window: its rate over the time it was busy.
     first: Option<Instant>,
@@ -105,7 +109,7 @@ impl Throttle {
         Throttle {
             state: Mutex::new(State {
                 limit: None,
-                next: now,
+                slots: CappedRate::new(MIN_RATE, now).expect("MIN_RATE is above 0"),
                 window_start: now,
                 first: None,
                 last_answer: now,
@@ -134,9 +138,8 @@ impl Throttle {
         let Some(limit) = s.limit else {
             return paused.map_or(Duration::ZERO, |p| p - now);
         };
-        let at = s.next.max(now).max(paused.unwrap_or(now));
-        s.next = at + Duration::from_secs_f64(1.0 / limit);
-        at - now
+        s.slots.set_rate(limit);
+        s.slots.reserve(now.max(paused.unwrap_or(now))) - now
     }
 
     /// Waits for a send slot.
@@ -217,7 +220,7 @@ fn judge(s: &mut State, elapsed: Duration, now: Instant) {
                 // Slowing down did not reduce the refusals: they are not about rate.
                 s.baseline = s.baseline.max(fraction.min(before_fraction));
                 s.limit = before;
-                s.next = now;
+                s.slots.restart(now);
                 s.hold_until = Some(now + HOLD);
                 s.stats.futile += 1;
                 s.last = Last::Nothing;
@@ -342,7 +345,7 @@ mod tests {
         {
             let mut s = th.lock();
             s.paused_until = None;
-            s.next = Instant::now();
+            s.slots.restart(Instant::now());
         }
         assert!(th.slot(Instant::now()) < Duration::from_millis(100));
     }

@@ -231,7 +231,28 @@ impl CappedRate {
     /// A unit started at `now`: the next slot is one gap after this one's, which is
     /// never taken as more than one gap in the past (a credit of one slot, no burst).
     pub fn take(&mut self, now: Instant) {
-        self.next = self.next.max(now.checked_sub(self.gap).unwrap_or(now)) + self.gap;
+        self.reserve(now);
+    }
+
+    /// The slot of a unit that asks at `now` and sleeps to it (many senders sharing one
+    /// cap, as the adaptive throttle's do): never before `now`, one gap after the slot
+    /// before it, with the same one-slot credit as [`CappedRate::take`].
+    pub fn reserve(&mut self, now: Instant) -> Instant {
+        let at = self.next.max(now.checked_sub(self.gap).unwrap_or(now));
+        self.next = at + self.gap;
+        at.max(now)
+    }
+
+    /// A new rate from the next slot on (the slot already reserved stands).
+    pub fn set_rate(&mut self, per_second: f64) {
+        if per_second > 0.0 && per_second.is_finite() {
+            self.gap = Duration::from_secs_f64(1.0 / per_second);
+        }
+    }
+
+    /// Forgets the slots reserved so far: the next unit may start at `now`.
+    pub fn restart(&mut self, now: Instant) {
+        self.next = now;
     }
 }
 
@@ -320,5 +341,26 @@ mod tests {
         assert_eq!(c.next_at(), late + Duration::from_millis(10));
         assert!(!c.ready(late + Duration::from_millis(5)));
         assert!(CappedRate::new(0.0, t0).is_none());
+    }
+
+    /// Senders that reserve at the same instant get slots a gap apart, none before
+    /// the instant they asked; a new rate spaces the slots after the one reserved.
+    #[test]
+    fn reserved_slots_are_spaced_for_senders_sharing_a_cap() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut c = CappedRate::new(100.0, t0).unwrap();
+        let slots: Vec<Duration> = (0..3).map(|_| c.reserve(t0) - t0).collect();
+        assert_eq!(slots, [ms(0), ms(10), ms(20)]);
+        c.set_rate(50.0);
+        assert_eq!(c.reserve(t0) - t0, ms(30));
+        assert_eq!(c.reserve(t0) - t0, ms(50));
+        // After an idle second: one slot of credit, then the gap again.
+        let late = t0 + Duration::from_secs(1);
+        assert_eq!(c.reserve(late), late);
+        assert_eq!(c.reserve(late), late);
+        assert_eq!(c.reserve(late) - late, ms(20));
+        c.restart(late);
+        assert_eq!(c.reserve(late), late);
     }
 }
