@@ -18,8 +18,8 @@ use tokio::sync::{mpsc, Mutex};
 use super::scenario::{Scenario, Walker};
 use crate::client::conn::{Conn, Negotiated};
 use crate::client::ScimClient;
-use crate::dispatch::schedule::{Arrivals, RateShape};
-use crate::dispatch::timer::{self, PreciseTimer};
+use crate::dispatch::schedule::RateShape;
+use crate::dispatch::Pacer;
 use crate::metrics::live::Live;
 use crate::metrics::new_histogram;
 use crate::metrics::sample::{Sample, Tags, Timing};
@@ -276,20 +276,17 @@ pub async fn run_phase(
         }
     };
 
+    // The open model's plan of send times for this shard; a closed run takes its units
+    // as its connections free up.
+    let plan = || match &phase.model {
+        Model::Open { shape, poisson } => {
+            Pacer::open(*shape, *poisson, t0, total, scenario.shard, limit)
+        }
+        Model::Closed => Pacer::unpaced(),
+    };
     // The schedule is deterministic for a seed: its first arrival of this shard is known
     // before the run (shards of one run compare these to show they started together).
-    let first_offset = match &phase.model {
-        Model::Open { shape, poisson } => {
-            let mut a = Arrivals::new(*shape, total, *poisson);
-            let shard = scenario.shard;
-            std::iter::from_fn(|| Some(a.next_arrival()))
-                .take(shard.count as usize)
-                .find(|(i, _)| i % shard.count == shard.index)
-                .map_or(0.0, |(_, t)| t)
-        }
-        Model::Closed => 0.0,
-    };
-    let first_intended = wall0 + Duration::from_secs_f64(first_offset);
+    let first_intended = wall0 + plan().next_at(t0).map_or(Duration::ZERO, |at| at - t0);
 
     let (sample_tx, mut sample_rx) = mpsc::unbounded_channel::<Vec<Sample>>();
     let sent = Arc::new(AtomicU64::new(0));
@@ -302,37 +299,22 @@ pub async fn run_phase(
     // The pacer is a task on the runtime, woken by a precise timer (see timer.rs), so
     // the request it releases starts on the same thread without a cross-CPU hand-off.
     let pacer = match &phase.model {
-        Model::Open { shape, poisson } => {
-            let (shape, poisson) = (*shape, *poisson);
+        Model::Open { shape, .. } => {
             let (planned, stop) = (planned.clone(), stop.clone());
-            let shard = scenario.shard;
             let first = phase.first_request;
             let live = live.clone();
             if let Some(l) = &live {
                 l.lock()
-                    .set_offered_rate(Some(shape.mean() / shard.count as f64));
+                    .set_offered_rate(Some(shape.mean() / scenario.shard.count as f64));
             }
+            let mut pacer = plan();
             Some(tokio::spawn(async move {
-                let mut timer = PreciseTimer::new().ok();
-                let mut arrivals = Arrivals::new(shape, total, poisson);
-                let mut mine = 0u64;
-                loop {
-                    let (i, t) = arrivals.next_arrival();
-                    if t >= total.as_secs_f64() || stop.load(Ordering::Relaxed) {
+                while let Some(slot) = pacer.next().await {
+                    if stop.load(Ordering::Relaxed)
+                        || job_tx.send((first + slot.n, slot.intended)).is_err()
+                    {
                         break;
                     }
-                    if i % shard.count != shard.index {
-                        continue;
-                    }
-                    if limit.is_some_and(|l| mine >= l) {
-                        break;
-                    }
-                    let at = t0 + Duration::from_secs_f64(t);
-                    timer::sleep_until(&mut timer, at).await;
-                    if job_tx.send((first + mine, at)).is_err() {
-                        break;
-                    }
-                    mine += 1;
                     planned.fetch_add(1, Ordering::Relaxed);
                     if let Some(l) = &live {
                         l.planned.fetch_add(1, Ordering::Relaxed);

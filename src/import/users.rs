@@ -20,9 +20,8 @@ use super::worker::{account, Finished, Job, Tally, UserResult, Worker};
 use crate::client::retry::Executed;
 use crate::client::throttle::Throttle;
 use crate::dispatch::inflight::Budget;
-use crate::dispatch::schedule::CappedRate;
-use crate::dispatch::timer::{self, PreciseTimer};
 use crate::dispatch::InFlight;
+use crate::dispatch::Pacer;
 use crate::metrics::Op;
 
 /// What the users phase works with.
@@ -206,8 +205,7 @@ pub(super) async fn provision(
     let mut last_report = Instant::now();
     // --rate: one user start every 1/rate seconds, scheduled (not reactive), so the
     // cap holds over any window; slept to on the precise timer bench sends with.
-    let mut cap = cfg.rate.and_then(|r| CappedRate::new(r, Instant::now()));
-    let mut timer = PreciseTimer::new().ok();
+    let mut pacer = Pacer::capped(cfg.rate, Instant::now());
     let mut stopping = false;
     let mut not_sent = 0u64;
     let interrupt = cfg.interrupt.clone().unwrap_or_default();
@@ -275,7 +273,7 @@ pub(super) async fn provision(
             (batch.len() >= ops || batch_bytes >= bytes)
                 && (bulk_running >= bulk_parallel || creating > 0)
         });
-        let paced = !stopping && cap.as_ref().is_some_and(|c| !c.ready(Instant::now()));
+        let paced = !stopping && !pacer.ready(Instant::now());
         let early_len = early.as_ref().map_or(0, EarlyGroups::len);
         // Within the budget the early member batches and group lookups share.
         let room = inflight.has_room();
@@ -285,7 +283,7 @@ pub(super) async fn provision(
                 stopping = true;
                 progress(format!("interrupted: finishing {} requests in flight, then recording them (Ctrl-C again aborts)", inflight.len()));
             }
-            _ = timer::sleep_until(&mut timer, cap.as_ref().map_or_else(Instant::now, CappedRate::next_at)), if paced && input_open => {}
+            _ = pacer.wait(), if paced && input_open => {}
             Some(found) = group_lookups.next(), if !group_lookups.is_empty() => {
                 if let (Some(bg), (name, mut e, id)) = (bulk_groups.as_mut(), found) {
                     account(&mut t.rec, Op::LookupGroup, &mut e);
@@ -347,9 +345,7 @@ pub(super) async fn provision(
                         }
                     }
                     Some(job) => {
-                        if let Some(c) = cap.as_mut() {
-                            c.take(Instant::now());
-                        }
+                        pacer.take(Instant::now());
                         if let Some(tr) = trial.as_mut() {
                             tr.dispatched();
                         }
