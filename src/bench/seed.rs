@@ -150,13 +150,13 @@ pub async fn seed(
             let half = data.users.len() / 2;
             let ids: Vec<&str> = data.users[..half].iter().map(|u| u.id.as_str()).collect();
             for s in GENERIC.add_members(&gid, &ids, 100) {
-                let body = s.body.map(|b| b.to_string()).unwrap_or_default();
+                let body = s.body.unwrap_or_default();
                 let e = execute(
                     client,
                     &policy,
                     Method::PATCH,
                     &s.path,
-                    Some(body.as_bytes()),
+                    Some(&body),
                     false,
                     0,
                 )

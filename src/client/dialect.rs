@@ -4,6 +4,7 @@
 //! ../reference/scim-dialects.md §2–4 and §12; where a provider's behaviour is
 //! unconfirmed the row takes the RFC's form.
 
+use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use crate::scim::filter::query_escape;
@@ -157,12 +158,13 @@ impl DialectName {
     }
 }
 
-/// A request a dialect sends: method, path below the SCIM root, JSON body.
+/// A request a dialect sends: method, path below the SCIM root, JSON body serialized
+/// once (every sender wants bytes; a member add is written as bytes directly).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shaped {
     pub method: &'static str,
     pub path: String,
-    pub body: Option<Value>,
+    pub body: Option<Bytes>,
 }
 
 impl Shaped {
@@ -173,13 +175,52 @@ impl Shaped {
             body: None,
         }
     }
-    fn patch(path: String, ops: Vec<Value>) -> Self {
+
+    fn with_body(method: &'static str, path: String, body: &Value) -> Self {
         Shaped {
-            method: "PATCH",
+            method,
             path,
-            body: Some(json!({"schemas": [urns::PATCH_OP], "Operations": ops})),
+            body: Some(Bytes::from(serde_json::to_vec(body).unwrap_or_default())),
         }
     }
+
+    fn patch(path: String, ops: Vec<Value>) -> Self {
+        let mut m = Map::with_capacity(2);
+        m.insert("schemas".into(), json!([urns::PATCH_OP]));
+        m.insert("Operations".into(), Value::Array(ops));
+        Self::with_body("PATCH", path, &Value::Object(m))
+    }
+
+    /// The body as a JSON value (for checks; senders use the bytes).
+    pub fn json(&self) -> Option<Value> {
+        self.body
+            .as_ref()
+            .and_then(|b| serde_json::from_slice(b).ok())
+    }
+}
+
+/// `{"schemas":[PatchOp],"Operations":[{"op":"<op>","path":"members","value":[{"value":"<id>"},…]}]}`
+/// written straight to bytes: a 100,000-row import adds ~400,000 members, and building
+/// each `{"value": id}` as a JSON map (then copying the tree twice into the request)
+/// was 7% of the importer's CPU.
+fn members_body(op: &str, ids: &[&str]) -> Bytes {
+    let mut b = Vec::with_capacity(96 + ids.iter().map(|i| i.len() + 14).sum::<usize>());
+    b.extend_from_slice(br#"{"schemas":[""#);
+    b.extend_from_slice(urns::PATCH_OP.as_bytes());
+    b.extend_from_slice(br#""],"Operations":[{"op":""#);
+    b.extend_from_slice(op.as_bytes());
+    b.extend_from_slice(br#"","path":"members","value":["#);
+    for (k, id) in ids.iter().enumerate() {
+        if k > 0 {
+            b.push(b',');
+        }
+        b.extend_from_slice(br#"{"value":"#);
+        // Ids are the target's: escaped as JSON strings, whatever they hold.
+        let _ = serde_json::to_writer(&mut b, id);
+        b.push(b'}');
+    }
+    b.extend_from_slice(b"]}]}");
+    Bytes::from(b)
 }
 
 /// Attributes a PATCH never sets: identity and bookkeeping.
@@ -233,11 +274,7 @@ impl Dialect {
         match self.update {
             UpdateStyle::GetThenPut => vec![
                 Shaped::get(path.clone()),
-                Shaped {
-                    method: "PUT",
-                    path,
-                    body: Some(user.clone()),
-                },
+                Shaped::with_body("PUT", path, user),
             ],
             UpdateStyle::PatchPathless => {
                 // Simple attributes collapse into one path-less replace; extension
@@ -287,11 +324,7 @@ impl Dialect {
             DeactivateStyle::Put => {
                 let mut u = user.clone();
                 u["active"] = Value::Bool(false);
-                Shaped {
-                    method: "PUT",
-                    path,
-                    body: Some(u),
-                }
+                Shaped::with_body("PUT", path, &u)
             }
         }
     }
@@ -299,13 +332,12 @@ impl Dialect {
     /// PATCHes adding `ids` to group `gid`, `batch` members each (the caller chooses:
     /// an explicit flag, the dialect's size, or the target's limit).
     pub fn add_members(&self, gid: &str, ids: &[&str], batch: usize) -> Vec<Shaped> {
+        let op = self.op("add");
         ids.chunks(batch.max(1))
-            .map(|chunk| {
-                let value: Vec<Value> = chunk.iter().map(|id| json!({"value": id})).collect();
-                Shaped::patch(
-                    format!("/Groups/{gid}"),
-                    vec![json!({"op": self.op("add"), "path": "members", "value": value})],
-                )
+            .map(|chunk| Shaped {
+                method: "PATCH",
+                path: format!("/Groups/{gid}"),
+                body: Some(members_body(&op, chunk)),
             })
             .collect()
     }
@@ -319,10 +351,13 @@ impl Dialect {
                         .iter()
                         .map(|id| json!({"op": self.op("remove"), "path": format!("members[value eq \"{id}\"]")}))
                         .collect(),
-                    RemoveStyle::ValueList => vec![json!({
-                        "op": self.op("remove"), "path": "members",
-                        "value": chunk.iter().map(|id| json!({"value": id})).collect::<Vec<_>>(),
-                    })],
+                    RemoveStyle::ValueList => {
+                        return Shaped {
+                            method: "PATCH",
+                            path: format!("/Groups/{gid}"),
+                            body: Some(members_body(&self.op("remove"), chunk)),
+                        }
+                    }
                 };
                 Shaped::patch(format!("/Groups/{gid}"), ops)
             })
@@ -352,27 +387,29 @@ mod tests {
     fn shapes_follow_the_table() {
         let legacy = ENTRA_LEGACY.deactivate("1", &user());
         assert_eq!(
-            legacy.body.unwrap()["Operations"][0],
+            legacy.json().unwrap()["Operations"][0],
             json!({"op": "Replace", "path": "active", "value": "False"})
         );
         let okta = OKTA.deactivate("1", &user());
         assert_eq!(
-            okta.body.unwrap()["Operations"][0],
+            okta.json().unwrap()["Operations"][0],
             json!({"op": "replace", "value": {"active": false}})
         );
         let aiw = OKTA_AIW.deactivate("1", &user());
         assert_eq!(
-            (aiw.method, aiw.body.unwrap()["active"].clone()),
+            (aiw.method, aiw.json().unwrap()["active"].clone()),
             ("PUT", json!(false))
         );
 
         let u = OKTA.update("1", &user());
         assert_eq!((u[0].method, u[1].method), ("GET", "PUT"));
         let p = ENTRA.update("1", &user());
-        let op = &p[0].body.as_ref().unwrap()["Operations"][0];
+        let p0 = p[0].json().unwrap();
+        let op = &p0["Operations"][0];
         assert!(op.get("path").is_none() && op["value"]["title"] == "T");
         let g = GENERIC.update("1", &user());
-        let paths: Vec<&str> = g[0].body.as_ref().unwrap()["Operations"]
+        let g0 = g[0].json().unwrap();
+        let paths: Vec<&str> = g0["Operations"]
             .as_array()
             .unwrap()
             .iter()
@@ -395,10 +432,19 @@ mod tests {
         assert_eq!(GENERIC.add_members("g", &ids, 2).len(), 2);
         let r = ENTRA_LEGACY.remove_members("g", &ids[..1], 1);
         assert_eq!(
-            r[0].body.as_ref().unwrap()["Operations"][0],
+            r[0].json().unwrap()["Operations"][0],
             json!({"op": "Remove", "path": "members", "value": [{"value": "a"}]})
         );
         assert!(OKTA.lookup("a b").path.ends_with("&startIndex=1&count=100"));
+        // Member bodies are written as bytes: valid JSON, ids escaped, the dialect's op.
+        let odd = ["a\"b", "c\\d", "é"];
+        let add = ENTRA_LEGACY.add_members("g", &odd, 10).swap_remove(0);
+        assert_eq!(
+            add.json().unwrap(),
+            json!({"schemas": [urns::PATCH_OP], "Operations": [{"op": "Add", "path": "members",
+                   "value": [{"value": "a\"b"}, {"value": "c\\d"}, {"value": "é"}]}]})
+        );
+        assert_eq!((add.method, add.path.as_str()), ("PATCH", "/Groups/g"));
         assert!(ENTRA
             .read_group("g")
             .path

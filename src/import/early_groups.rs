@@ -141,7 +141,7 @@ impl EarlyGroups {
                     .dialect
                     .add_members(gid, &member_ids, self.per)
                     .swap_remove(0);
-                let body = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
+                let body = s.body;
                 self.inflight.start_now(async move {
                     let e = execute(
                         &w.client,

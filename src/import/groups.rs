@@ -244,8 +244,7 @@ pub(super) async fn provision_group(
             let batch = per.min(dialect.member_remove_batch).max(1);
             for chunk in leaving.chunks(batch) {
                 let s = dialect.remove_members(&gid, chunk, batch).swap_remove(0);
-                let body = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
-                let mut e = execute(c, r, Method::PATCH, &s.path, body.as_deref(), false, 31).await;
+                let mut e = execute(c, r, Method::PATCH, &s.path, s.body.as_deref(), false, 31).await;
                 call(Op::RemoveMembers, &mut e, &mut g);
                 match &e.outcome {
                     Ok(rep) if rep.is_success() => g.removed += chunk.len() as u64,
@@ -266,8 +265,11 @@ pub(super) async fn provision_group(
                     body.push(b',');
                 }
                 let s = dialect.add_members(&gid, chunk, per).swap_remove(0);
-                let op = json!({"method": "PATCH", "path": s.path, "data": s.body});
-                body.extend_from_slice(&serde_json::to_vec(&op).unwrap_or_default());
+                body.extend_from_slice(br#"{"method":"PATCH","path":"#);
+                let _ = serde_json::to_writer(&mut body, &s.path);
+                body.extend_from_slice(br#","data":"#);
+                body.extend_from_slice(s.body.as_deref().unwrap_or(b"null"));
+                body.push(b'}');
             }
             body.extend_from_slice(b"]}");
             let mut e = execute(c, r, Method::POST, "/Bulk", Some(&body), false, 37).await;
@@ -299,8 +301,7 @@ pub(super) async fn provision_group(
     // values took ~60 MB, and 16 groups run at once.
     for chunk in to_add.chunks(per) {
         let s = dialect.add_members(&gid, chunk, per).swap_remove(0);
-        let body = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
-        let mut e = execute(c, r, Method::PATCH, &s.path, body.as_deref(), false, 13).await;
+        let mut e = execute(c, r, Method::PATCH, &s.path, s.body.as_deref(), false, 13).await;
         call(Op::PatchMembers, &mut e, &mut g);
         match &e.outcome {
             Ok(rep) if rep.is_success() => g.added += chunk.len() as u64,

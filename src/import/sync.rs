@@ -70,7 +70,7 @@ pub(super) async fn retire(
             }
         }
         let s = d.deactivate(&scim_id, &user);
-        let body = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
+        let body = s.body;
         let method = Method::from_bytes(s.method.as_bytes()).unwrap_or(Method::PATCH);
         let mut e = execute(&c, &r, method, &s.path, body.as_deref(), false, 23).await;
         call(Op::DeactivateUser, &mut e)

@@ -286,7 +286,7 @@ impl Worker {
             } else {
                 Op::UpdateUser
             };
-            let payload = s.body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
+            let payload = s.body;
             let e = self
                 .timed(f, op, method, &s.path, payload.as_deref(), false)
                 .await;

@@ -477,7 +477,7 @@ fn shaped_req(op: Op, s: Shaped) -> Req {
         op,
         method: Method::from_bytes(s.method.as_bytes()).unwrap_or(Method::GET),
         path: s.path,
-        body: s.body.map(|b| Bytes::from(b.to_string())),
+        body: s.body,
         curve: None,
         keep_id: false,
     }
