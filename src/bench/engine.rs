@@ -203,7 +203,7 @@ pub async fn open_connections(
 ) -> Result<Vec<Conn>, String> {
     let mut pool = Vec::with_capacity(connections * streams);
     for i in 0..connections.max(1) {
-        let mut c = Conn::new(client.clone());
+        let mut c = client.new_conn();
         match c.warm().await {
             Ok(()) => {}
             Err(e) if e.is_fatal() || i == 0 => return Err(e.to_string()),
@@ -383,7 +383,7 @@ pub async fn run_phase(
                     Ok(r) => {
                         scenario.on_reply(&mut walker, &req, &r.body);
                         if req.keep_id && r.status == 201 {
-                            if let Some(id) = crate::client::http::id_in(&r.body) {
+                            if let Some(id) = crate::client::reply::id_in(&r.body) {
                                 created.push(id);
                             }
                         }

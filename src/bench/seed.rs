@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::scenario::{Kind, Paging, Params, Person, SeedData, Seeded};
 use crate::client::dialect::GENERIC;
 use crate::client::fan::fan_out;
-use crate::client::http::id_in;
+use crate::client::reply::id_in;
 use crate::client::retry::{execute, Executed};
 use crate::client::{Decision, RetryPolicy, ScimClient};
 use crate::dispatch::schedule::Shard;

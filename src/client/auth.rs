@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use hyper::{Method, Request};
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use hyper::Method;
 
 use super::transport::{BaseUrl, Transport, TransportError};
 use crate::oauth::{form_encode, TokenError, TokenResponse};
@@ -242,7 +241,19 @@ impl Auth {
     }
 
     /// Gets a new token and makes it current. Callers hold `renewing`.
-    async fn fetch(&self) -> Result<Arc<Token>, TransportError> {
+    ///
+    /// Boxed: a fetch opens a connection of its own (TCP, TLS, HTTP/2) or runs a
+    /// command, a state machine of ~7 KB that would otherwise sit inside every request's
+    /// future (which an import moves into a task per user) for a path taken once every
+    /// few minutes.
+    fn fetch(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Arc<Token>, TransportError>> + Send + '_>>
+    {
+        Box::pin(self.fetch_now())
+    }
+
+    async fn fetch_now(&self) -> Result<Arc<Token>, TransportError> {
         let asked = Instant::now();
         let (token, lifetime) = match &self.creds {
             Credentials::None | Credentials::Static(_) => unreachable!("nothing to renew"),
@@ -287,11 +298,12 @@ impl Auth {
                 form.push_str(&format!("&{k}={}", form_encode(v)));
             }
         }
-        let mut rb = Request::builder()
-            .method(Method::POST)
-            .uri(url.uri("")?)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(ACCEPT, "application/json");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         match c.method {
             ClientAuthMethod::Basic => {
                 let pair = format!(
@@ -307,7 +319,7 @@ impl Auth {
                     TransportError::Auth("the client id or secret cannot go in a header".into())
                 })?;
                 v.set_sensitive(true);
-                rb = rb.header(AUTHORIZATION, v);
+                headers.insert(AUTHORIZATION, v);
             }
             ClientAuthMethod::Post => {
                 form.push_str(&format!(
@@ -317,15 +329,14 @@ impl Auth {
                 ));
             }
         }
-        let req = rb
-            .body(Full::new(Bytes::from(form)))
-            .map_err(|e| TransportError::Other(e.to_string()))?;
-        let resp = transport.exchange(req, &url.host).await.map_err(|e| {
-            TransportError::Auth(format!("cannot get a token from {}: {e}", c.token_url))
-        })?;
-        let status = resp.status().as_u16();
+        let (status, body) = transport
+            .one_shot(&url, Method::POST, headers, Bytes::from(form))
+            .await
+                .map_err(|e| {
+                    TransportError::Auth(format!("cannot get a token from {}: {e}", c.token_url))
+                })?;
         if !(200..300).contains(&status) {
-            let why = serde_json::from_slice::<TokenError>(resp.body()).ok();
+            let why = serde_json::from_slice::<TokenError>(&body).ok();
             let fix = match why.as_ref().map(|w| w.error.as_str()) {
                 Some("invalid_client") => "check the client id (SCIM_OAUTH_CLIENT_ID or --oauth-client-id) and secret (SCIM_OAUTH_CLIENT_SECRET or --oauth-client-secret-file), and --oauth-auth basic|post",
                 Some("invalid_scope") => "check --oauth-scope (Entra ID: api://APP-ID/.default)",
@@ -349,7 +360,7 @@ impl Auth {
                 c.token_url
             )));
         }
-        let t: TokenResponse = serde_json::from_slice(resp.body()).map_err(|e| {
+        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
             TransportError::Auth(format!(
                 "the token endpoint {} answered without a usable access_token ({e}); is --oauth-token-url the token endpoint (…/oauth2/v2.0/token)?",
                 c.token_url

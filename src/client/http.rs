@@ -3,24 +3,27 @@
 //! `--header` adds), the bearer token from the one [`Auth`], a 401 answered by one
 //! renewal and one resend, and replies reduced to what the dispatcher needs (status,
 //! SCIM error, Retry-After, ETag, Location) without parsing bodies it does not need.
+//!
+//! Its pool is a stack of idle [`Conn`]s — the connections a benchmark drives — taken
+//! for one exchange and handed back; on HTTP/2 the requests share one connection as
+//! streams.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::Mutex;
+
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MATCH,
-    LOCATION, USER_AGENT,
-};
-use hyper::{Method, Request, Response};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, USER_AGENT};
+use hyper::Method;
 
 use super::auth::{Auth, Credentials, Secret};
+use super::conn::{Conn, Endpoint, Negotiated};
+use super::reply::Reply;
 use super::tls::{TlsOptions, TlsSetupError};
 use super::transport::{BaseUrl, HttpVersion, Transport, TransportError, UrlError};
 use crate::metrics::sample::Timing;
-use crate::scim::error::ErrorBody;
 use crate::scim::urns;
 
 /// How to reach a target: TLS, HTTP version, credentials, extra headers, timeout.
@@ -87,97 +90,6 @@ pub enum ClientError {
     Auth(#[from] TransportError),
 }
 
-/// An HTTP answer: the one reply type of the pooled client and the load connections.
-#[derive(Debug, Clone, Default)]
-pub struct Reply {
-    pub status: u16,
-    pub body: bytes::Bytes,
-    /// How long a refused request waits: `Retry-After`, else the reset of a spent
-    /// limit (see `ratelimit`).
-    pub retry_after: Option<Duration>,
-    /// On an answer that went through: nothing is left of the service's limit until
-    /// this long from now (`X-RateLimit-Remaining: 0` and its reset).
-    pub exhausted: Option<Duration>,
-    pub etag: Option<String>,
-    pub location: Option<String>,
-    /// The service's id for this request (`request-id`, as Microsoft Graph sends it):
-    /// what an asynchronous answer (202) is traced by.
-    pub request_id: Option<String>,
-}
-
-impl Reply {
-    pub fn from_response(resp: Response<Bytes>) -> Self {
-        let (parts, body) = resp.into_parts();
-        let header = |n| {
-            parts
-                .headers
-                .get(n)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-                .map(str::to_string)
-        };
-        Reply {
-            status: parts.status.as_u16(),
-            retry_after: super::ratelimit::retry_after(
-                &parts.headers,
-                std::time::SystemTime::now(),
-            ),
-            exhausted: super::ratelimit::exhausted(&parts.headers, std::time::SystemTime::now()),
-            etag: header(ETAG),
-            location: header(LOCATION),
-            request_id: header(HeaderName::from_static("request-id")),
-            body,
-        }
-    }
-
-    pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-
-    /// The SCIM Error body, when the server sent one.
-    pub fn error(&self) -> Option<ErrorBody> {
-        (!self.is_success())
-            .then(|| serde_json::from_slice(&self.body).ok())
-            .flatten()
-    }
-
-    /// The `id` of the resource an answer carries (its body), else the last segment of
-    /// its Location.
-    pub fn resource_id(&self) -> Option<String> {
-        id_in(&self.body).or_else(|| {
-            self.location
-                .as_deref()
-                .and_then(|l| l.rsplit('/').next())
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        })
-    }
-
-    /// `scimType` of a SCIM Error body.
-    pub fn scim_type(&self) -> Option<String> {
-        self.error()
-            .and_then(|e| e.scim_type)
-            .map(|t| t.as_str().to_string())
-    }
-}
-
-/// The `id` member of a SCIM resource body. Read by a typed visitor that skips every
-/// other member without building it: parsing a created user into a `Value` (ordered
-/// maps, every string allocated) was the importer's largest cost per create.
-pub fn id_in(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Id<'a> {
-        #[serde(borrow)]
-        id: Option<std::borrow::Cow<'a, str>>,
-    }
-    serde_json::from_slice::<Id>(body)
-        .ok()?
-        .id
-        .map(|c| c.into_owned())
-        .filter(|s| !s.is_empty())
-}
-
-/// `Retry-After` as seconds (RFC 9110 §10.2.3; the HTTP-date form is rare from SCIM
-/// servers and treated as absent).
 /// A SCIM service provider at a base URL.
 #[derive(Clone)]
 pub struct ScimClient {
@@ -190,19 +102,31 @@ pub struct ScimClient {
 }
 
 struct Inner {
-    transport: Transport,
-    base: BaseUrl,
-    /// Sent with every request; built once.
-    headers: HeaderMap,
-    auth: Arc<Auth>,
+    ep: Arc<Endpoint>,
     options: ClientOptions,
+    idle: Mutex<Idle>,
+    /// Idle connections kept, at most.
+    max_idle: usize,
 }
+
+/// Connections between two exchanges.
+#[derive(Default)]
+struct Idle {
+    conns: Vec<Conn>,
+    /// A stream handle on the HTTP/2 connection every request shares, once one is open.
+    h2: Option<Conn>,
+}
+
+/// A connection idle this long is not trusted: servers and load balancers close idle
+/// keep-alive connections after 5 s to a few minutes, and a request written into one
+/// they are closing is lost with no answer.
+const IDLE_MAX: Duration = Duration::from_secs(4);
 
 impl fmt::Debug for ScimClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScimClient")
-            .field("base", &self.inner.base.text)
-            .field("auth", &self.inner.auth)
+            .field("base", &self.inner.ep.base.text)
+            .field("auth", &self.inner.ep.auth)
             .finish()
     }
 }
@@ -216,7 +140,7 @@ impl ScimClient {
         max_connections: usize,
     ) -> Result<Self, ClientError> {
         let base = BaseUrl::parse(base)?;
-        let transport = Transport::new(&opts.tls, opts.version, opts.timeout, max_connections)?;
+        let transport = Transport::new(&opts.tls, opts.version, opts.timeout)?;
         let auth = Auth::new(
             opts.credentials.clone(),
             matches!(opts.credentials, Credentials::OAuth(_)).then(|| transport.clone()),
@@ -234,11 +158,15 @@ impl ScimClient {
         }
         Ok(ScimClient {
             inner: Arc::new(Inner {
-                transport,
-                base,
-                headers,
-                auth,
+                ep: Arc::new(Endpoint {
+                    transport,
+                    base,
+                    headers,
+                    auth,
+                }),
                 options: opts.clone(),
+                idle: Mutex::new(Idle::default()),
+                max_idle: max_connections.max(1),
             }),
             throttle: None,
             pacer: None,
@@ -310,19 +238,58 @@ impl ScimClient {
     }
 
     pub fn base(&self) -> &str {
-        &self.inner.base.text
+        &self.inner.ep.base.text
     }
 
     pub fn base_url(&self) -> &BaseUrl {
-        &self.inner.base
-    }
-
-    pub fn transport(&self) -> &Transport {
-        &self.inner.transport
+        &self.inner.ep.base
     }
 
     pub fn auth(&self) -> &Arc<Auth> {
-        &self.inner.auth
+        &self.inner.ep.auth
+    }
+
+    /// A new connection to the target, not connected yet (a benchmark's own).
+    pub fn new_conn(&self) -> Conn {
+        Conn::new(self.inner.ep.clone())
+    }
+
+    /// An idle connection, or a new one: a stream on the shared HTTP/2 connection once
+    /// there is one; closed and long-idle ones are let go.
+    fn checkout(&self) -> Conn {
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(c) = idle.conns.pop() {
+            if !c.is_closed()
+                && (c.negotiated() == Some(Negotiated::Http2) || c.idle_since.elapsed() < IDLE_MAX)
+            {
+                return c;
+            }
+        }
+        if let Some(h) = &idle.h2 {
+            if !h.is_closed() {
+                if let Some(s) = h.stream() {
+                    return s;
+                }
+            }
+            idle.h2 = None;
+        }
+        drop(idle);
+        self.new_conn()
+    }
+
+    /// Hands a connection back after an exchange.
+    fn checkin(&self, mut c: Conn) {
+        if c.is_closed() {
+            return;
+        }
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.h2.is_none() {
+            idle.h2 = c.stream();
+        }
+        if idle.conns.len() < self.inner.max_idle {
+            c.idle_since = Instant::now();
+            idle.conns.push(c);
+        }
     }
 
     pub fn options(&self) -> &ClientOptions {
@@ -331,14 +298,14 @@ impl ScimClient {
 
     /// The headers every request carries (credentials marked sensitive).
     pub fn headers(&self) -> &HeaderMap {
-        &self.inner.headers
+        &self.inner.ep.headers
     }
 
     /// How this client reaches its target, for results and reports: TLS verification,
     /// HTTP version, kind of credential, and the extra headers with credentials as `***`.
     pub fn describe(&self) -> serde_json::Value {
         let o = &self.inner.options;
-        let tls = if !self.inner.base.is_tls() {
+        let tls = if !self.inner.ep.base.is_tls() {
             "none"
         } else if o.tls.insecure {
             "NOT VERIFIED (--insecure)"
@@ -371,57 +338,10 @@ impl ScimClient {
     /// Gets the first token now (OAuth, token command), so a refused credential stops a
     /// command before anything is sent.
     pub async fn authenticate(&self) -> Result<(), TransportError> {
-        self.inner.auth.token().await.map(|_| ())
+        self.inner.ep.auth.token().await.map(|_| ())
     }
 
-    /// One request with the client's headers and the current credential; the number is
-    /// the credential's generation, for renewal after a 401.
-    async fn request(
-        &self,
-        method: &Method,
-        path: &str,
-        body: &Option<Bytes>,
-        if_match: Option<&str>,
-    ) -> Result<(Request<Full<Bytes>>, u64), TransportError> {
-        let inner = &*self.inner;
-        let mut req = Request::new(Full::new(body.clone().unwrap_or_default()));
-        *req.method_mut() = method.clone();
-        *req.uri_mut() = inner.base.uri(path)?;
-        *req.headers_mut() = inner.headers.clone();
-        let mut generation = 0;
-        if let Some(t) = inner.auth.token().await? {
-            req.headers_mut().insert(AUTHORIZATION, t.header.clone());
-            generation = t.generation;
-        }
-        if body.is_some() {
-            req.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static(urns::MEDIA_TYPE));
-        }
-        if let Some(m) = if_match {
-            let v = HeaderValue::from_str(m)
-                .map_err(|_| TransportError::Other(format!("bad ETag {m:?}")))?;
-            req.headers_mut().insert(IF_MATCH, v);
-        }
-        Ok((req, generation))
-    }
-
-    async fn once(
-        &self,
-        method: &Method,
-        path: &str,
-        body: &Option<Bytes>,
-        if_match: Option<&str>,
-        sent: &mut Instant,
-    ) -> Result<(Response<Bytes>, u64), TransportError> {
-        let (req, generation) = self.request(method, path, body, if_match).await?;
-        *sent = Instant::now();
-        let inner = &*self.inner;
-        let resp = inner.transport.exchange(req, &inner.base.host).await?;
-        Ok((resp, generation))
-    }
-
-    /// A GET whose 2xx body goes to `sink` frame by frame (see
-    /// [`Transport::exchange_streamed`](super::transport::Transport::exchange_streamed)),
+    /// A GET whose 2xx body goes to `sink` frame by frame (see [`Conn::get_streamed`]),
     /// for answers too large to hold; the reply's body is empty then. Credentials, the
     /// renewal after a 401 and the throttle as for [`ScimClient::send`].
     pub async fn get_streamed<F, Fut>(
@@ -437,25 +357,22 @@ impl ScimClient {
         if let Some(t) = &self.throttle {
             t.acquire().await;
         }
-        let inner = &*self.inner;
-        let mut resp = None;
+        let mut conn = self.checkout();
+        let mut reply = None;
         for _ in 0..2 {
-            let (req, generation) = self.request(&Method::GET, path, &None, None).await?;
-            let r = inner
-                .transport
-                .exchange_streamed(req, &inner.base.host, &mut sink)
-                .await?;
-            let renew = r.status() == 401 && inner.auth.renew_after_401(generation).await?;
-            resp = Some(r);
+            let (r, generation) = conn.get_streamed(path, &mut sink).await?;
+            let renew = r.status == 401 && self.inner.ep.auth.renew_after_401(generation).await?;
+            reply = Some(r);
             if !renew {
                 break;
             }
         }
-        let resp = resp.expect("one attempt at least");
+        self.checkin(conn);
+        let reply = reply.expect("one attempt at least");
         if let Some(t) = &self.throttle {
-            t.record(resp.status() == 429, std::time::Instant::now());
+            t.record(reply.status == 429, Instant::now());
         }
-        Ok(Reply::from_response(resp))
+        Ok(reply)
     }
 
     /// Sends one request; `path` is relative to the base (`/Users?filter=…`). A 401 with
@@ -515,7 +432,7 @@ impl ScimClient {
     }
 
     /// One exchange, and once more after renewing credentials a 401 refused; `sent` is
-    /// set when the request is built and handed to the connection.
+    /// set when the request is handed to the connection.
     async fn exchange_renewing(
         &self,
         method: &Method,
@@ -524,14 +441,17 @@ impl ScimClient {
         if_match: Option<&str>,
         sent: &mut Instant,
     ) -> Result<Reply, TransportError> {
-        let (mut resp, generation) = self.once(method, path, body, if_match, sent).await?;
-        if resp.status() == 401 && self.inner.auth.renew_after_401(generation).await? {
-            resp = self.once(method, path, body, if_match, sent).await?.0;
+        let mut conn = self.checkout();
+        let mut outcome = conn.exchange(method, path, body, if_match, sent).await;
+        if let Ok((r, generation)) = &outcome {
+            if r.status == 401 && self.inner.ep.auth.renew_after_401(*generation).await? {
+                outcome = conn.exchange(method, path, body, if_match, sent).await;
+            }
         }
-        let status = resp.status().as_u16();
-        let reply = Reply::from_response(resp);
+        self.checkin(conn);
+        let reply = outcome?.0;
         if let Some(t) = &self.throttle {
-            t.record(status == 429, Instant::now());
+            t.record(reply.status == 429, Instant::now());
             // A service that says its limit is spent: nothing more until its reset.
             if let Some(d) = reply.exhausted.filter(|_| reply.is_success()) {
                 t.pause(d);

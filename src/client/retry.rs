@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::http::Reply;
+use super::reply::Reply;
 use super::transport::TransportError;
 use crate::metrics::sample::Timing;
 use crate::metrics::Op;

@@ -1,25 +1,23 @@
 //! The one HTTP transport under every command: hyper 1 over a hyper-rustls connector
 //! (HTTP/1.1 and HTTP/2, ALPN on TLS, prior-knowledge h2c), with the base URL parsed once
-//! and failures sorted into [`TransportError`]s that say what to do.
-//!
-//! Two ways to use it: the pooled client ([`Transport::pool`]) for imports, cleanup,
-//! seeding and token endpoints, and single connections opened through the same
-//! connector ([`super::conn`]) for load generation, where the number of connections must
-//! be exactly what the user asked for and no pool lookup may cost CPU per request.
+//! and failures sorted into [`TransportError`]s that say what to do. Connections are
+//! opened through it and driven by [`super::conn`], for the benchmark's fixed set as for
+//! the pooled client's idle stack.
 
 use std::error::Error as StdError;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::HeaderValue;
+use hyper::client::conn::{http1, http2};
+use hyper::header::{HeaderMap, HeaderValue, HOST};
 use hyper::http::uri::{Authority, Scheme};
-use hyper::{Request, Response, Uri};
+use hyper::{Method, Request, Uri};
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use tokio_rustls::rustls;
+use tower::Service;
 
 use super::tls::{self, TlsOptions, TlsSetupError};
 
@@ -30,7 +28,6 @@ pub type Connector = HttpsConnector<HttpConnector>;
 /// WINDOW_UPDATEs for answers we read at once. Measured against `scimload serve` on one
 /// core: h2load made 84k requests/s with 64 KiB windows, 89k with 1 GiB ones.
 pub const H2_WINDOW: u32 = (1 << 30) - 1;
-pub type Pool = Client<Connector, Full<Bytes>>;
 
 /// Which HTTP versions to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -182,22 +179,26 @@ impl BaseUrl {
     }
 }
 
-/// The connector and the pooled client over it, for one TLS setup and HTTP version.
+/// A connection's request handle, HTTP/1.1 or HTTP/2 (its driver runs as a task of its
+/// own).
+pub(crate) enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+/// The connector for one TLS setup and HTTP version, and the bound on one exchange.
 #[derive(Clone)]
 pub struct Transport {
-    pub pool: Pool,
     pub connector: Connector,
     pub version: HttpVersion,
     pub timeout: Duration,
 }
 
 impl Transport {
-    /// `max_idle` connections per host are kept open between requests.
     pub fn new(
         tls: &TlsOptions,
         version: HttpVersion,
         timeout: Duration,
-        max_idle: usize,
     ) -> Result<Self, TlsSetupError> {
         // ALPN is the connector's to set, from the versions enabled below: h2 and
         // http/1.1 for Auto (h2 preferred), one of them when forced.
@@ -214,93 +215,90 @@ impl Transport {
             HttpVersion::Http1 => b.enable_http1().wrap_connector(http),
             HttpVersion::Http2 => b.enable_http2().wrap_connector(http),
         };
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_max_idle_per_host(max_idle.max(1))
-            .pool_idle_timeout(Duration::from_secs(60));
-        builder
-            .http2_initial_stream_window_size(H2_WINDOW)
-            .http2_initial_connection_window_size(H2_WINDOW);
-        if version == HttpVersion::Http2 {
-            builder.http2_only(true);
-        }
         Ok(Transport {
-            pool: builder.build(connector.clone()),
             connector,
             version,
             timeout,
         })
     }
 
-    /// Sends `req` on the pool and reads the whole answer within the timeout.
-    pub async fn exchange(
-        &self,
-        req: Request<Full<Bytes>>,
-        host: &str,
-    ) -> Result<Response<Bytes>, TransportError> {
-        let work = async {
-            let resp = self
-                .pool
-                .request(req)
+    /// Opens a connection to `base`'s host: TCP (and TLS, with ALPN), then the HTTP/2
+    /// handshake when forced or negotiated, else HTTP/1.1.
+    pub(crate) async fn open(&self, base: &BaseUrl) -> Result<Sender, TransportError> {
+        let host = &base.host;
+        let mut connector = self.connector.clone();
+        let io = tokio::time::timeout(self.timeout, connector.call(base.uri("")?))
+            .await
+            .map_err(|_| TransportError::Connect(format!("connecting to {host} timed out")))?
+            .map_err(|e| classify(e.as_ref(), host))?;
+        if self.version == HttpVersion::Http2 || io.connected().is_negotiated_h2() {
+            let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+                .initial_stream_window_size(H2_WINDOW)
+                .initial_connection_window_size(H2_WINDOW)
+                .handshake(io)
                 .await
                 .map_err(|e| classify(&e, host))?;
-            let (parts, body) = resp.into_parts();
-            let body = body
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(Sender::H2(tx))
+        } else {
+            let (tx, conn) = http1::handshake(io)
+                .await
+                .map_err(|e| classify(&e, host))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(Sender::H1(tx))
+        }
+    }
+
+    /// One request to the absolute `url` (an OAuth token endpoint: tokens are fetched
+    /// once every few minutes, usually from another host than the target) on a
+    /// connection of its own, closed after the answer: its status and body.
+    pub(crate) async fn one_shot(
+        &self,
+        url: &BaseUrl,
+        method: Method,
+        mut headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<(u16, Bytes), TransportError> {
+        let host = &url.host;
+        let work = async {
+            let mut tx = self.open(url).await?;
+            let mut req = Request::new(Full::new(body));
+            *req.method_mut() = method;
+            let resp = match &mut tx {
+                Sender::H1(tx) => {
+                    headers.insert(HOST, url.host_header());
+                    *req.uri_mut() = Uri::try_from(if url.prefix.is_empty() {
+                        "/"
+                    } else {
+                        url.prefix.as_str()
+                    })
+                    .map_err(|e| TransportError::Other(e.to_string()))?;
+                    *req.headers_mut() = headers;
+                    tx.send_request(req).await
+                }
+                Sender::H2(tx) => {
+                    *req.uri_mut() = url.uri("")?;
+                    *req.headers_mut() = headers;
+                    tx.send_request(req).await
+                }
+            }
+            .map_err(|e| classify(&e, host))?;
+            let status = resp.status().as_u16();
+            let body = resp
+                .into_body()
                 .collect()
                 .await
                 .map_err(|e| classify(&e, host))?
                 .to_bytes();
-            Ok(Response::from_parts(parts, body))
+            Ok((status, body))
         };
         tokio::time::timeout(self.timeout, work)
             .await
             .unwrap_or(Err(TransportError::Timeout))
-    }
-    /// As [`Transport::exchange`], but a 2xx answer's body goes to `sink` frame by frame
-    /// instead of being held whole (a million-member group is a 70 MB answer); `sink`
-    /// answers false to stop reading. Other answers are read whole: they are small error
-    /// bodies the caller classifies. The timeout bounds the head and each wait for a
-    /// frame, not the whole transfer, which a large answer may rightly outlast.
-    pub async fn exchange_streamed<F, Fut>(
-        &self,
-        req: Request<Full<Bytes>>,
-        host: &str,
-        sink: &mut F,
-    ) -> Result<Response<Bytes>, TransportError>
-    where
-        F: FnMut(Bytes) -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let resp = tokio::time::timeout(self.timeout, self.pool.request(req))
-            .await
-            .map_err(|_| TransportError::Timeout)?
-            .map_err(|e| classify(&e, host))?;
-        let (parts, mut body) = resp.into_parts();
-        if !parts.status.is_success() {
-            let body = tokio::time::timeout(self.timeout, body.collect())
-                .await
-                .map_err(|_| TransportError::Timeout)?
-                .map_err(|e| classify(&e, host))?
-                .to_bytes();
-            return Ok(Response::from_parts(parts, body));
-        }
-        loop {
-            let frame = tokio::time::timeout(self.timeout, body.frame())
-                .await
-                .map_err(|_| TransportError::Timeout)?;
-            match frame {
-                None => break,
-                Some(Err(e)) => return Err(classify(&e, host)),
-                Some(Ok(f)) => {
-                    if let Ok(data) = f.into_data() {
-                        if !sink(data).await {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(Response::from_parts(parts, Bytes::new()))
     }
 }
 
