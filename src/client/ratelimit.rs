@@ -70,6 +70,11 @@ fn structured(v: &str) -> (Option<f64>, Option<f64>) {
 
 /// Units left before the limit and the time until it resets, as far as the headers say.
 fn quota(h: &HeaderMap, now: SystemTime) -> (Option<f64>, Option<Duration>) {
+    // Most answers carry none of these: one pass over the few names present is cheaper
+    // than five lookups of names that are not there (each hashes the name).
+    if !h.keys().any(|k| k.as_str().contains("ratelimit")) {
+        return (None, None);
+    }
     let remaining = text(h, "x-ratelimit-remaining")
         .or_else(|| text(h, "ratelimit-remaining"))
         .and_then(|v| v.parse::<f64>().ok());
@@ -85,34 +90,33 @@ fn quota(h: &HeaderMap, now: SystemTime) -> (Option<f64>, Option<Duration>) {
     }
 }
 
-/// How long to wait before sending a refused request again: `Retry-After`, else the
-/// reset of a limit the headers say is spent.
-pub fn retry_after(h: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(v) = h
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-    {
-        if let Some(d) = v.parse::<f64>().ok().and_then(seconds) {
-            return Some(d);
-        }
-        if let Some(at) = http_date(v) {
-            return seconds(at as f64 - since_epoch(now)).or(Some(Duration::ZERO));
-        }
+/// `Retry-After` itself, as seconds or an HTTP-date.
+fn given_retry_after(h: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let v = h.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Some(d) = v.parse::<f64>().ok().and_then(seconds) {
+        return Some(d);
     }
-    match quota(h, now) {
-        (Some(r), Some(reset)) if r <= 0.0 => Some(reset),
+    http_date(v).map(|at| seconds(at as f64 - since_epoch(now)).unwrap_or(Duration::ZERO))
+}
+
+fn spent(q: (Option<f64>, Option<Duration>)) -> Option<Duration> {
+    match q {
+        (Some(r), Some(reset)) if r <= 0.0 && !reset.is_zero() => Some(reset),
         _ => None,
     }
 }
 
-/// On an answer that went through: the time until the reset when nothing is left, so
-/// the client waits instead of being refused.
-pub fn exhausted(h: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    match quota(h, now) {
-        (Some(r), Some(reset)) if r <= 0.0 && !reset.is_zero() => Some(reset),
+/// An answer's headers read once: how long to wait before sending a refused request
+/// again (`Retry-After`, else the reset of a limit the headers say is spent), and — on
+/// an answer that went through — the time until the reset when nothing is left, so the
+/// client waits instead of being refused.
+pub fn read(h: &HeaderMap, now: SystemTime) -> (Option<Duration>, Option<Duration>) {
+    let q = quota(h, now);
+    let wait = given_retry_after(h, now).or(match q {
+        (Some(r), Some(reset)) if r <= 0.0 => Some(reset),
         _ => None,
-    }
+    });
+    (wait, spent(q))
 }
 
 #[cfg(test)]
@@ -132,7 +136,7 @@ mod tests {
     fn retry_after_in_each_form() {
         // 2015-10-21 07:27:50 UTC.
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_470);
-        let at = |pairs| retry_after(&headers(pairs), now);
+        let at = |pairs| read(&headers(pairs), now).0;
         assert_eq!(at(&[("retry-after", "2")]), Some(Duration::from_secs(2)));
         assert_eq!(
             at(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]),
@@ -181,8 +185,8 @@ mod tests {
             ("x-ratelimit-remaining", "0"),
             ("x-ratelimit-reset", "1445412475"),
         ]);
-        assert_eq!(exhausted(&h, now), Some(Duration::from_secs(5)));
+        assert_eq!(read(&h, now).1, Some(Duration::from_secs(5)));
         let h = headers(&[("ratelimit-remaining", "3"), ("ratelimit-reset", "5")]);
-        assert_eq!(exhausted(&h, now), None);
+        assert_eq!(read(&h, now).1, None);
     }
 }

@@ -36,11 +36,12 @@ impl Reply {
                 .and_then(|v: &HeaderValue| v.to_str().ok())
                 .map(str::to_string)
         };
-        let now = std::time::SystemTime::now();
+        let (retry_after, exhausted) =
+            super::ratelimit::read(headers, std::time::SystemTime::now());
         Reply {
             status,
-            retry_after: super::ratelimit::retry_after(headers, now),
-            exhausted: super::ratelimit::exhausted(headers, now),
+            retry_after,
+            exhausted,
             etag: header(ETAG),
             location: header(LOCATION),
             request_id: header(HeaderName::from_static("request-id")),
