@@ -650,9 +650,10 @@ impl Buckets {
 
     /// Waits until the request's buckets allow it (client side).
     pub async fn pace(&self, op: Op, members: u64) {
+        let now = std::time::Instant::now();
         let wait = self.take(op, members, false);
         if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+            crate::dispatch::timer::sleep_precisely(now + wait).await;
         }
     }
 }

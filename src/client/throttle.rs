@@ -142,11 +142,13 @@ impl Throttle {
         s.slots.reserve(now.max(paused.unwrap_or(now))) - now
     }
 
-    /// Waits for a send slot.
+    /// Waits for a send slot, on the precise timer the pacer uses (the runtime's own
+    /// timer rounds to 1 ms, which at a few hundred requests/s bunches the slots).
     pub async fn acquire(&self) {
-        let wait = self.slot(Instant::now());
+        let now = Instant::now();
+        let wait = self.slot(now);
         if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+            crate::dispatch::timer::sleep_precisely(now + wait).await;
         }
     }
 

@@ -117,6 +117,17 @@ pub async fn sleep_until(timer: &mut Option<PreciseTimer>, at: Instant) {
     }
 }
 
+/// Sleeps until `at` on a timer of its own: for waits taken by many tasks at once (a
+/// send held by the adaptive throttle or by a target's published limits), which have no
+/// pacer to hold a timer between waits. Creating the timer costs a few microseconds,
+/// paid only by a send that has to wait.
+pub async fn sleep_precisely(at: Instant) {
+    if at > Instant::now() {
+        let mut t = PreciseTimer::new().ok();
+        sleep_until(&mut t, at).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
