@@ -248,8 +248,9 @@ impl Auth {
     /// few minutes.
     fn fetch(
         &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Arc<Token>, TransportError>> + Send + '_>>
-    {
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Arc<Token>, TransportError>> + Send + '_>,
+    > {
         Box::pin(self.fetch_now())
     }
 
@@ -332,9 +333,9 @@ impl Auth {
         let (status, body) = transport
             .one_shot(&url, Method::POST, headers, Bytes::from(form))
             .await
-                .map_err(|e| {
-                    TransportError::Auth(format!("cannot get a token from {}: {e}", c.token_url))
-                })?;
+            .map_err(|e| {
+                TransportError::Auth(format!("cannot get a token from {}: {e}", c.token_url))
+            })?;
         if !(200..300).contains(&status) {
             let why = serde_json::from_slice::<TokenError>(&body).ok();
             let fix = match why.as_ref().map(|w| w.error.as_str()) {

@@ -156,9 +156,8 @@ impl Conn {
                 if s.is_empty() {
                     s.push('/');
                 }
-                Uri::try_from(s).map_err(|e| {
-                    TransportError::Other(format!("bad request path {path}: {e}"))
-                })?
+                Uri::try_from(s)
+                    .map_err(|e| TransportError::Other(format!("bad request path {path}: {e}")))?
             }
         };
         *req.headers_mut() = self.headers.clone();

@@ -218,7 +218,6 @@ fn top_level_string(b: &[u8], key: &[u8]) -> Result<Option<String>, Unsure> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -243,9 +243,7 @@ impl Transport {
             });
             Ok(Sender::H2(tx))
         } else {
-            let (tx, conn) = http1::handshake(io)
-                .await
-                .map_err(|e| classify(&e, host))?;
+            let (tx, conn) = http1::handshake(io).await.map_err(|e| classify(&e, host))?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });

@@ -244,7 +244,8 @@ pub(super) async fn provision_group(
             let batch = per.min(dialect.member_remove_batch).max(1);
             for chunk in leaving.chunks(batch) {
                 let s = dialect.remove_members(&gid, chunk, batch).swap_remove(0);
-                let mut e = execute(c, r, Method::PATCH, &s.path, s.body.as_deref(), false, 31).await;
+                let mut e =
+                    execute(c, r, Method::PATCH, &s.path, s.body.as_deref(), false, 31).await;
                 call(Op::RemoveMembers, &mut e, &mut g);
                 match &e.outcome {
                     Ok(rep) if rep.is_success() => g.removed += chunk.len() as u64,
