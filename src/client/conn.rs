@@ -133,8 +133,31 @@ impl Conn {
         }
     }
 
-    /// The request for `path` (relative to the SCIM root) with this connection's
-    /// headers, the credential and, on a body, the SCIM media type.
+    /// Connects if needed and builds the request for `path` (relative to the SCIM root)
+    /// with this connection's headers, the current credential and, on a body, the SCIM
+    /// media type; with the credential's generation, for a renewal after a 401.
+    async fn prepare(
+        &mut self,
+        method: &Method,
+        path: &str,
+        body: &Option<Bytes>,
+        if_match: Option<&str>,
+    ) -> Result<(Request<Full<Bytes>>, u64), TransportError> {
+        if self.is_closed() {
+            self.tx = None;
+            self.connect().await?;
+        }
+        let token = self.ep.auth.token().await?;
+        let req = self.request(
+            method,
+            path,
+            body,
+            if_match,
+            token.as_ref().map(|t| &t.header),
+        )?;
+        Ok((req, token.as_ref().map_or(0, |t| t.generation)))
+    }
+
     fn request(
         &self,
         method: &Method,
@@ -225,19 +248,7 @@ impl Conn {
         sent: &mut Instant,
         keep: Keep,
     ) -> Result<(Reply, u64), TransportError> {
-        if self.is_closed() {
-            self.tx = None;
-            self.connect().await?;
-        }
-        let token = self.ep.auth.token().await?;
-        let req = self.request(
-            method,
-            path,
-            body,
-            if_match,
-            token.as_ref().map(|t| &t.header),
-        )?;
-        let generation = token.as_ref().map_or(0, |t| t.generation);
+        let (req, generation) = self.prepare(method, path, body, if_match).await?;
         *sent = Instant::now();
         let timeout = self.ep.transport.timeout;
         let host = self.ep.base.host.clone();
@@ -323,19 +334,7 @@ impl Conn {
     {
         let timeout = self.ep.transport.timeout;
         let host = self.ep.base.host.clone();
-        let token = self.ep.auth.token().await?;
-        let generation = token.as_ref().map_or(0, |t| t.generation);
-        if self.is_closed() {
-            self.tx = None;
-            self.connect().await?;
-        }
-        let req = self.request(
-            &Method::GET,
-            path,
-            &None,
-            None,
-            token.as_ref().map(|t| &t.header),
-        )?;
+        let (req, generation) = self.prepare(&Method::GET, path, &None, None).await?;
         let outcome = async {
             let resp = tokio::time::timeout(timeout, self.head(req))
                 .await
