@@ -512,6 +512,11 @@ pub struct ServeArgs {
     /// A request whose handling (its body read included) takes longer is answered 503.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// Close every connection after its answer (`Connection: close`), as servers that
+    /// keep no connection open do (some WSGI and HTTP/1.0 servers): a client must not
+    /// send into a connection that is closing.
+    #[arg(long)]
+    pub no_keep_alive: bool,
     /// Fraction of member adds answered as done and silently not kept (the same ones
     /// every run, chosen by --seed), as servers that answer 2xx and keep part of what
     /// they were sent: read-back verification must find them.

@@ -14,7 +14,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, IF_MATCH};
+use hyper::header::{
+    HeaderMap, HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST, IF_MATCH,
+};
 use hyper::{Method, Request, Response, Uri};
 
 use super::auth::Auth;
@@ -216,15 +218,23 @@ impl Conn {
                 self.connect().await?;
             }
             let r = req.take().expect("a request to send");
-            let sent = match self.tx.as_mut().expect("connected above") {
-                Sender::H1(tx) => {
-                    tx.ready().await.map_err(|e| classify(&e, &host))?;
-                    tx.try_send_request(r).await
+            let tx = self.tx.as_mut().expect("connected above");
+            let ready = match tx {
+                Sender::H1(tx) => tx.ready().await,
+                Sender::H2(tx) => tx.ready().await,
+            };
+            match ready {
+                Ok(()) => {}
+                // Closed before it took the request: nothing was written.
+                Err(e) if e.is_closed() && !fresh => {
+                    req = Some(r);
+                    continue;
                 }
-                Sender::H2(tx) => {
-                    tx.ready().await.map_err(|e| classify(&e, &host))?;
-                    tx.try_send_request(r).await
-                }
+                Err(e) => return Err(classify(&e, &host)),
+            }
+            let sent = match tx {
+                Sender::H1(tx) => tx.try_send_request(r).await,
+                Sender::H2(tx) => tx.try_send_request(r).await,
             };
             match sent {
                 Ok(resp) => return Ok(resp),
@@ -252,6 +262,7 @@ impl Conn {
         *sent = Instant::now();
         let timeout = self.ep.transport.timeout;
         let host = self.ep.base.host.clone();
+        let mut closing = false;
         let work = async {
             let resp = self.head(req).await?;
             let (parts, body) = resp.into_parts();
@@ -261,6 +272,17 @@ impl Conn {
                 .map_err(|e| classify(&e, &host))?
                 .to_bytes();
             let status = parts.status.as_u16();
+            // A server that closes after this answer (`Connection: close`, HTTP/1.0):
+            // the connection is not handed back, or the next request would meet it
+            // closing.
+            if parts.version < hyper::Version::HTTP_11
+                || parts
+                    .headers
+                    .get(CONNECTION)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
+            {
+                closing = true;
+            }
             Ok::<_, TransportError>(match keep {
                 // Status and body only: a benchmark's hot path reads no headers.
                 Keep::Body => Reply {
@@ -272,7 +294,12 @@ impl Conn {
             })
         };
         match tokio::time::timeout(timeout, work).await {
-            Ok(Ok(r)) => Ok((r, generation)),
+            Ok(Ok(r)) => {
+                if closing {
+                    self.tx = None;
+                }
+                Ok((r, generation))
+            }
             Ok(Err(e)) => {
                 self.drop_after_failure();
                 Err(e)

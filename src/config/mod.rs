@@ -287,6 +287,7 @@ pub fn serve_config(a: &ServeArgs) -> Result<ServerConfig, ConfigError> {
             idle_timeout: a.idle_timeout,
             max_connections: a.max_connections.max(1) as usize,
             request_timeout: a.request_timeout,
+            keep_alive: !a.no_keep_alive,
         },
         allow_duplicates: a.allow_duplicates,
         drop_members: a.drop_members,

@@ -24,13 +24,17 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// `serve --header-timeout`, `--idle-timeout`, `--max-connections`, `--request-timeout`.
+/// `serve --header-timeout`, `--idle-timeout`, `--max-connections`, `--request-timeout`,
+/// `--no-keep-alive`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ServerLimits {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub request_timeout: Duration,
+    /// Keep HTTP/1.1 connections open between requests; off, every answer says
+    /// `Connection: close` and the connection ends with it.
+    pub keep_alive: bool,
 }
 
 impl Default for ServerLimits {
@@ -40,6 +44,7 @@ impl Default for ServerLimits {
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             request_timeout: Duration::from_secs(60),
+            keep_alive: true,
         }
     }
 }

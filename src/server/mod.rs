@@ -511,6 +511,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         let http2 = state.cfg.http2;
+        let keep_alive = lim.keep_alive;
         tokio::spawn(async move {
             let _slot = slot;
             // The handshake runs in the connection's task, so a slow or broken client
@@ -525,10 +526,14 @@ pub async fn serve(
                     if let Ok(s) = s {
                         conn.handshake_done(s.get_ref().1.alpn_protocol() == Some(b"h2"));
                         let dog = limits::watchdog(conn, lim);
-                        serve_connection(TokioIo::new(s), svc, http2, watcher, dog).await;
+                        serve_connection(TokioIo::new(s), svc, (http2, keep_alive), watcher, dog)
+                            .await;
                     }
                 }
-                None => serve_connection(TokioIo::new(stream), svc, http2, watcher, dog).await,
+                None => {
+                    serve_connection(TokioIo::new(stream), svc, (http2, keep_alive), watcher, dog)
+                        .await
+                }
             }
         });
     }
@@ -541,7 +546,7 @@ pub async fn serve(
 async fn serve_connection<I, S>(
     io: I,
     svc: S,
-    http2: bool,
+    (http2, keep_alive): (bool, bool),
     watcher: hyper_util::server::graceful::Watcher,
     watchdog: impl Future<Output = &'static str>,
 ) where
@@ -554,7 +559,9 @@ async fn serve_connection<I, S>(
 {
     // A connection that breaks a limit is dropped, which closes it.
     if http2 {
-        let b = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        let mut b =
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        b.http1().keep_alive(keep_alive);
         let conn = b.serve_connection(io, svc);
         tokio::select! {
             _ = watcher.watch(conn) => {}
@@ -562,7 +569,7 @@ async fn serve_connection<I, S>(
         }
     } else {
         let mut b = hyper::server::conn::http1::Builder::new();
-        let conn = b.keep_alive(true).serve_connection(io, svc);
+        let conn = b.keep_alive(keep_alive).serve_connection(io, svc);
         tokio::select! {
             _ = watcher.watch(conn) => {}
             _ = watchdog => {}

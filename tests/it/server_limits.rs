@@ -29,6 +29,7 @@ fn short() -> ServerLimits {
         idle_timeout: Duration::from_millis(600),
         max_connections: 10_000,
         request_timeout: Duration::from_secs(10),
+        keep_alive: true,
     }
 }
 
@@ -183,4 +184,33 @@ async fn a_request_over_the_time_limit_is_answered_503() {
         "{body}"
     );
     h.shutdown().await;
+}
+
+/// `--no-keep-alive`: every answer says `Connection: close` and the connection ends with
+/// it; with keep-alive (the default) it stays open for the next request.
+#[tokio::test]
+async fn without_keep_alive_each_answer_closes_its_connection() {
+    for keep_alive in [false, true] {
+        let h = server(
+            ServerLimits {
+                keep_alive,
+                ..short()
+            },
+            FaultConfig::default(),
+        )
+        .await;
+        let mut c = TcpStream::connect(h.addr).await.unwrap();
+        c.write_all(GET).await.unwrap();
+        let got = until_closed(&mut c, Duration::from_millis(200)).await;
+        match keep_alive {
+            false => {
+                let text = String::from_utf8_lossy(got.as_deref().expect("closed")).to_lowercase();
+                assert!(
+                    text.starts_with("http/1.1 200") && text.contains("connection: close"),
+                    "{text}"
+                );
+            }
+            true => assert!(got.is_err(), "a kept connection stays open"),
+        }
+    }
 }
