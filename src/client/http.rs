@@ -9,10 +9,8 @@
 //! streams.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use std::sync::Mutex;
 
 use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, USER_AGENT};
