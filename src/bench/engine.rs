@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
-use tokio::sync::{mpsc, Mutex};
 
 use super::scenario::{Scenario, Walker};
 use crate::client::conn::{Conn, Negotiated};
 use crate::client::ScimClient;
+use crate::dispatch::engine::{Counted, Engine, Lane};
+use crate::dispatch::pacer::Slot;
 use crate::dispatch::schedule::RateShape;
 use crate::dispatch::Pacer;
 use crate::metrics::live::Live;
@@ -245,6 +246,81 @@ fn origin(start_at: Option<SystemTime>) -> (Instant, SystemTime) {
     }
 }
 
+/// One connection (or HTTP/2 stream) of a phase and what it gathers: the engine's lane.
+struct BenchLane {
+    conn: Conn,
+    scenario: Arc<Scenario>,
+    walker: Walker,
+    /// Samples not yet handed to the aggregator.
+    batch: Vec<Sample>,
+    flushed: Instant,
+    /// Ids of resources this lane created (for cleanup).
+    created: Vec<String>,
+    /// Requests that were still waiting for a connection well after the schedule ended.
+    dropped: u64,
+    drop_after: Instant,
+    sent: Arc<AtomicU64>,
+    live: Option<Arc<Live>>,
+}
+
+impl Lane for BenchLane {
+    type Unit = u64;
+    type Out = Vec<Sample>;
+
+    async fn run(&mut self, m: u64, slot: Slot) -> Option<Vec<Sample>> {
+        // Requests still waiting for a connection this long after the schedule ends are
+        // counted as dropped, so a run against a dead server still stops.
+        if Instant::now() > self.drop_after {
+            self.dropped += 1;
+            return None;
+        }
+        let req = self.scenario.request(m, &mut self.walker);
+        let sent_at = Instant::now();
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        if let Some(l) = &self.live {
+            l.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        let reply = self
+            .conn
+            .send(req.method.clone(), &req.path, req.body.clone())
+            .await;
+        let done = Instant::now();
+        let status = match &reply {
+            Ok(r) => {
+                self.scenario.on_reply(&mut self.walker, &req, &r.body);
+                if req.keep_id && r.status == 201 {
+                    if let Some(id) = crate::client::reply::id_in(&r.body) {
+                        self.created.push(id);
+                    }
+                }
+                Ok(r.status)
+            }
+            Err(e) => Err(e.kind()),
+        };
+        self.batch.push(Sample {
+            op: req.op,
+            curve: req.curve,
+            timing: Timing {
+                intended: slot.intended,
+                sent: sent_at,
+                done,
+                status,
+            },
+        });
+        // Samples travel in batches: one channel wake-up per 64 requests (or per 50 ms)
+        // instead of one per request, measured 0.81x → see scripts/bench-vs-wrk.sh.
+        if self.batch.len() >= 64 || done.duration_since(self.flushed) >= FLUSH_EVERY {
+            self.flushed = done;
+            return Some(std::mem::replace(&mut self.batch, Vec::with_capacity(64)));
+        }
+        None
+    }
+
+    fn finish(&mut self) -> Option<Vec<Sample>> {
+        (!self.batch.is_empty()).then(|| std::mem::take(&mut self.batch))
+    }
+}
+
 /// Runs one phase against `client`'s target, recording into `timeline`.
 pub async fn run_phase(
     scenario: Arc<Scenario>,
@@ -288,18 +364,34 @@ pub async fn run_phase(
     // before the run (shards of one run compare these to show they started together).
     let first_intended = wall0 + plan().next_at(t0).map_or(Duration::ZERO, |at| at - t0);
 
-    let (sample_tx, mut sample_rx) = mpsc::unbounded_channel::<Vec<Sample>>();
     let sent = Arc::new(AtomicU64::new(0));
     let planned = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let lanes: Vec<BenchLane> = pool
+        .into_iter()
+        .map(|conn| BenchLane {
+            conn,
+            scenario: scenario.clone(),
+            walker: Walker::default(),
+            batch: Vec::with_capacity(64),
+            flushed: Instant::now(),
+            created: Vec::new(),
+            dropped: 0,
+            drop_after: end + grace,
+            sent: sent.clone(),
+            live: live.clone(),
+        })
+        .collect();
 
-    // The open model's queue of (request number, intended send).
-    let (job_tx, job_rx) = mpsc::unbounded_channel::<(u64, Instant)>();
-    let job_rx = Arc::new(Mutex::new(job_rx));
-    // The pacer is a task on the runtime, woken by a precise timer (see timer.rs), so
-    // the request it releases starts on the same thread without a cross-CPU hand-off.
-    let pacer = match &phase.model {
+    // The open model: the pacer hands each request's (number, intended send) to the
+    // lanes. It is a task on the runtime, woken by a precise timer (see timer.rs), so the
+    // request it releases starts on the same thread without a cross-CPU hand-off. The
+    // closed model: each lane takes the next number itself when its answer is in.
+    let (mut engine, pacer) = match &phase.model {
         Model::Open { shape, .. } => {
+            let mut engine = Engine::fed(lanes);
+            let feeder = engine.feeder().expect("a fed engine has a feeder");
+            engine.close();
             let (planned, stop) = (planned.clone(), stop.clone());
             let first = phase.first_request;
             let live = live.clone();
@@ -308,11 +400,9 @@ pub async fn run_phase(
                     .set_offered_rate(Some(shape.mean() / scenario.shard.count as f64));
             }
             let mut pacer = plan();
-            Some(tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 while let Some(slot) = pacer.next().await {
-                    if stop.load(Ordering::Relaxed)
-                        || job_tx.send((first + slot.n, slot.intended)).is_err()
-                    {
+                    if stop.load(Ordering::Relaxed) || !feeder.send(first + slot.n, slot) {
                         break;
                     }
                     planned.fetch_add(1, Ordering::Relaxed);
@@ -320,102 +410,22 @@ pub async fn run_phase(
                         l.planned.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-            }))
+            });
+            (engine, Some(task))
         }
-        Model::Closed => {
-            drop(job_tx);
-            None
-        }
+        Model::Closed => (
+            Engine::counted(
+                lanes,
+                Counted {
+                    first: phase.first_request,
+                    last: limit.map(|l| phase.first_request + l),
+                    from: t0,
+                    until: end,
+                },
+            ),
+            None,
+        ),
     };
-
-    let next = Arc::new(AtomicU64::new(phase.first_request));
-    let mut workers = tokio::task::JoinSet::new();
-    for mut conn in pool {
-        let (scenario, sample_tx, job_rx, sent, next) = (
-            scenario.clone(),
-            sample_tx.clone(),
-            job_rx.clone(),
-            sent.clone(),
-            next.clone(),
-        );
-        let open = pacer.is_some();
-        let last = limit.map(|l| phase.first_request + l);
-        let live = live.clone();
-        workers.spawn(async move {
-            let mut walker = Walker::default();
-            let mut batch = Vec::with_capacity(64);
-            let mut flushed = Instant::now();
-            let mut created = Vec::new();
-            let mut dropped = 0u64;
-            loop {
-                let (m, intended) = if open {
-                    let job = job_rx.lock().await.recv().await;
-                    match job {
-                        Some(j) => j,
-                        None => break,
-                    }
-                } else {
-                    let now = Instant::now();
-                    if now < t0 {
-                        tokio::time::sleep_until(t0.into()).await;
-                    }
-                    let m = next.fetch_add(1, Ordering::Relaxed);
-                    if last.is_some_and(|l| m >= l) || Instant::now() >= end {
-                        break;
-                    }
-                    (m, Instant::now())
-                };
-                if Instant::now() > end + grace {
-                    dropped += 1;
-                    continue;
-                }
-                let req = scenario.request(m, &mut walker);
-                let sent_at = Instant::now();
-                sent.fetch_add(1, Ordering::Relaxed);
-                if let Some(l) = &live {
-                    l.sent.fetch_add(1, Ordering::Relaxed);
-                }
-                let reply = conn
-                    .send(req.method.clone(), &req.path, req.body.clone())
-                    .await;
-                let done = Instant::now();
-                let status = match &reply {
-                    Ok(r) => {
-                        scenario.on_reply(&mut walker, &req, &r.body);
-                        if req.keep_id && r.status == 201 {
-                            if let Some(id) = crate::client::reply::id_in(&r.body) {
-                                created.push(id);
-                            }
-                        }
-                        Ok(r.status)
-                    }
-                    Err(e) => Err(e.kind()),
-                };
-                batch.push(Sample {
-                    op: req.op,
-                    curve: req.curve,
-                    timing: Timing {
-                        intended,
-                        sent: sent_at,
-                        done,
-                        status,
-                    },
-                });
-                // Samples travel in batches: one channel wake-up per 64 requests (or
-                // per 50 ms) instead of one per request, measured 0.81x → see
-                // scripts/bench-vs-wrk.sh.
-                if batch.len() >= 64 || done.duration_since(flushed) >= FLUSH_EVERY {
-                    let _ = sample_tx.send(std::mem::replace(&mut batch, Vec::with_capacity(64)));
-                    flushed = done;
-                }
-            }
-            if !batch.is_empty() {
-                let _ = sample_tx.send(batch);
-            }
-            (created, dropped)
-        });
-    }
-    drop(sample_tx);
 
     let mut agg = Aggregator {
         timeline,
@@ -438,7 +448,7 @@ pub async fn run_phase(
         tokio::time::interval_at((t0 + Duration::from_secs(1)).into(), Duration::from_secs(1));
     loop {
         tokio::select! {
-            s = sample_rx.recv() => match s {
+            s = engine.next() => match s {
                 Some(batch) => agg.add_batch(batch),
                 None => break,
             },
@@ -456,11 +466,9 @@ pub async fn run_phase(
     }
     let mut created = Vec::new();
     let mut dropped = 0;
-    while let Some(r) = workers.join_next().await {
-        if let Ok((c, d)) = r {
-            created.extend(c);
-            dropped += d;
-        }
+    for lane in engine.join().await {
+        created.extend(lane.created);
+        dropped += lane.dropped;
     }
     let ended = Instant::now();
     let sent = sent.load(Ordering::Relaxed);
