@@ -36,8 +36,18 @@ impl Budget {
         self.limit
     }
 
-    fn has_room(&self) -> bool {
+    pub(crate) fn has_room(&self) -> bool {
         self.used() < self.limit
+    }
+
+    /// One more in flight outside an [`InFlight`] (a unit on the engine's lanes).
+    pub(crate) fn enter(&self) {
+        self.used.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One fewer: what [`Budget::enter`] counted is back.
+    pub(crate) fn leave(&self) {
+        self.used.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -2,8 +2,9 @@
 //! feed and sends each one its own request (or packs them into /Bulk batches with the
 //! memberships that can travel along), keeps at most `--concurrency` in flight, paces
 //! starts to `--rate`, runs the `--bulk auto` trial, and is the only owner of results:
-//! workers hand back small outcomes that it counts into the tally. Ctrl-C stops sending;
-//! the rest of the file is still read, to count what was not sent.
+//! the engine's lanes (the ones a benchmark's connections are) run the users and batches
+//! and hand back small outcomes that it counts into the tally. Ctrl-C stops sending; the
+//! rest of the file is still read, to count what was not sent.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,7 +20,9 @@ use super::trial::{BulkTrial, TrialPhase};
 use super::worker::{account, Finished, Job, Tally, UserResult, Worker};
 use crate::client::retry::Executed;
 use crate::client::throttle::Throttle;
+use crate::dispatch::engine::{Engine, Lane};
 use crate::dispatch::inflight::Budget;
+use crate::dispatch::pacer::Slot;
 use crate::dispatch::InFlight;
 use crate::dispatch::Pacer;
 use crate::metrics::Op;
@@ -104,8 +107,106 @@ impl Meter {
     }
 }
 
-/// (bulk?, finished users, group outcome): a task is one user, or one /Bulk batch.
+/// (bulk?, finished users, group outcome): a unit is one user, or one /Bulk batch.
 type Launched = (bool, Vec<Finished>, Option<bulk_groups::Done>);
+
+/// What a lane of the users phase runs.
+enum Unit {
+    /// A user on its own: created, or updated when the state knows its id.
+    User {
+        job: Job,
+        manager_id: Option<String>,
+        known_id: Option<String>,
+    },
+    /// New users in one /Bulk request, with the group operations that travel along.
+    Batch {
+        batch: Vec<(Job, Option<String>)>,
+        ops: Vec<bulk_groups::GroupOp>,
+    },
+}
+
+/// A lane of the users phase: users and batches through the shared worker.
+struct UserLane(Arc<Worker>);
+
+impl Lane for UserLane {
+    type Unit = Unit;
+    type Out = Launched;
+
+    async fn run(&mut self, unit: Unit, _: Slot) -> Option<Launched> {
+        Some(match unit {
+            Unit::User {
+                job,
+                manager_id,
+                known_id,
+            } => {
+                let f = self.0.clone().provision(job, manager_id, known_id).await;
+                (false, vec![f], None)
+            }
+            Unit::Batch { batch, ops } => {
+                let (fs, done) = bulk::provision_bulk(self.0.clone(), batch, ops).await;
+                (true, fs, done)
+            }
+        })
+    }
+}
+
+/// The users phase's units on the engine's lanes, counted against the `--concurrency`
+/// budget they share with the early member batches and the /Bulk groups' lookups.
+struct UserLanes {
+    engine: Engine<UserLane>,
+    running: usize,
+    limit: usize,
+    budget: Budget,
+    started: u64,
+}
+
+impl UserLanes {
+    fn new(worker: &Arc<Worker>, budget: &Budget, limit: usize) -> Self {
+        let limit = limit.max(1);
+        UserLanes {
+            engine: Engine::fed((0..limit).map(|_| UserLane(worker.clone())).collect()),
+            running: 0,
+            limit,
+            budget: budget.clone(),
+            started: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.running
+    }
+
+    fn is_empty(&self) -> bool {
+        self.running == 0
+    }
+
+    /// Below this phase's limit and the shared budget's.
+    fn has_room(&self) -> bool {
+        self.running < self.limit && self.budget.has_room()
+    }
+
+    /// Hands `unit` to the next free lane, meant to start at `intended`.
+    fn start(&mut self, unit: Unit, intended: Instant) {
+        self.budget.enter();
+        self.running += 1;
+        self.engine.submit(
+            unit,
+            Slot {
+                n: self.started,
+                intended,
+            },
+        );
+        self.started += 1;
+    }
+
+    /// The next unit to finish (cancel-safe).
+    async fn next(&mut self) -> Option<Launched> {
+        let done = self.engine.next().await?;
+        self.running -= 1;
+        self.budget.leave();
+        Some(done)
+    }
+}
 
 /// Sends a /Bulk batch with the memberships of its users that can travel with it.
 #[allow(clippy::too_many_arguments)]
@@ -117,7 +218,7 @@ fn launch(
     lookups: &mut InFlight<(String, Executed, Option<String>)>,
     worker: &Arc<Worker>,
     lookup: Lookup,
-    inflight: &mut InFlight<Launched>,
+    lanes: &mut UserLanes,
 ) -> bool {
     let ops = match groups {
         Some(bg) => {
@@ -147,11 +248,7 @@ fn launch(
     let creates = ops
         .iter()
         .any(|o| matches!(o, bulk_groups::GroupOp::Create { .. }));
-    let w = worker.clone();
-    inflight.start_now(async move {
-        let (fs, done) = bulk::provision_bulk(w, batch, ops).await;
-        (true, fs, done)
-    });
+    lanes.start(Unit::Batch { batch, ops }, Instant::now());
     creates
 }
 
@@ -174,7 +271,7 @@ pub(super) async fn provision(
     // One --concurrency for the users (or /Bulk batches), the early member batches and
     // the /Bulk groups' lookups together.
     let budget = Budget::new(cfg.concurrency);
-    let mut inflight: InFlight<Launched> = InFlight::within(&budget, cfg.concurrency);
+    let mut inflight = UserLanes::new(&worker, &budget, cfg.concurrency);
     // Memberships travel with their users' batches (groups created there, members by
     // bulkId); group lookups run beside the batches.
     let mut bulk_groups = bulk_limits.map(|_| {
@@ -345,7 +442,7 @@ pub(super) async fn provision(
                         }
                     }
                     Some(job) => {
-                        pacer.take(Instant::now());
+                        let intended = pacer.take(Instant::now()).map_or_else(Instant::now, |s| s.intended);
                         if let Some(tr) = trial.as_mut() {
                             tr.dispatched();
                         }
@@ -385,9 +482,8 @@ pub(super) async fn provision(
                                 if early.is_some() {
                                     groups_of.insert(job.seq, job.user.groups().map(String::from).collect());
                                 }
-                                let w = worker.clone();
                                 let known_id = k.map(|k| k.scim_id);
-                                inflight.start_now(async move { (false, vec![w.provision(job, manager_id, known_id).await], None) });
+                                inflight.start(Unit::User { job, manager_id, known_id }, intended);
                             }
                         }
                     }
@@ -396,6 +492,8 @@ pub(super) async fn provision(
             }
         }
     }
+    // Nothing is in flight on the lanes any more: they end.
+    inflight.engine.join().await;
     // The early group requests still in flight finish; the phase sends the rest.
     if let Some(mut e) = early {
         while let Some(step) = e.next().await {
