@@ -85,9 +85,17 @@ impl<U> Feeder<U> {
     }
 }
 
+/// A fed engine's feed and result channel, for lanes added later.
+type Grow<L> = (
+    Feed<<L as Lane>::Unit>,
+    mpsc::UnboundedSender<<L as Lane>::Out>,
+);
+
 /// The lanes at work, their results, and — for a fed engine — the owner's feeder.
 pub(crate) struct Engine<L: Lane> {
     feeder: Option<Feeder<L::Unit>>,
+    /// What a lane added later needs (a fed engine until it is closed).
+    grow: Option<Grow<L>>,
     outs: mpsc::UnboundedReceiver<L::Out>,
     lanes: JoinSet<L>,
     /// Lanes that ended, kept for [`Engine::join`].
@@ -148,6 +156,7 @@ impl<L: Lane> Engine<L> {
         }
         Engine {
             feeder: None,
+            grow: None,
             outs,
             lanes: set,
             ended: Vec::new(),
@@ -157,9 +166,32 @@ impl<L: Lane> Engine<L> {
     /// Lanes that run the units handed in with [`Engine::feeder`] or [`Engine::submit`].
     pub(crate) fn fed(lanes: Vec<L>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut e = Self::start(lanes, Feed::Given(Arc::new(Mutex::new(rx))), |_| None);
-        e.feeder = Some(Feeder { tx });
+        let (out_tx, outs) = mpsc::unbounded_channel();
+        let feed = Feed::Given(Arc::new(Mutex::new(rx)));
+        let mut e = Engine {
+            feeder: Some(Feeder { tx }),
+            grow: Some((feed, out_tx)),
+            outs,
+            lanes: JoinSet::new(),
+            ended: Vec::new(),
+        };
+        for lane in lanes {
+            e.add(lane);
+        }
         e
+    }
+
+    /// One more lane on a fed engine's feed (ignored once it is closed).
+    pub(crate) fn add(&mut self, lane: L) {
+        if let Some((feed, out)) = &self.grow {
+            self.lanes
+                .spawn(lane_loop(lane, feed.clone(), |_| None, out.clone()));
+        }
+    }
+
+    /// Lanes running or waiting for a unit.
+    pub(crate) fn lanes(&self) -> usize {
+        self.lanes.len()
     }
 
     /// A handle to feed the lanes from elsewhere (a pacer task); `None` once closed.
@@ -178,6 +210,7 @@ impl<L: Lane> Engine<L> {
     /// feeder handed out is dropped.
     pub(crate) fn close(&mut self) {
         self.feeder = None;
+        self.grow = None;
     }
 
     /// The next result; `None` once every lane has ended and its results are taken. A

@@ -1,15 +1,23 @@
-//! The one bound on work in flight. Every phase that fans requests out (users, /Bulk
-//! resends, managers, missing users, groups, read-back, inbound uploads, bench seeding,
-//! cleanup deletes) keeps at most `limit` tasks running and hands each result back to
-//! its single owner as it finishes, so results are never shared under a lock. Sets that
+//! The one bound on work in flight. Every phase that fans requests out (/Bulk resends,
+//! managers, missing users, groups, read-back, inbound uploads, bench seeding, cleanup
+//! deletes) keeps at most `limit` units running and hands each result back to its
+//! single owner as it finishes, so results are never shared under a lock. Sets that
 //! serve one phase side by side (the users, the big groups' early member batches, the
 //! /Bulk groups' lookups) share one [`Budget`], so `--concurrency` bounds them together.
+//!
+//! A set runs on the engine's lanes (`engine.rs`), a unit being the task's future:
+//! lanes are added as units need them, up to the most ever running at once, and run
+//! the next unit when one ends — no task spawned per unit.
 
 use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
-use tokio::task::{JoinError, JoinSet};
+use super::engine::{Engine, Lane};
+use super::pacer::Slot;
 
 /// Requests in flight across every set that shares it: one `--concurrency`.
 #[derive(Debug, Clone)]
@@ -51,22 +59,28 @@ impl Budget {
     }
 }
 
-/// Tasks in flight, at most `limit` of them and within the [`Budget`] they share.
-pub struct InFlight<T> {
-    set: JoinSet<T>,
-    limit: usize,
-    budget: Budget,
+type Task<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A lane that runs tasks: a unit is the task's future.
+struct TaskLane<T>(PhantomData<fn() -> T>);
+
+impl<T: Send + 'static> Lane for TaskLane<T> {
+    type Unit = Task<T>;
+    type Out = T;
+
+    async fn run(&mut self, task: Task<T>, _: Slot) -> Option<T> {
+        Some(task.await)
+    }
 }
 
-/// A task that panicked is a bug: its panic continues in the owner rather than the
-/// result being dropped (which would lose the rows it carried without a trace).
-fn joined<T>(r: Result<T, JoinError>) -> Option<T> {
-    match r {
-        Ok(v) => Some(v),
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        // Cancelled: only by `abort`, which nothing here calls.
-        Err(_) => None,
-    }
+/// Tasks in flight, at most `limit` of them and within the [`Budget`] they share. A task
+/// that panics is a bug: its panic continues in the owner rather than the result being
+/// dropped (which would lose the rows it carried without a trace).
+pub struct InFlight<T: Send + 'static> {
+    engine: Engine<TaskLane<T>>,
+    running: usize,
+    limit: usize,
+    budget: Budget,
 }
 
 impl<T: Send + 'static> InFlight<T> {
@@ -79,43 +93,50 @@ impl<T: Send + 'static> InFlight<T> {
     /// those of every other set sharing it.
     pub fn within(budget: &Budget, limit: usize) -> Self {
         InFlight {
-            set: JoinSet::new(),
+            engine: Engine::fed(Vec::new()),
+            running: 0,
             limit: limit.max(1),
             budget: budget.clone(),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.running
     }
 
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.running == 0
     }
 
     /// Whether one more may start now: below this set's limit and the shared budget's.
     pub fn has_room(&self) -> bool {
-        self.set.len() < self.limit && self.budget.has_room()
+        self.running < self.limit && self.budget.has_room()
     }
 
     /// Whether this set is below its own limit, whatever the others sharing its budget
     /// hold: for work that goes ahead of theirs (the early member batches, which the
     /// users then leave room for).
     pub fn below_own_limit(&self) -> bool {
-        self.set.len() < self.limit
+        self.running < self.limit
     }
 
     fn spawn<F>(&mut self, task: F)
     where
         F: Future<Output = T> + Send + 'static,
     {
-        self.budget.used.fetch_add(1, Ordering::Relaxed);
-        self.set.spawn(task);
-    }
-
-    fn joined(&mut self, r: Result<T, JoinError>) -> Option<T> {
-        self.budget.used.fetch_sub(1, Ordering::Relaxed);
-        joined(r)
+        self.budget.enter();
+        self.running += 1;
+        // Every task starts at once, as a spawned one would: a lane more when all are busy.
+        if self.engine.lanes() < self.running {
+            self.engine.add(TaskLane(PhantomData));
+        }
+        self.engine.submit(
+            Box::pin(task),
+            Slot {
+                n: 0,
+                intended: Instant::now(),
+            },
+        );
     }
 
     /// Starts `task` once a slot is free; what finishes while it waits goes to `done`.
@@ -126,12 +147,8 @@ impl<T: Send + 'static> InFlight<T> {
         F: Future<Output = T> + Send + 'static,
     {
         while !self.has_room() {
-            match self.set.join_next().await {
-                Some(r) => {
-                    if let Some(v) = self.joined(r) {
-                        done(v)
-                    }
-                }
+            match self.next().await {
+                Some(v) => done(v),
                 None => break,
             }
         }
@@ -150,16 +167,13 @@ impl<T: Send + 'static> InFlight<T> {
     /// The next task to finish, `None` when none is in flight. Cancel-safe (for
     /// `select!`).
     pub async fn next(&mut self) -> Option<T> {
-        loop {
-            match self.set.join_next().await {
-                Some(r) => {
-                    if let Some(v) = self.joined(r) {
-                        return Some(v);
-                    }
-                }
-                None => return None,
-            }
+        if self.running == 0 {
+            return None;
         }
+        let v = self.engine.next().await?;
+        self.running -= 1;
+        self.budget.leave();
+        Some(v)
     }
 
     /// Waits for everything in flight, handing each result to `done`.
@@ -170,13 +184,11 @@ impl<T: Send + 'static> InFlight<T> {
     }
 }
 
-/// Tasks still in the set are aborted with it (JoinSet's drop): their share of the
-/// budget is given back.
-impl<T> Drop for InFlight<T> {
+/// Tasks still in the set are aborted with it (the lanes go with the engine): their
+/// share of the budget is given back.
+impl<T: Send + 'static> Drop for InFlight<T> {
     fn drop(&mut self) {
-        self.budget
-            .used
-            .fetch_sub(self.set.len(), Ordering::Relaxed);
+        self.budget.used.fetch_sub(self.running, Ordering::Relaxed);
     }
 }
 
