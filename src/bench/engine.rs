@@ -22,9 +22,9 @@ use crate::dispatch::pacer::Slot;
 use crate::dispatch::schedule::RateShape;
 use crate::dispatch::Pacer;
 use crate::metrics::live::Live;
-use crate::metrics::new_histogram;
-use crate::metrics::sample::{Sample, Tags, Timing};
+use crate::metrics::sample::{Sample, Timing};
 use crate::metrics::timeline::{epoch_ms, Timeline};
+use crate::metrics::{new_histogram, Recorder};
 
 /// How requests arrive.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,13 +108,13 @@ const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Live progress: a line per second.
 pub type Progress = Option<Box<dyn Fn(&str) + Send + Sync>>;
 
+/// A phase's aggregator: every sample goes into the one recorder every run records
+/// through (interval log, live view); what only a phase needs — its measured counts,
+/// per-second response histograms of a sweep step, send lag and the progress line — is
+/// kept beside it.
 struct Aggregator {
-    timeline: Timeline,
+    rec: Recorder,
     judged: bool,
-    live: Option<Arc<Live>>,
-    tags: Tags,
-    t0: Instant,
-    wall0_ms: u64,
     measure_from: Instant,
     ok: u64,
     errors: u64,
@@ -128,25 +128,13 @@ struct Aggregator {
 }
 
 impl Aggregator {
-    fn ms(&self, at: Instant) -> u64 {
-        self.wall0_ms + at.saturating_duration_since(self.t0).as_millis() as u64
-    }
-
     fn add_batch(&mut self, batch: Vec<Sample>) {
-        if let Some(live) = self.live.clone() {
-            let mut st = live.lock();
-            for s in &batch {
-                let (response, service, lag) = s.timing.times();
-                st.observe(s.op, s.timing.status, response, service, Some(lag));
-            }
-        }
         batch.into_iter().for_each(|s| self.add(s));
     }
 
     fn add(&mut self, s: Sample) {
         let (response, _, lag) = s.timing.times();
-        let at = self.ms(s.timing.done);
-        self.tags.record(&mut self.timeline, at, &s);
+        self.rec.sample(&s);
         let failed = s.timing.failed();
         self.tick_done += 1;
         self.tick_errors += failed as u64;
@@ -428,12 +416,8 @@ pub async fn run_phase(
     };
 
     let mut agg = Aggregator {
-        timeline,
+        rec: Recorder::continuing(timeline, (t0, epoch_ms(wall0)), live.clone()),
         judged: phase.judged,
-        live: live.clone(),
-        tags: Tags::default(),
-        t0,
-        wall0_ms: epoch_ms(wall0),
         measure_from,
         ok: 0,
         errors: 0,
@@ -484,8 +468,8 @@ pub async fn run_phase(
     let stats = PhaseStats {
         started: wall0,
         first_intended,
-        measured_from_ms: agg.ms(measure_from),
-        ended_ms: agg.ms(ended),
+        measured_from_ms: agg.rec.epoch_ms(measure_from),
+        ended_ms: agg.rec.epoch_ms(ended),
         measured_secs,
         planned,
         sent,
@@ -498,5 +482,5 @@ pub async fn run_phase(
         next_request: phase.first_request + planned.max(sent),
         protocol,
     };
-    Ok((agg.timeline, stats))
+    Ok((agg.rec.timeline, stats))
 }

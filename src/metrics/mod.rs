@@ -108,10 +108,11 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("static histogram bounds are valid")
 }
 
-/// An import's aggregator: per-operation histograms of response time, service time and
-/// send lag (one sample per attempt), error counts by status and scimType, and the same
-/// samples over time under the tags a benchmark writes (the interval log an import leaves
-/// in its report, which `scimload report` reads as it reads a bench run's).
+/// The aggregator every run records through, import and bench alike: per-operation
+/// histograms of response time, service time and send lag (one sample per attempt) over
+/// time under the tags every run shares (the interval log `scimload report` reads), the
+/// live view of `--metrics-listen`, and an import's error counts by status and scimType.
+/// One owner: workers and lanes hand it samples.
 #[derive(Debug)]
 pub struct Recorder {
     pub errors: BTreeMap<String, u64>,
@@ -147,20 +148,44 @@ impl Recorder {
         }
     }
 
-    /// One attempt of `op`; `error` is its key in the error table when it failed
-    /// (`"429"`, `"409 uniqueness"`, `"transport: timeout"`).
-    pub fn attempt(&mut self, op: Op, timing: &sample::Timing, error: Option<&str>) {
-        let s = sample::Sample::new(op, *timing);
-        let (response, service, lag) = timing.times();
-        let at = self.origin.1
-            + timing
-                .done
-                .saturating_duration_since(self.origin.0)
-                .as_millis() as u64;
-        self.tags.record(&mut self.timeline, at, &s);
+    /// A recorder into `timeline` whose instant `origin.0` stands for epoch ms
+    /// `origin.1` (a benchmark's schedule origin, shared by every shard of a run).
+    pub(crate) fn continuing(
+        timeline: timeline::Timeline,
+        origin: (std::time::Instant, u64),
+        live: Option<std::sync::Arc<live::Live>>,
+    ) -> Recorder {
+        Recorder {
+            errors: BTreeMap::new(),
+            timeline,
+            tags: sample::Tags::default(),
+            origin,
+            live,
+        }
+    }
+
+    /// Epoch ms of `at`.
+    pub(crate) fn epoch_ms(&self, at: std::time::Instant) -> u64 {
+        self.origin.1 + at.saturating_duration_since(self.origin.0).as_millis() as u64
+    }
+
+    /// Records one answered (or failed) attempt in the interval log, at its answer's
+    /// time, and in the live view.
+    pub(crate) fn sample(&mut self, s: &sample::Sample) {
+        let at = self.epoch_ms(s.timing.done);
+        self.tags.record(&mut self.timeline, at, s);
         if let Some(l) = &self.live {
+            let (response, service, lag) = s.timing.times();
             l.lock()
-                .observe(op, timing.status, response, service, Some(lag));
+                .observe(s.op, s.timing.status, response, service, Some(lag));
+        }
+    }
+
+    /// One attempt of `op` that an import sent; `error` is its key in the error table
+    /// when it failed (`"429"`, `"409 uniqueness"`, `"transport: timeout"`).
+    pub fn attempt(&mut self, op: Op, timing: &sample::Timing, error: Option<&str>) {
+        self.sample(&sample::Sample::new(op, *timing));
+        if let Some(l) = &self.live {
             l.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if let Some(k) = error {
