@@ -1,7 +1,7 @@
 //! The one HTTP transport under every command: hyper 1 over a hyper-rustls connector
 //! (HTTP/1.1 and HTTP/2, ALPN on TLS, prior-knowledge h2c), with the base URL parsed once
 //! and failures sorted into [`TransportError`]s that say what to do. Connections are
-//! opened through it and driven by [`super::conn`], for the benchmark's fixed set as for
+//! opened through it and driven by `Conn` (conn.rs), for the benchmark's fixed set as for
 //! the pooled client's idle stack.
 
 use std::error::Error as StdError;

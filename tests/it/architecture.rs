@@ -218,7 +218,7 @@ fn the_engines_modules_form_no_rings() {
     let g = graph();
     assert!(g.contains_key("import::run") && g.contains_key("bench::knee"));
     for parent in [
-        "import", "bench", "dispatch", "metrics", "report", "server", "source", "mapping",
+        "import", "bench", "dispatch", "metrics", "report", "server", "source", "mapping", "client",
     ] {
         let rings = rings_under(&g, parent);
         assert!(rings.is_empty(), "rings among {parent}/*: {rings:?}");
